@@ -1,0 +1,146 @@
+"""The run-directory contract (DESIGN.md): atomic writes, step discovery, checked loading.
+
+    runs/<name>/run.json  metrics.jsonl  codewords.json  ckpt_000000.pt ...  resume.pt  analysis/  figures/
+
+Every file is written to a temporary name and renamed, so a crash never leaves half a file. Steps are found from
+file names; a checkpoint holds {"step", "model", "config"} and is loaded with a clear error when it is missing or
+corrupt.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+
+CKPT_RE = re.compile(r"^ckpt_(\d{6,})\.pt$")
+
+
+class RunError(RuntimeError):
+    """A run directory, checkpoint or metrics file that cannot be used as asked; the message says what to do."""
+
+
+def ckpt_path(run_dir: str | os.PathLike, step: int) -> Path:
+    return Path(run_dir) / f"ckpt_{step:06d}.pt"
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> None:
+    path = Path(path)
+    tmp = _tmp(path)
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _clean(o):
+    """NaN/inf are not JSON; write them as null so every reader (LaTeX generators included) can parse the file."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
+
+
+def atomic_write_json(obj, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    tmp.write_text(json.dumps(_clean(json.loads(json.dumps(obj, default=_json_default))), indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: str | os.PathLike, what: str = "file", hint: str = "") -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise RunError(f"{path} not found{': ' + hint if hint else ''}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise RunError(f"{what} {path} is not valid JSON ({e}); regenerate it") from None
+
+
+def list_steps(run_dir: str | os.PathLike) -> list[int]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"run directory {run_dir} does not exist; train it first (python train.py --out {run_dir})")
+    return sorted(int(m.group(1)) for p in run_dir.iterdir() if (m := CKPT_RE.match(p.name)))
+
+
+def save_checkpoint(run_dir, step: int, model_state: dict, config: dict) -> Path:
+    path = ckpt_path(run_dir, step)
+    state = {k: v.detach().to("cpu") for k, v in model_state.items()}
+    atomic_torch_save({"step": step, "model": state, "config": config}, path)
+    return path
+
+
+def load_checkpoint_file(path, step: int | None = None, mmap: bool = False) -> dict:
+    """Load a checkpoint file to CPU, checking it is one of ours. mmap=True maps the file so only the tensors
+    touched are read."""
+    path = Path(path)
+    if not path.exists():
+        raise RunError(f"checkpoint {path} is missing; rerun training with --resume, or drop the step from the "
+                       f"analysis (--steps)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as e:  # torch raises several types for truncated or garbled files
+        raise RunError(f"checkpoint {path} is corrupt ({type(e).__name__}: {str(e)[:80]}); delete it and rerun "
+                       f"training with --resume, or drop the step from the analysis (--steps)") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or (step is not None and ckpt.get("step") != step):
+        raise RunError(f"checkpoint {path} does not hold {'a' if step is None else f'step {step}'} model "
+                       f"written by this project")
+    return ckpt
+
+
+def load_checkpoint(run_dir, step: int, mmap: bool = False) -> dict:
+    return load_checkpoint_file(ckpt_path(run_dir, step), step, mmap)
+
+
+def iter_checkpoints(run_dir, steps: Iterable[int], mmap: bool = True) -> Iterator[tuple[int, dict]]:
+    """Yield (step, state_dict) one checkpoint at a time, so memory stays near one checkpoint."""
+    for step in steps:
+        yield step, load_checkpoint(run_dir, step, mmap=mmap)["model"]
+
+
+def read_run(run_dir) -> dict:
+    """run.json of a run directory (resolved config, schedule, provenance)."""
+    list_steps(run_dir)  # existence check with the actionable message
+    return read_json(Path(run_dir) / "run.json", "run file",
+                     f"{run_dir} is not a training run directory (no run.json); train it with train.py")
+
+
+def read_metrics(run_dir) -> list[dict]:
+    """Eval records in step order; a torn last line (crash mid-write) is ignored."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        raise RunError(f"{path} not found; the run has not evaluated yet")
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return sorted((r for r in records if "step" in r), key=lambda r: r["step"])
+
+
+def append_jsonl(path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(_clean(record)) + "\n")
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,0 +1,209 @@
+"""Hyper-parameters: the one source of truth.
+
+Two dataclasses (`ModelConfig`, `TrainConfig`) with commented defaults equal to the paper's run, three named
+presets (`paper`, `cpu`, `tiny`) and `key=value` overrides checked against the dataclasses. Every script takes
+`--preset`, `--seed` and overrides; run.json stores the resolved result, so analyses never guess.
+
+    cfg = resolve("cpu", seed=42, overrides=["total_steps=500", "lr=3e-4"])
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    """A preset, override key or value that does not exist or does not parse."""
+
+
+@dataclass
+class ModelConfig:
+    n_layer: int = 8          # transformer blocks
+    d_model: int = 512        # residual width
+    n_head: int = 16          # head_dim = d_model / n_head = 32
+    d_ff: int = 2048          # MLP hidden width
+    seq_len: int = 256        # context length (inputs; a training sequence holds seq_len + 1 tokens)
+    vocab_size: int = 50257   # set from the tokenizer when the model is built
+
+
+@dataclass
+class TrainConfig:
+    # --- data -------------------------------------------------------------------------------------------------
+    data_source: str = "hub"          # "hub" (roneneldan/TinyStories), "embedded", or a local path
+    tokenizer: str = "gpt2"           # "gpt2" (tiktoken) or "embedded" (offline word-level, ~4k ids)
+    n_train_stories: int = 200_000    # first N stories of the train split
+    n_val_stories: int = 5_000        # first N stories of the validation split
+    min_story_chars: int = 40         # shorter stories are dropped
+    cache_dir: str = ""               # token/tokenizer cache; "" = $DRIFT_CACHE or ~/.cache/drift
+    # --- probe ------------------------------------------------------------------------------------------------
+    p_probe: float = 0.10             # chance that a training sequence becomes a key/query probe sequence
+    n_codewords: int = 512
+    gap_in_min: int = 5               # in-distribution KEY->QUERY gap (story tokens), training and p_in
+    gap_in_max: int = 30
+    gap_ood_min: int = 80             # out-of-distribution gap, p_ood only
+    gap_ood_max: int = 200
+    n_probe_eval: int = 2000          # examples in each of the in/ood eval sets
+    # --- optimisation -----------------------------------------------------------------------------------------
+    optimizer: str = "adamw"          # adamw | sgd | sgd_momentum | nesterov_sgdw
+    lr: float = 1e-3                  # peak learning rate
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    momentum: float = 0.9             # sgd_momentum / nesterov_sgdw only
+    weight_decay: float = 0.5         # decoupled for adamw / nesterov_sgdw, L2 for sgd / sgd_momentum
+    grad_clip: float = 1.0            # global L2 norm over all parameters
+    warmup_steps: int = 1500          # lr = peak * step / warmup_steps below this step
+    total_steps: int = 10_000         # steps are numbered 1..total_steps
+    schedule_steps: int = 0           # cosine denominator; 0 = total_steps (the controls use 4000 for a 2000-step run)
+    min_lr_frac: float = 0.1          # cosine floor as a fraction of the peak
+    micro_batch: int = 64             # sequences per micro-batch
+    grad_accum: int = 2               # micro-batches per step (128 sequences per step)
+    lambda_early: float = 2.0         # probe-loss weight before the switch
+    lambda_late: float = 4.0          # ... from lambda_switch_step on
+    lambda_switch_step: int = 4000
+    # --- evaluation and checkpoints ---------------------------------------------------------------------------
+    eval_every: int = 200             # eval at step 1, every eval_every steps, and the last step
+    ckpt_every: int = 200             # checkpoints at steps 0 (init) and 1, every ckpt_every steps, and the last
+    dense_ckpt: str = ""              # extra windows "start:end:every[,start:end:every]" (controls: "600:2000:50")
+    val_batches: int = 20             # validation loss = token-weighted CE over val_batches x val_batch_size
+    val_batch_size: int = 64          #   fixed crops of the first validation stories
+    # --- early stop (run C'): stop at early_stop_step if val > early_stop_max_val and best p_ood < ..._min_p_ood -
+    early_stop_step: int = 0          # 0 = off
+    early_stop_max_val: float = 5.1
+    early_stop_min_p_ood: float = 0.02
+    # --- system -----------------------------------------------------------------------------------------------
+    seed: int = 42                    # seeds python, numpy, torch, the data order and the probe eval sets
+    device: str = "auto"              # auto | cpu | cuda | mps
+    compile: bool = False             # torch.compile the model (CUDA)
+    amp: str = "auto"                 # auto (bf16 on CUDA, off elsewhere) | bf16 | off
+    threads: int = 0                  # CPU threads for torch; 0 = leave torch's default
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        return cls(model=ModelConfig(**d["model"]), train=TrainConfig(**d["train"]))
+
+    def json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+# Presets are override lists on top of the paper defaults, so a preset can never drift from the dataclass.
+PRESETS: dict[str, dict] = {
+    # PROTOCOL section 3 exactly.
+    "paper": {},
+    # ~7 minutes on 2 CPU cores: same optimiser settings and structure (switch at 40%, warmup 15%, ~50 checkpoints),
+    # a 4-layer d_model-128 model on the embedded corpus with the offline tokenizer.
+    "cpu": dict(
+        n_layer=4, d_model=128, n_head=4, d_ff=512, seq_len=128,
+        data_source="embedded", tokenizer="embedded", n_train_stories=60_000, n_val_stories=2_000,
+        gap_in_min=3, gap_in_max=15, gap_ood_min=40, gap_ood_max=90, n_probe_eval=256,
+        total_steps=1000, warmup_steps=150, lambda_switch_step=400, eval_every=20, ckpt_every=20,
+        micro_batch=32, grad_accum=2, val_batches=2, val_batch_size=64, threads=2,
+    ),
+    # Seconds: for tests and smoke runs.
+    "tiny": dict(
+        n_layer=2, d_model=32, n_head=2, d_ff=64, seq_len=64,
+        data_source="embedded", tokenizer="embedded", n_train_stories=2_000, n_val_stories=200,
+        gap_in_min=3, gap_in_max=8, gap_ood_min=20, gap_ood_max=35, n_probe_eval=64,
+        total_steps=30, warmup_steps=5, lambda_switch_step=12, eval_every=5, ckpt_every=5,
+        micro_batch=8, grad_accum=2, val_batches=2, val_batch_size=16,
+        threads=1,  # tiny matrices: a second thread only adds synchronisation, and hurts badly on a busy machine
+    ),
+}
+
+
+def _parse_value(name: str, raw: str, current):
+    """Parse `raw` into the type of the field's current value."""
+    kind = type(current)
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind is int:
+            value = float(raw)  # accepts "1e4" and "10_000"
+            if not value.is_integer():
+                raise ValueError(raw)
+            return int(value)
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"override {name}={raw!r}: expected a {kind.__name__}") from None
+
+
+def apply_overrides(cfg: Config, overrides: dict | list[str]) -> Config:
+    """Apply `key=value` strings (or a dict) to cfg in place; an unknown key is an error that lists the valid ones."""
+    items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
+    for key, value in items:
+        target = next((part for part in (cfg.model, cfg.train) if hasattr(part, key)), None)
+        if target is None:
+            valid = sorted(f.name for part in (cfg.model, cfg.train) for f in dataclasses.fields(part))
+            raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(valid)}")
+        current = getattr(target, key)
+        setattr(target, key, _parse_value(key, value, current) if isinstance(value, str) else type(current)(value))
+    return cfg
+
+
+def _split(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value")
+    key, value = item.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def resolve(preset: str, seed: int | None = None, overrides: list[str] | dict | None = None) -> Config:
+    """Paper defaults, then the preset, then the seed, then the user's overrides (last wins)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    cfg = apply_overrides(Config(), PRESETS[preset])
+    if seed is not None:
+        cfg.train.seed = seed
+    apply_overrides(cfg, overrides or [])
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    m, t = cfg.model, cfg.train
+    if m.d_model % m.n_head:
+        raise ConfigError(f"d_model={m.d_model} is not divisible by n_head={m.n_head}")
+    if t.optimizer not in ("adamw", "sgd", "sgd_momentum", "nesterov_sgdw"):
+        raise ConfigError(f"optimizer={t.optimizer!r}; choose adamw, sgd, sgd_momentum or nesterov_sgdw")
+    if t.gap_ood_min <= t.gap_in_max:
+        raise ConfigError("gap_ood_min must exceed gap_in_max (the OOD probe tests longer gaps than training)")
+    if t.total_steps < 1 or t.micro_batch < 1 or t.grad_accum < 1:
+        raise ConfigError("total_steps, micro_batch and grad_accum must be positive")
+    parse_dense(t.dense_ckpt)
+
+
+def parse_dense(spec: str) -> list[tuple[int, int, int]]:
+    """'600:2000:50,2000:4000:100' -> [(600, 2000, 50), (2000, 4000, 100)]."""
+    windows = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        try:
+            start, end, every = (int(x) for x in part.split(":"))
+        except ValueError:
+            raise ConfigError(f"dense_ckpt window {part!r} is not start:end:every") from None
+        if every <= 0 or end < start:
+            raise ConfigError(f"dense_ckpt window {part!r} needs end >= start and every > 0")
+        windows.append((start, end, every))
+    return windows
+
+
+def add_config_args(parser, default_preset: str = "cpu") -> None:
+    """The CLI shared by every training script: --preset, --seed, and key=value overrides."""
+    parser.add_argument("--preset", default=default_preset, choices=sorted(PRESETS),
+                        help=f"named hyper-parameter set (default: {default_preset})")
+    parser.add_argument("--seed", type=int, default=None, help="run seed (default: the preset's, 42)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="override any ModelConfig/TrainConfig field, e.g. total_steps=200 lr=3e-4")

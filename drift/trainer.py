@@ -1,0 +1,267 @@
+"""The only training loop. train.py, the optimizer controls, the Nesterov run, the beta2 sweep and reheating all
+call `train(cfg, run_dir, ...)` with a different config.
+
+One step: `grad_accum` micro-batches of L = L_LM + lambda * L_probe (each divided by grad_accum), global-norm
+clipping, one optimizer step at lr_at(step). Checkpoints at the schedule's steps (step 0 = initialization), evals
+appended to metrics.jsonl as they happen, resume state rewritten atomically at every checkpoint.
+
+    from drift.config import resolve
+    from drift.trainer import train
+    train(resolve("tiny", seed=1), "runs/tiny_s1")
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from drift import checkpoint as ck
+from drift.config import Config, parse_dense
+from drift.context import RunContext, build_context
+from drift.model import GPT
+from drift.optim import build_optimizer, lambda_at, lr_at, set_lr
+from drift.probe import probe_accuracy
+
+
+class DivergedError(RuntimeError):
+    """The loss or gradient norm became NaN/inf; the last good checkpoint is kept."""
+
+    def __init__(self, step: int, run_dir):
+        self.step = step
+        super().__init__(f"loss became non-finite at step {step}; stopped, the last good checkpoint in {run_dir} "
+                         f"is kept (lower lr, or raise grad_clip strictness)")
+
+
+def ckpt_schedule(cfg: Config) -> list[int]:
+    t = cfg.train
+    steps = {0, 1, t.total_steps} | set(range(t.ckpt_every, t.total_steps + 1, t.ckpt_every))
+    for start, end, every in parse_dense(t.dense_ckpt):
+        steps |= set(range(start, min(end, t.total_steps) + 1, every))
+    return sorted(s for s in steps if s <= t.total_steps)
+
+
+def eval_schedule(cfg: Config) -> list[int]:
+    t = cfg.train
+    return sorted({1, t.total_steps} | set(range(t.eval_every, t.total_steps + 1, t.eval_every)))
+
+
+def composite_loss(logits: torch.Tensor, y: torch.Tensor, probe_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_LM over scored non-probe positions, L_probe over the probe mask or 0 when the batch has none)."""
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), reduction="none",
+                         ignore_index=-100).view(y.shape)
+    lm = (y != -100) & ~probe_mask
+    loss_lm = ce[lm].sum() / lm.sum().clamp(min=1)
+    loss_probe = ce[probe_mask].sum() / probe_mask.sum() if probe_mask.any() else ce.new_zeros(())
+    return loss_lm, loss_probe
+
+
+@torch.no_grad()
+def evaluate(model: GPT, ctx: RunContext) -> dict:
+    was_training = model.training
+    model.eval()
+    nll, n = 0.0, 0
+    for x, y in ctx.val_batches:
+        x, y = x.to(ctx.device), y.to(ctx.device)
+        with ctx.autocast():
+            logits = model(x)
+        nll += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
+                               ignore_index=-100, reduction="sum").item()
+        n += int((y != -100).sum())
+    p_in, nll_in = probe_accuracy(model, ctx.eval_in, ctx.device, autocast=ctx.autocast)
+    p_ood, nll_ood = probe_accuracy(model, ctx.eval_ood, ctx.device, autocast=ctx.autocast)
+    model.train(was_training)
+    return {"val_loss": nll / max(1, n), "p_in": p_in, "p_ood": p_ood, "nll_in": nll_in, "nll_ood": nll_ood}
+
+
+@dataclass
+class LoopState:
+    step: int = 0
+    best_p_ood: float = 0.0
+    sums: dict = field(default_factory=lambda: {"loss": 0.0, "lm": 0.0, "probe": 0.0, "n": 0})
+    timers: dict = field(default_factory=lambda: {"data": 0.0, "compute": 0.0, "eval": 0.0, "ckpt": 0.0})
+
+
+def _provenance(cfg: Config, argv: list[str] | None, device: torch.device, extra: dict) -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"config": cfg.to_dict(), "argv": argv if argv is not None else sys.argv, "git_commit": commit,
+            "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+            "device": str(device), "host": platform.node(), "start_time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "ckpt_steps": ckpt_schedule(cfg), "eval_steps": eval_schedule(cfg),
+            "lambda_switch_step": cfg.train.lambda_switch_step, "status": "running", **extra}
+
+
+def _prepare_run_dir(cfg: Config, run_dir: Path, resume: bool) -> None:
+    run_json = run_dir / "run.json"
+    if resume:
+        if not run_json.exists():
+            raise ck.RunError(f"--resume: {run_dir} holds no run.json; start it without --resume")
+        saved, current = ck.read_json(run_json)["config"], cfg.to_dict()
+        for d in (saved, current):
+            d["model"].pop("vocab_size")  # derived from the tokenizer when the run starts
+        if saved != current:
+            raise ck.RunError(f"--resume: the config differs from {run_json}; resume without overrides")
+        return
+    if run_json.exists() or any(ck.CKPT_RE.match(p.name) for p in run_dir.glob("ckpt_*.pt")):
+        raise ck.RunError(f"{run_dir} already holds a run; continue it with --resume or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _save_resume(run_dir: Path, model, opt, state: LoopState) -> None:
+    ck.atomic_torch_save({"step": state.step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                          "torch_rng": torch.get_rng_state(), "best_p_ood": state.best_p_ood,
+                          "sums": state.sums, "timers": state.timers}, run_dir / "resume.pt")
+
+
+def _load_resume(run_dir: Path, model, opt) -> LoopState:
+    path = run_dir / "resume.pt"
+    if not path.exists():
+        raise ck.RunError(f"{path} is missing: the run never reached its first checkpoint; start it again")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ck.RunError(f"{path} is corrupt ({type(e).__name__}); restart the run from scratch") from None
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["torch_rng"])
+    _truncate_metrics(run_dir / "metrics.jsonl", saved["step"])
+    return LoopState(step=saved["step"], best_p_ood=saved["best_p_ood"], sums=saved["sums"], timers=saved["timers"])
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop eval records written after the resume point, so the resumed run does not log them twice."""
+    if path.exists():
+        records = [r for r in ck.read_metrics(path.parent) if r["step"] <= step]
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+        tmp.replace(path)
+
+
+def _train_step(model, fwd, opt, ctx: RunContext, step: int, state: LoopState) -> float:
+    t = ctx.cfg.train
+    set_lr(opt, lr_at(step, t))
+    lam = lambda_at(step, t)
+    opt.zero_grad(set_to_none=True)
+    total = torch.zeros((), device=ctx.device)
+    for micro in range(t.grad_accum):
+        t0 = time.perf_counter()
+        x, y, mask = (z.to(ctx.device, non_blocking=True) for z in ctx.train_batches.get(step, micro))
+        t1 = time.perf_counter()
+        state.timers["data"] += t1 - t0
+        with ctx.autocast():
+            loss_lm, loss_probe = composite_loss(fwd(x), y, mask)
+        loss = (loss_lm + lam * loss_probe) / t.grad_accum
+        loss.backward()
+        total += loss.detach()
+        state.sums["lm"] += loss_lm.item() / t.grad_accum
+        state.sums["probe"] += loss_probe.item() / t.grad_accum
+        state.timers["compute"] += time.perf_counter() - t1
+    t2 = time.perf_counter()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+    loss_value = total.item()
+    if not (math.isfinite(loss_value) and math.isfinite(float(grad_norm))):
+        raise DivergedError(step, ctx.run_dir)
+    opt.step()
+    state.timers["compute"] += time.perf_counter() - t2
+    state.sums["loss"] += loss_value
+    state.sums["n"] += 1
+    return float(grad_norm)
+
+
+def _record_eval(model, ctx: RunContext, step: int, state: LoopState, grad_norm: float) -> dict:
+    t0 = time.perf_counter()
+    rec = {"step": step, **evaluate(model, ctx)}
+    n = max(1, state.sums["n"])
+    rec.update(train_loss=state.sums["loss"] / n, train_lm=state.sums["lm"] / n, train_probe=state.sums["probe"] / n,
+               lr=lr_at(step, ctx.cfg.train), lam=lambda_at(step, ctx.cfg.train), grad_norm=grad_norm)
+    state.sums = {"loss": 0.0, "lm": 0.0, "probe": 0.0, "n": 0}
+    state.best_p_ood = max(state.best_p_ood, rec["p_ood"])
+    state.timers["eval"] += time.perf_counter() - t0
+    rec["timers"] = dict(state.timers)
+    ck.append_jsonl(ctx.run_dir / "metrics.jsonl", rec)
+    return rec
+
+
+def _early_stop(rec: dict, state: LoopState, cfg: Config) -> str | None:
+    t = cfg.train
+    if t.early_stop_step and rec["step"] == t.early_stop_step:
+        if rec["val_loss"] > t.early_stop_max_val and state.best_p_ood < t.early_stop_min_p_ood:
+            return (f"early stop at step {rec['step']}: val_loss {rec['val_loss']:.3f} > {t.early_stop_max_val} and "
+                    f"best p_ood {state.best_p_ood:.3f} < {t.early_stop_min_p_ood}")
+    return None
+
+
+def train(cfg: Config, run_dir, resume: bool = False, init_from: str | None = None,
+          argv: list[str] | None = None, progress: bool = True) -> dict:
+    """Train (or resume) one run into run_dir; returns the final run.json dict."""
+    run_dir = Path(run_dir)
+    _prepare_run_dir(cfg, run_dir, resume)
+    ctx = build_context(cfg, run_dir)
+    model = GPT(ctx.model_cfg).to(ctx.device)
+    extra = {"n_params": model.num_params(), "init_from": init_from}
+    if init_from:
+        model.load_state_dict(ck.load_checkpoint_file(init_from)["model"])
+    opt = build_optimizer(model, cfg.train)
+    fwd = torch.compile(model) if cfg.train.compile else model
+    if resume:
+        state = _load_resume(run_dir, model, opt)
+        info = ck.read_json(run_dir / "run.json")
+    else:
+        info = _provenance(cfg, argv, ctx.device, extra)
+        ck.atomic_write_json(info, run_dir / "run.json")
+        ck.save_checkpoint(run_dir, 0, model.state_dict(), cfg.to_dict())
+        state = LoopState()
+    info["status"] = _loop(model, fwd, opt, ctx, state, progress)
+    info["end_time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    info["timers"] = state.timers
+    ck.atomic_write_json(info, run_dir / "run.json")
+    return info
+
+
+def _loop(model, fwd, opt, ctx: RunContext, state: LoopState, progress: bool) -> str:
+    cfg, run_dir = ctx.cfg, ctx.run_dir
+    ckpts, evals = set(ckpt_schedule(cfg)), set(eval_schedule(cfg))
+    model.train()
+    bar = tqdm(range(state.step + 1, cfg.train.total_steps + 1), initial=state.step, total=cfg.train.total_steps,
+               desc=run_dir.name, disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        try:
+            grad_norm = _train_step(model, fwd, opt, ctx, step, state)
+        except DivergedError:
+            ck.append_jsonl(run_dir / "metrics.jsonl", {"step": step, "diverged": True})
+            info = ck.read_json(run_dir / "run.json")
+            info.update(status="diverged", diverged_step=step)
+            ck.atomic_write_json(info, run_dir / "run.json")
+            raise
+        state.step = step
+        stop = None
+        if step in ckpts:
+            t0 = time.perf_counter()
+            ck.save_checkpoint(run_dir, step, model.state_dict(), cfg.to_dict())
+            state.timers["ckpt"] += time.perf_counter() - t0
+        if step in evals:
+            rec = _record_eval(model, ctx, step, state, grad_norm)
+            bar.set_postfix(val=f"{rec['val_loss']:.3f}", p_in=f"{rec['p_in']:.2f}", p_ood=f"{rec['p_ood']:.2f}")
+            stop = _early_stop(rec, state, cfg)
+        if step in ckpts or stop:
+            t0 = time.perf_counter()
+            _save_resume(run_dir, model, opt, state)
+            state.timers["ckpt"] += time.perf_counter() - t0
+        if stop:
+            ck.append_jsonl(run_dir / "metrics.jsonl", {"step": step, "early_stop": stop})
+            tqdm.write(stop)
+            return "early_stopped"
+    return "finished"

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The per-seed pipeline: train, every analysis, reheating, figures. Each stage leaves a completion marker in
+# <run>/.stages/, so a rerun skips finished stages and resumes a killed training run.
+#
+#   ./run_seed.sh 42                          # cpu preset -> runs/cpu_s42
+#   ./run_seed.sh 42 --preset paper           # the paper's pipeline on a GPU -> runs/paper_s42
+#   ./run_seed.sh 271 --preset cpu --out runs/my_s271
+#   ./run_seed.sh 1 --preset tiny --skip reheat
+#
+# A new seed's config must differ from the reference seed's (42, same preset, if it exists) only in the seed.
+set -euo pipefail
+
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+[[ $# -ge 1 ]] || usage 2
+[[ "$1" == "-h" || "$1" == "--help" ]] && usage 0
+SEED="$1"; shift
+[[ "$SEED" =~ ^[0-9]+$ ]] || { echo "run_seed.sh: error: seed must be a non-negative integer, got '$SEED'" >&2; exit 2; }
+PRESET=cpu; OUT=""; SKIP=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --preset) PRESET="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --skip) SKIP="$SKIP $2"; shift 2 ;;
+    -h|--help) usage 0 ;;
+    *) echo "run_seed.sh: error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+RUN="${OUT:-runs/${PRESET}_s${SEED}}"
+PY="${PYTHON:-python3}"
+cd "$(dirname "$0")"
+mkdir -p "$RUN/.stages"
+
+stage() {  # stage NAME COMMAND...: run once, mark done; on failure name the stage and stop
+  local name="$1"; shift
+  if [[ " $SKIP " == *" $name "* ]]; then echo "== [$name] skipped (--skip)"; return; fi
+  if [[ -f "$RUN/.stages/$name.done" ]]; then echo "== [$name] already done"; return; fi
+  echo "== [$name] $*"
+  if ! "$@"; then echo "run_seed.sh: error: stage '$name' failed for $RUN; fix it and rerun to continue" >&2; exit 1; fi
+  date -u +%FT%TZ > "$RUN/.stages/$name.done"
+}
+
+check_reference() {  # the new seed's config must equal the reference seed's but for the seed
+  local ref="runs/${PRESET}_s42"
+  [[ "$SEED" == 42 || ! -f "$ref/run.json" ]] && return 0
+  "$PY" -m drift.runinfo same-but-seed "$ref" "$RUN"
+}
+
+env_snapshot() {
+  { echo "date: $(date -u +%FT%TZ)"; echo "host: $(hostname)"; "$PY" --version
+    git rev-parse HEAD 2>/dev/null || true; "$PY" -m pip freeze 2>/dev/null; } > "$RUN/environment.txt"
+}
+
+train() {
+  if [[ -f "$RUN/run.json" ]]; then "$PY" train.py --resume "$RUN"
+  else "$PY" train.py --preset "$PRESET" --seed "$SEED" --out "$RUN"; fi
+}
+
+stage env env_snapshot
+stage train train
+stage check check_reference
+stage trajectory "$PY" trajectory_pca_uncentered.py "$RUN"
+stage updates "$PY" backbone_update_analysis.py "$RUN"
+stage gradients "$PY" backbone_gradient_analysis.py "$RUN"
+stage fisher "$PY" backbone_fisher_analysis.py "$RUN"
+stage reheat "$PY" reheat.py "$RUN"
+stage figures "$PY" make_paper_figures.py --runs "$RUN" --out "$RUN/figures/paper"
+echo "== $RUN: all stages done"

@@ -1,0 +1,30 @@
+"""Shared fixtures: one tiny training run per test session, reused by every test that needs a run directory."""
+import os
+import shutil
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Token and tokenizer caches live in a per-session temp dir, so tests never depend on a user's cache."""
+    if "DRIFT_CACHE" not in os.environ:
+        os.environ["DRIFT_CACHE"] = str(tmp_path_factory.mktemp("drift_cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A finished tiny-preset run (30 steps, checkpoints every 5). Treat it as read-only; copy it to modify."""
+    from drift.config import resolve
+    from drift.trainer import train
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny_s1"
+    train(resolve("tiny", seed=1), run_dir, progress=False)
+    return run_dir
+
+
+@pytest.fixture
+def tiny_run_copy(tiny_run, tmp_path):
+    dst = tmp_path / "tiny_copy"
+    shutil.copytree(tiny_run, dst)
+    return dst

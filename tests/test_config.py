@@ -1,0 +1,44 @@
+"""Presets and overrides: the one source of truth for hyper-parameters."""
+import pytest
+
+from drift.config import Config, ConfigError, parse_dense, resolve
+
+
+def test_paper_preset_is_protocol_section_3():
+    t = resolve("paper").train
+    assert (t.lr, t.beta1, t.beta2, t.eps, t.weight_decay, t.grad_clip) == (1e-3, 0.9, 0.95, 1e-8, 0.5, 1.0)
+    assert (t.warmup_steps, t.total_steps, t.micro_batch, t.grad_accum) == (1500, 10_000, 64, 2)
+    assert (t.lambda_early, t.lambda_late, t.lambda_switch_step, t.p_probe) == (2.0, 4.0, 4000, 0.10)
+    assert (t.eval_every, t.ckpt_every, t.n_probe_eval) == (200, 200, 2000)
+    assert (t.gap_in_min, t.gap_in_max, t.gap_ood_min, t.gap_ood_max) == (5, 30, 80, 200)
+
+
+def test_cpu_preset_keeps_the_structure():
+    t = resolve("cpu").train
+    assert t.lambda_switch_step == 0.4 * t.total_steps
+    assert t.warmup_steps == 0.15 * t.total_steps
+    assert 45 <= t.total_steps // t.ckpt_every <= 55
+    assert t.gap_ood_min > 2 * t.gap_in_max
+    assert (t.lr, t.beta2, t.weight_decay, t.optimizer) == (1e-3, 0.95, 0.5, "adamw")
+
+
+def test_overrides_are_typed_and_checked():
+    cfg = resolve("tiny", seed=7, overrides=["total_steps=1e2", "lr=3e-4", "compile=true", "n_layer=3"])
+    assert cfg.train.total_steps == 100 and cfg.train.lr == 3e-4 and cfg.train.compile is True
+    assert cfg.model.n_layer == 3 and cfg.train.seed == 7
+    with pytest.raises(ConfigError, match="unknown config key 'n_layers'"):
+        resolve("tiny", overrides=["n_layers=3"])
+    with pytest.raises(ConfigError, match="expected a int"):
+        resolve("tiny", overrides=["total_steps=1.5"])
+    with pytest.raises(ConfigError, match="key=value"):
+        resolve("tiny", overrides=["total_steps"])
+    with pytest.raises(ConfigError, match="unknown preset"):
+        resolve("huge")
+
+
+def test_round_trip_and_dense_windows():
+    cfg = resolve("cpu", seed=3)
+    assert Config.from_dict(cfg.to_dict()) == cfg
+    assert parse_dense("600:2000:50,2000:4000:100") == [(600, 2000, 50), (2000, 4000, 100)]
+    with pytest.raises(ConfigError):
+        parse_dense("600:2000")

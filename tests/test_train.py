@@ -1,0 +1,105 @@
+"""End-to-end training on the tiny preset: the run-directory contract, exact resume, and the failure modes."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from drift import checkpoint as ck
+from drift.config import resolve
+from drift.trainer import DivergedError, ckpt_schedule, train
+
+
+def test_run_directory_contract(tiny_run):
+    info = json.loads((tiny_run / "run.json").read_text())
+    assert info["status"] == "finished" and info["config"]["train"]["seed"] == 1
+    assert {"git_commit", "versions", "device", "argv", "start_time", "ckpt_steps", "eval_steps"} <= info.keys()
+    assert ck.list_steps(tiny_run) == [0, 1, 5, 10, 15, 20, 25, 30] == info["ckpt_steps"]
+    metrics = ck.read_metrics(tiny_run)
+    assert [m["step"] for m in metrics] == [1, 5, 10, 15, 20, 25, 30]
+    for m in metrics:
+        assert 0.0 <= m["p_in"] <= 1.0 and 0.0 <= m["p_ood"] <= 1.0 and m["val_loss"] > 0
+    assert metrics[-1]["val_loss"] < metrics[0]["val_loss"]  # it learns something in 30 steps
+    assert metrics[0]["lam"] == 2.0 and metrics[-1]["lam"] == 4.0  # the lambda switch at step 12
+    words = json.loads((tiny_run / "codewords.json").read_text())["codewords"]
+    assert len(words) == len(set(words)) == 512
+    ckpt = ck.load_checkpoint(tiny_run, 5)
+    assert ckpt["step"] == 5 and ckpt["config"] == info["config"]
+    assert not any(p.name.startswith(".") for p in tiny_run.iterdir())  # no temp files left behind
+
+
+def test_resume_equals_uninterrupted(tiny_run, tmp_path, monkeypatch):
+    """Kill a run during step 17 (after the step-15 checkpoint), resume it: the final weights equal those of the
+    uninterrupted tiny_run bit for bit, and no eval record is duplicated."""
+    import drift.trainer as tr
+    original = tr._train_step
+
+    def killing_step(model, fwd, opt, ctx, step, state):
+        if step == 17:
+            raise KeyboardInterrupt
+        return original(model, fwd, opt, ctx, step, state)
+
+    run = tmp_path / "killed"
+    monkeypatch.setattr(tr, "_train_step", killing_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(resolve("tiny", seed=1), run, progress=False)
+    monkeypatch.setattr(tr, "_train_step", original)
+    assert ck.list_steps(run)[-1] == 15
+    train(resolve("tiny", seed=1), run, resume=True, progress=False)
+    final_a = ck.load_checkpoint(tiny_run, 30)["model"]
+    final_b = ck.load_checkpoint(run, 30)["model"]
+    assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
+    assert [m["step"] for m in ck.read_metrics(run)] == [1, 5, 10, 15, 20, 25, 30]
+
+
+def test_refuses_to_overwrite_and_bad_resume(tiny_run, tmp_path):
+    with pytest.raises(ck.RunError, match="already holds a run"):
+        train(resolve("tiny", seed=1), tiny_run, progress=False)
+    with pytest.raises(ck.RunError, match="no run.json"):
+        train(resolve("tiny", seed=1), tmp_path / "nothing", resume=True, progress=False)
+
+
+def test_nan_loss_stops_and_keeps_checkpoints(tmp_path, monkeypatch):
+    import drift.trainer as tr
+    original = tr.composite_loss
+    calls = {"n": 0}
+
+    def poisoned(logits, y, mask):
+        calls["n"] += 1
+        lm, probe = original(logits, y, mask)
+        return (lm * float("nan"), probe) if calls["n"] > 2 * 12 else (lm, probe)  # NaN from step 13 on
+
+    monkeypatch.setattr(tr, "composite_loss", poisoned)
+    run = tmp_path / "nan"
+    with pytest.raises(DivergedError, match="step 13"):
+        train(resolve("tiny", seed=1), run, progress=False)
+    assert ck.list_steps(run) == [0, 1, 5, 10]
+    assert json.loads((run / "run.json").read_text())["status"] == "diverged"
+    assert ck.read_metrics(run)[-1] == {"step": 13, "diverged": True}
+
+
+def test_corrupt_and_missing_checkpoints_name_the_file(tiny_run_copy):
+    path = ck.ckpt_path(tiny_run_copy, 10)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ck.RunError, match="ckpt_000010.pt is corrupt"):
+        ck.load_checkpoint(tiny_run_copy, 10)
+    path.unlink()
+    with pytest.raises(ck.RunError, match="ckpt_000010.pt is missing"):
+        ck.load_checkpoint(tiny_run_copy, 10)
+    with pytest.raises(ck.RunError, match="does not exist"):
+        ck.list_steps(tiny_run_copy / "nope")
+
+
+def test_dense_checkpoint_windows():
+    cfg = resolve("paper", overrides=["total_steps=4000", "dense_ckpt=600:2000:50,2000:4000:100"])
+    steps = ckpt_schedule(cfg)
+    assert steps[:5] == [0, 1, 200, 400, 600] and 650 in steps and 2100 in steps and 2150 not in steps
+    assert len([s for s in steps if 600 <= s <= 2000]) == 29
+
+
+def test_train_cli_errors_are_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "train.py", "--preset", "tiny", "--out", str(tmp_path / "x"),
+                          "n_layers=3"], capture_output=True, text=True)
+    assert out.returncode == 2 and "unknown config key 'n_layers'" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
