@@ -104,3 +104,42 @@ def read_analysis(run_dir, name: str, producer: str) -> dict:
     """Load analysis/<name>.json; a missing file names the script that makes it."""
     path = Path(run_dir) / "analysis" / f"{name}.json"
     return ck.read_json(path, "analysis", f"run `python {producer} {run_dir}` first")
+
+
+# Fields that change speed or placement, not the experiment itself.
+_NOT_SCIENCE = {"seed", "threads", "device", "compile", "cache_dir"}
+
+
+def differences_but_seed(ref_dir, run_dir) -> list[str]:
+    """Config fields (other than the seed) in which run_dir differs from ref_dir."""
+    a, b = load_run(ref_dir, require_steps=0).config, load_run(run_dir, require_steps=0).config
+    diffs = [f"{part}.{k}: {getattr(getattr(a, part), k)!r} vs {getattr(getattr(b, part), k)!r}"
+             for part in ("model", "train") for k in getattr(a, part).__dataclass_fields__
+             if k not in _NOT_SCIENCE and getattr(getattr(a, part), k) != getattr(getattr(b, part), k)]
+    return diffs
+
+
+def _main(argv=None) -> int:
+    """python -m drift.runinfo same-but-seed REF_RUN RUN: exit 1 (listing the fields) unless the two configs
+    differ only in the seed. run_seed.sh uses it to keep seeds comparable."""
+    import argparse
+    import sys
+    parser = argparse.ArgumentParser(prog="python -m drift.runinfo", description=_main.__doc__)
+    parser.add_argument("command", choices=["same-but-seed"])
+    parser.add_argument("ref_run")
+    parser.add_argument("run")
+    args = parser.parse_args(argv)
+    try:
+        diffs = differences_but_seed(args.ref_run, args.run)
+    except ck.RunError as e:
+        print(f"drift.runinfo: error: {e}", file=sys.stderr)
+        return 2
+    if diffs:
+        print(f"drift.runinfo: error: {args.run} differs from {args.ref_run} in more than the seed: "
+              + "; ".join(diffs), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
