@@ -64,7 +64,9 @@ def pearson_window(t: Sequence[float], x: Sequence[float], y: Sequence[float], l
         return out
     dx, dy = x[sel] - x[sel].mean(), y[sel] - y[sel].mean()
     denom = math.sqrt(float(dx @ dx) * float(dy @ dy))
-    if denom > 0:
+    # A constant series leaves only rounding in dx or dy: treat spreads below 1e-12 of the scale as zero.
+    scale = max(float(np.abs(x[sel]).max()), 1e-300) * max(float(np.abs(y[sel]).max()), 1e-300) * n
+    if denom > 1e-12 * scale:
         out["r"] = float(np.clip(float(dx @ dy) / denom, -1.0, 1.0))
     return out
 

@@ -53,6 +53,8 @@ def _record_offsets(path) -> list[tuple[int, int]] | None:
                     return None
                 f.seek(info.header_offset)
                 fields = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
+                if fields[0] != 0x04034B50:  # the local-header signature
+                    return None
                 out.append((info.header_offset + _LOCAL_HEADER.size + fields[-2] + fields[-1], info.file_size))
             return sorted(out)
     except (OSError, zipfile.BadZipFile, struct.error):
@@ -89,7 +91,8 @@ class _RowReader:
     def __init__(self, run_dir, steps: list[int], states: list[dict]):
         self.states = states
         self.paths = [ck.ckpt_path(run_dir, s) for s in steps]
-        self.offsets = [tensor_offsets(p, st) for p, st in zip(self.paths, states)]
+        self.offsets = [tensor_offsets(p, st) if hasattr(os, "preadv") else None
+                        for p, st in zip(self.paths, states)]
         self.fds = [os.open(p, os.O_RDONLY) if off is not None else None for p, off in zip(self.paths, self.offsets)]
 
     def read(self, key: str) -> torch.Tensor:
