@@ -82,3 +82,9 @@ def test_outputs_are_plain_json_types():
             assert type(v) in (int, float)
     assert rows[1]["hi"] == 19.5 and rows[0]["hi"] == 10
     json.dumps(rows)
+
+
+def test_pearson_of_a_constant_series_is_nan_not_rounding_noise():
+    from drift.fits import pearson_window
+    t = np.arange(1, 20.0)
+    assert math.isnan(pearson_window(t, np.full(19, 0.1), t, 0, 100)["r"])
