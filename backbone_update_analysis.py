@@ -1,0 +1,79 @@
+"""Update alignment with the backbone (PROTOCOL A8, claim C11, Fig 2's line).
+
+For every update u = theta_s - theta_s' between consecutive regular checkpoints (the first is step 1 -> the first
+regular checkpoint), C = <u, v_b> / ||u||, signed and |C|, labeled at the interval end and midpoint; the first
+persistent sign flip and mean |C| on each side of it. v_b = raw uncentered PC1 of the scope's drifts from step 1
+(per block: the 4 trunk matrices, and block+ln for the paper comparison); for the trunk also the row-normalized
+A2 backbone. Runs with dense checkpoints (or an explicit --lag) also get the overlapping-update variant: every
+checkpoint s with a checkpoint at s - lag. Everything comes from the cached Gram matrices; no direction is built.
+
+Writes analysis/update_alignment.json and figures/update_alignment.{pdf,png}.
+
+    python backbone_update_analysis.py runs/cpu_s42
+    python backbone_update_analysis.py runs/cpu_s42 --scope block0 block0+ln trunk
+    python backbone_update_analysis.py runs/beta2_095 --scope trunk --backbone-rows all --early-step 2000
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from drift.checkpoint import RunError
+from drift.config import ConfigError
+from drift.mechanism import PAPER, figure_update_alignment, update_alignment_analysis
+from drift.plotting import save_figure
+from drift.runinfo import figures_dir, write_analysis
+
+PROG = "backbone_update_analysis.py"
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", help="run directory (runs/<name>)")
+    p.add_argument("--scope", nargs="+", default=None,
+                   help="parameter scopes: trunk, block<l>, block<l>+ln (default: trunk, every block, every block+ln)")
+    p.add_argument("--lag", type=int, default=None,
+                   help="overlapping-update lag in steps (default: the run's ckpt_every, used when it has dense "
+                        "checkpoints)")
+    p.add_argument("--early-step", type=float, default=None,
+                   help="'early' mean |C| over updates ending at or before this step (default: half the run)")
+    p.add_argument("--persist", type=int, default=2, help="points a sign flip must persist (default: 2)")
+    p.add_argument("--backbone-rows", choices=("regular", "all"), default="regular",
+                   help="drift rows of v_b: the regular checkpoints (default) or every checkpoint (beta2 sweep)")
+    return p.parse_args(argv)
+
+
+def report(results: dict) -> None:
+    print(f"{'scope':<14}{'v_b':<16}{'mean|C|':>9}{'max|C|':>9}{'@step':>8}{'flip@end':>10}"
+          f"{'|C| before':>12}{'|C| after':>11}")
+    for scope, entry in results["scopes"].items():
+        for kind, e in entry.items():
+            s = e["consecutive_summary"]
+            flip = "-" if s["flip_end_step"] is None else f"{s['flip_end_step']:.0f}"
+            print(f"{scope:<14}{kind:<16}{s['mean_abs_cos']:9.3f}{s['max_abs_cos']:9.3f}"
+                  f"{s['max_abs_cos_end_step']:8.0f}{flip:>10}{s['mean_abs_cos_before_flip']:12.3f}"
+                  f"{s['mean_abs_cos_after_flip']:11.3f}")
+            if "overlapping_summary" in e:
+                o = e["overlapping_summary"]
+                print(f"{'':<14}{'  overlapping':<16}{o['mean_abs_cos']:9.3f}  (n={o['n_updates']}, "
+                      f"early mean {o['mean_abs_cos_early']:.3f})")
+    print(f"paper (C11): {PAPER['C11']}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        results, params, inputs = update_alignment_analysis(args.run_dir, args.scope, args.lag, args.early_step,
+                                                            args.persist, args.backbone_rows)
+        path = write_analysis(args.run_dir, "update_alignment", results, params, inputs)
+        figs = save_figure(figure_update_alignment(results), figures_dir(args.run_dir) / "update_alignment")
+    except (RunError, ConfigError, ValueError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    report(results)
+    print(f"wrote {path} and {figs[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

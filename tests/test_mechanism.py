@@ -1,0 +1,195 @@
+"""Tests for drift.mechanism and the three mechanism scripts (update alignment, gradient alignment, Fisher).
+
+Known answers: the Fisher of a least-squares model's mini-batch gradients through the real gradient path, a
+gradient/direction flattening-order check on a model whose sorted-key order differs from its module order, the
+split (LM / probe) gradients against one backward pass, update alignment against a dense computation, and the
+default checkpoint choices. Each script runs end to end on a copy of the tiny run.
+
+Run: pytest tests/test_mechanism.py
+"""
+import json
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from drift import fisher as fm
+from drift import geometry as geo
+from drift import mechanism as mech
+from drift.config import Config, ModelConfig, TrainConfig
+from drift.model import GPT
+from drift.params import flatten, scope_keys
+from drift.trainer import composite_loss
+from drift.trajectory import flat_vector
+
+SMALL = ModelConfig(n_layer=2, d_model=16, n_head=2, d_ff=32, seq_len=12, vocab_size=50)
+
+
+class _LinearModel(torch.nn.Module):
+    def __init__(self, D):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(D, dtype=torch.float64))
+
+
+def test_least_squares_fisher_through_the_gradient_path():
+    """g_i = X_i^T (X_i w - y_i) / b in closed form; G from flat_grad must give the closed-form Fisher."""
+    rng = np.random.default_rng(0)
+    M, b, D = 10, 6, 5
+    model = _LinearModel(D)
+    w = rng.standard_normal(D)
+    model.w.data = torch.from_numpy(w.copy())
+    rows, closed = [], []
+    for _ in range(M):
+        X, y = rng.standard_normal((b, D)), rng.standard_normal(b)
+        loss = ((torch.from_numpy(X) @ model.w - torch.from_numpy(y)) ** 2).sum() / (2 * b)
+        rows.append(mech.flat_grad(model, loss, ["w"]).double())
+        closed.append(X.T @ (X @ w - y) / b)
+    G, G_closed = torch.stack(rows), np.stack(closed)
+    np.testing.assert_allclose(G.numpy(), G_closed, rtol=1e-6, atol=1e-7)  # grad_vector returns float32
+    F = G_closed.T @ G_closed / M
+    e = np.eye(D)
+    out = fm.fisher_readouts(G, {"v_b": torch.from_numpy(e[0]), "v_pc2": torch.from_numpy(e[1])}, n_random=3)
+    assert out["q"]["v_b"] == pytest.approx(F[0, 0], rel=1e-5)
+    assert out["q"]["v_pc2"] == pytest.approx(F[1, 1], rel=1e-5)
+    evals, evecs = np.linalg.eigh(F)
+    assert out["lambda_1"] == pytest.approx(evals[-1], rel=1e-5)
+    assert out["u1_overlap"]["v_b"] == pytest.approx(abs(evecs[0, -1]), abs=1e-5)
+
+
+def test_gradient_and_direction_share_the_canonical_order():
+    """A direction equal to the gradient of a known loss has cos = 1 through the code path; flattening the same
+    tensors in module order (the reference code's bug) does not."""
+    torch.manual_seed(0)
+    model = GPT(SMALL)
+    keys = scope_keys(model.state_dict().keys(), "block0")
+    module_order = [n for n, _ in model.named_parameters() if n in keys]
+    assert module_order != keys  # otherwise this test could not catch an order mix-up
+    named = dict(model.named_parameters())
+    A = {k: torch.randn_like(named[k]) for k in keys}  # d/dW <W, A> = A
+    with mech.scope_only_grads(model, keys):
+        loss = sum((named[k] * A[k]).sum() for k in keys)
+        g = mech.flat_grad(model, loss, keys)
+    state = {**model.state_dict(), **A}
+    v = flat_vector(state, "block0")  # how the backbone directions are flattened
+    assert float(fm.abs_cos_with(g[None], v)[0]) == pytest.approx(1.0, abs=1e-6)
+    wrong = flatten(A, module_order)
+    assert float(fm.abs_cos_with(g[None], wrong)[0]) < 0.2
+    assert all(p.requires_grad for p in model.parameters())  # the freeze is undone
+    torch.testing.assert_close(g[mech.module_order_index(model, keys)], wrong)  # the control reproduces the bug
+
+
+def _fake_ctx(batches, cfg):
+    return types.SimpleNamespace(device=torch.device("cpu"), autocast=lambda: torch.autocast("cpu", enabled=False),
+                                 cfg=cfg, train_batches=types.SimpleNamespace(get=lambda step, micro: batches[micro]))
+
+
+def _batch(gen, probe: bool):
+    x = torch.randint(0, SMALL.vocab_size, (3, SMALL.seq_len), generator=gen)
+    y = torch.randint(0, SMALL.vocab_size, (3, SMALL.seq_len), generator=gen)
+    mask = torch.zeros_like(y, dtype=torch.bool)
+    if probe:
+        mask[1, -1] = True
+    return x, y, mask
+
+
+def test_split_gradients_equal_one_backward_of_the_composite_loss():
+    gen = torch.Generator().manual_seed(1)
+    torch.manual_seed(1)
+    model = GPT(SMALL)
+    cfg = Config(model=SMALL, train=TrainConfig(lambda_switch_step=10, lambda_early=2.0, lambda_late=4.0))
+    batches = [_batch(gen, True), _batch(gen, False)]
+    keys = scope_keys(model.state_dict().keys(), "trunk")
+    grads = mech.stacked_gradients(model, _fake_ctx(batches, cfg), 12, 2, keys, split=True)
+    D = 2 * (4 * 16 * 16 + 2 * 16 * 32)  # per block: qkv + out_proj, w_up + w_down
+    assert grads["composite"].shape == (2, D) and grads["probe"].shape[0] == 1  # no-probe skipped
+    x, y, mask = batches[0]
+    lm, probe = composite_loss(model(x), y, mask)
+    full = mech.flat_grad(model, lm + 4.0 * probe, keys)  # lambda_late at step 12; nothing frozen here
+    torch.testing.assert_close(grads["composite"][0], full, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(grads["lm"][1], grads["composite"][1])
+    only = mech.stacked_gradients(model, _fake_ctx(batches, cfg), 12, 2, keys, split=False)["composite"]
+    torch.testing.assert_close(only, grads["composite"], rtol=1e-5, atol=1e-7)
+
+
+def test_update_alignment_matches_dense_computation():
+    rng = np.random.default_rng(3)
+    steps = np.array([1, 10, 20, 30, 40, 50])
+    direction = rng.standard_normal(40)
+    thetas = np.cumsum(np.outer(np.linspace(1, 2, 6), direction) + 0.3 * rng.standard_normal((6, 40)), axis=0)
+    traj = geo.Trajectory.from_dense(steps, thetas)
+    out = mech.scope_update_alignment(traj, list(steps), {"raw": False}, lag=20, early_step=25)["raw"]
+    dense = geo.dense_pca(steps, thetas, 1)
+    v = dense.directions[0]
+    U = np.diff(thetas, axis=0)
+    np.testing.assert_allclose(out["consecutive"]["cos"], U @ v / np.linalg.norm(U, axis=1), atol=1e-9)
+    assert out["consecutive"]["end_steps"] == [10, 20, 30, 40, 50]
+    assert out["consecutive"]["mid_steps"] == [5.5, 15, 25, 35, 45]
+    U2 = thetas[3:] - thetas[1:4]  # (10, 30), (20, 40), (30, 50): step 1 has no partner 20 steps earlier
+    np.testing.assert_allclose(out["overlapping"]["cos"], U2 @ v / np.linalg.norm(U2, axis=1), atol=1e-9)
+    assert out["consecutive_summary"]["mean_abs_cos"] > 0.8  # a planted common direction
+
+
+def _fake_run(total, every, switch, p_ood=None):
+    steps = [0, 1] + list(range(every, total + 1, every))
+    metrics = [{"step": s, "p_ood": p} for s, p in zip(steps[1:], p_ood)] if p_ood is not None else []
+    return types.SimpleNamespace(steps=steps, total_steps=total, switch_step=switch, ckpt_every=every,
+                                 regular_steps=lambda start=1: [s for s in steps if s == start or
+                                                                (s > start and s % every == 0)],
+                                 eval_steps=lambda: [m["step"] for m in metrics],
+                                 metric=lambda key, st: np.array([m[key] for m in metrics]))
+
+
+def test_default_steps():
+    run = _fake_run(1000, 20, 400)
+    assert mech.default_gradient_steps(run) == [1] + list(range(80, 1000, 100))
+    p = np.full(51, 0.1)
+    p[8:11] = [0.3, 0.5, 0.3]     # early peak at step 180 (index 9 of [1, 20, 40, ...]) then a trough
+    p[12:15] = [0.05, 0.02, 0.05]  # trough at step 260
+    p[30:33] = [0.2, 0.6, 0.2]    # late peak at step 620
+    roles = mech.default_fisher_steps(_fake_run(1000, 20, 400, p))
+    assert roles == {20: ["early"], 180: ["early_peak"], 260: ["early_trough"], 420: ["after_switch"],
+                     620: ["late_peak"], 1000: ["last"]}
+    p[8:15] = 0.1  # now the only peak (620) comes after the switch: it is the early pair's peak, not a late one
+    p[33:36] = [0.05, 0.02, 0.05]
+    roles = mech.default_fisher_steps(_fake_run(1000, 20, 400, p))
+    assert roles == {20: ["early"], 420: ["after_switch"], 620: ["early_peak"], 680: ["early_trough"],
+                     1000: ["last"]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End to end on the tiny run
+# ---------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("module", ["backbone_update_analysis", "backbone_gradient_analysis",
+                                    "backbone_fisher_analysis"])
+def test_help(module, capsys):
+    mod = __import__(module)
+    with pytest.raises(SystemExit) as e:
+        mod.main(["--help"])
+    assert e.value.code == 0 and "usage" in capsys.readouterr().out
+
+
+def test_scripts_end_to_end(tiny_run_copy, capsys):
+    import backbone_fisher_analysis
+    import backbone_gradient_analysis
+    import backbone_update_analysis
+    run = tiny_run_copy
+    assert backbone_update_analysis.main([str(run), "--lag", "10"]) == 0
+    upd = json.loads((run / "analysis" / "update_alignment.json").read_text())["results"]
+    assert {"trunk", "block0", "block1", "block0+ln"} <= upd["scopes"].keys()
+    assert "overlapping" in upd["scopes"]["block0"]["raw"]
+    assert backbone_gradient_analysis.main([str(run), "--steps", "1", "30", "--n-batches", "3", "--n-random", "4",
+                                            "--no-progress"]) == 0
+    grad = json.loads((run / "analysis" / "gradient_alignment.json").read_text())["results"]
+    assert [r["step"] for r in grad["steps"]] == [1, 30] and grad["steps"][0]["composite"]["abs_cos"]["n"] == 3
+    assert grad["summary"]["update_over_grad"] > 0
+    assert backbone_fisher_analysis.main([str(run), "--steps", "5", "30", "--m", "4", "--k", "3",
+                                          "--no-progress"]) == 0
+    fis = json.loads((run / "analysis" / "fisher.json").read_text())["results"]
+    assert len(fis["steps"]) == 2 and fis["steps"][0]["M"] == 4 and len(fis["steps"][0]["q_random"]) == 3
+    assert all(r["alpha"] > 0 and r["seconds"] > 0 and r["module_order"]["alpha"] > 0 for r in fis["steps"])
+    for name in ("update_alignment", "gradient_alignment", "fisher"):
+        assert (run / "figures" / f"{name}.png").exists()
+    assert backbone_fisher_analysis.main([str(run), "--steps", "7"]) == 2  # no such checkpoint
+    assert "error" in capsys.readouterr().err
