@@ -1,0 +1,103 @@
+"""beta2 sweep (PROTOCOL E3, A13): run A's config (AdamW, the control schedule with 52 dense checkpoints) with
+beta2 changed, then per run the trunk geometry: row-normalized PC1/PC2 (full denominator) and raw PC1 of the drifts
+theta_s - theta_1 for s >= the first regular checkpoint, drift ||theta_last - theta_1||, best p_ood, the update
+alignment (mean and early, s <= half the run), the gamma fits of |a| and ||r|| on (0, T/2], (T/2, T], (0, T], the
+corr(p_ood, ||r||) on the same windows, and the [600, 2000]-window variant of section 4.7. A run that diverges is
+kept as a row marked "diverged at step s" with whatever was measured. Finished runs are skipped, so the sweep can be
+re-run to add p_probe variants; the table covers every run under --out.
+
+Writes <out>/b<beta2>[_p<p_probe>]/ runs, <out>/analysis/beta2_sweep.json and .csv, <out>/figures/beta2_sweep.*.
+
+Examples:
+    python beta2_sweep.py --preset cpu --seed 42 --out runs/beta2_s42
+    python beta2_sweep.py --preset cpu --seed 42 --out runs/beta2_s42 --beta2 0.95 0.0 --p-probe 0.20
+    python beta2_sweep.py --out runs/beta2_s42 --analyze-only
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from drift import plotting as pl
+from drift.checkpoint import RunError
+from drift.config import ConfigError, add_config_args, resolve
+from drift.controls import beta2_config, beta2_run_name, beta2_table, ensure_run, flat_row, write_csv
+from drift.runinfo import analysis_dir, figures_dir, write_analysis
+
+COLUMNS = ["name", "beta2", "p_probe", "status", "marker", "final_val", "best_p_ood", "pc1", "pc2", "raw_pc1",
+           "drift", "pc1_common", "drift_common", "common_last_step", "mean_abs_cos", "early_abs_cos",
+           "early_corr", "window_pc1", "window_abs_cos", "wall_s", "note",
+           "paper_pc1", "paper_raw_pc1", "paper_drift", "paper_best_p_ood", "paper_mean_abs_cos",
+           "paper_early_abs_cos", "paper_early_corr", "paper_window_pc1", "paper_window_abs_cos"]
+
+
+def plot_sweep(results: dict, stem: Path) -> None:
+    """PC1 (row-norm) and best p_ood against beta2 per p_probe; p_ood curves of every run."""
+    fig, (ax_g, ax_c) = pl.new_figure(1, 2, width=pl.DOUBLE_WIDTH, height=2.4)
+    groups: dict = {}
+    for row in results["rows"]:
+        groups.setdefault(row["p_probe"], []).append(row)
+    for (p, rows), ls in zip(sorted(groups.items()), ("-", "--", ":", "-.")):
+        b = [str(r["beta2"]) for r in rows]
+        ax_g.plot(b, [pl.as_array([r.get("pc1")])[0] / 100 for r in rows], ls=ls, marker="o",
+                  color=pl.PALETTE["backbone"], label=f"PC1 (p_probe {p:.2f})")
+        ax_g.plot(b, [r["best_p_ood"] for r in rows], ls=ls, marker="s", color=pl.PALETTE["residual"],
+                  label=f"best p_ood (p_probe {p:.2f})")
+    ax_g.set(xlabel="beta2", ylabel="fraction", ylim=(-0.02, 1.02))
+    ax_g.legend(fontsize=6)
+    for row in results["rows"]:
+        c = row["curves"]
+        ax_c.plot(c["step"], c["p_ood"], label=row["name"] + (" (diverged)" if row["status"] == "diverged" else ""))
+    ax_c.set(xlabel="step", ylabel="p_ood", ylim=(-0.02, 1.02))
+    ax_c.legend(fontsize=6)
+    pl.save_figure(fig, stem)
+
+
+def run_sweep(args, argv) -> None:
+    default_p = resolve(args.preset, args.seed).train.p_probe
+    for beta2 in args.beta2:
+        cfg = beta2_config(args.preset, args.seed, beta2, args.p_probe, args.overrides)
+        run_dir = Path(args.out) / beta2_run_name(beta2, args.p_probe, default_p)
+        res = ensure_run(cfg, run_dir, progress=not args.no_progress, argv=argv)
+        extra = f" at step {res['diverged_step']}" if res["status"] == "diverged" else ""
+        print(f"beta2_sweep.py: {run_dir.name}: {res['action']}, {res['status']}{extra}, "
+              f"loop time {res['wall_s'] or 0:.0f} s")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser)
+    parser.add_argument("--out", help="sweep directory (default: runs/beta2_s<seed>)")
+    parser.add_argument("--beta2", nargs="+", type=float, default=[0.99, 0.95, 0.90, 0.80, 0.0])
+    parser.add_argument("--p-probe", type=float, default=None,
+                        help="probe rate of the sweep runs (default: the preset's, 0.10; the paper's sweep "
+                             "probably used 0.20)")
+    parser.add_argument("--analyze-only", action="store_true", help="no training; tabulate the runs under --out")
+    parser.add_argument("--no-figure", action="store_true")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    args.seed = 42 if args.seed is None else args.seed
+    args.out = args.out or f"runs/beta2_s{args.seed}"
+    try:
+        if not args.analyze_only:
+            run_sweep(args, sys.argv if argv is None else argv)
+        results = beta2_table(args.out)
+    except (ConfigError, RunError) as e:
+        print(f"beta2_sweep.py: error: {e}", file=sys.stderr)
+        return 2
+    path = write_analysis(args.out, "beta2_sweep", results, params={"scope": "trunk", "ref_step": 1},
+                          inputs={r["name"]: r["run_dir"] for r in results["rows"]})
+    write_csv(analysis_dir(args.out) / "beta2_sweep.csv", [flat_row(r) for r in results["rows"]], COLUMNS)
+    if not args.no_figure:
+        plot_sweep(results, figures_dir(args.out) / "beta2_sweep")
+    for r in results["rows"]:
+        pc = "n/a" if r.get("pc1") is None else f"PC1 {r['pc1']:.1f}% raw {r['raw_pc1']:.1f}% drift {r['drift']:.3g}"
+        if r.get("pc1_common") is not None:
+            pc += f" | to step {r['common_last_step']}: PC1 {r['pc1_common']:.1f}%"
+        best = float("nan") if r["best_p_ood"] is None else r["best_p_ood"]
+        print(f"{r['name']:12s} best p_ood {best:.3f} {pc} {r['marker']} {r.get('note') or ''}")
+    print(f"beta2_sweep.py: wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,632 @@
+"""Optimizer controls (PROTOCOL E2-E4, A12-A14): the control, beta2-sweep and reheating configs as data, and the
+tables computed from their run directories (Table 4, Table 5, the beta2 table, the reheating readouts).
+
+Scaling rule. The paper's controls are defined in steps of its 10,000-step main run. A preset's controls keep the
+same proportions: with factor = (the preset's main-run total_steps) / 10,000, every step *position* of the paper
+(run length, cosine horizon, checkpoint-window bounds and spacings, lambda switch, early-stop step, matched-loss
+windows, reheating length and warmup) maps to max(1, round(factor * paper_step)); step 1 stays 1. The main run's
+*cadence* is inherited unchanged: warmup_steps, eval_every and ckpt_every are the preset's (paper: 1500 / 200 /
+200, exactly E2; cpu: 150 / 20 / 20, so the cpu control is 400 steps, windows 60:200:5 and 200:400:10).
+
+Early-stop thresholds (run C'). The paper's rule is "val > 5.1 and best p_ood < 0.02" at step 2000. The p_ood
+threshold is a fraction and is kept. The loss threshold is rescaled to the vocabulary: 5.1 is 0.4713 of ln(50257),
+the loss of a uniform (untrained) predictor, so early_stop_max_val = round(0.4713... * ln(vocab_size), 3); that is
+5.1 exactly for the paper's tokenizer and 3.711 for the 2,636-id embedded one. Both are plain config fields
+(recorded in run.json) and can be overridden like any other (`early_stop_max_val=4.0`).
+
+    cfg = control_config("cpu", 42, "C")                 # sgd_momentum, 400 steps, 52 checkpoints
+    ensure_run(cfg, "runs/ctrl_s42/C")                     # trains, resumes, or skips a finished run
+    table = control_table("runs/ctrl_s42")                 # Table 4
+"""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from drift import checkpoint as ck
+from drift.config import Config, apply_overrides, resolve, validate
+from drift.fits import pearson_table, power_law_table
+from drift.geometry import (Trajectory, decompose, drift_pca, jsonable, rolling_backbone, update_alignment,
+                            window_geometry)
+from drift.runinfo import RunInfo, check_same_setup, load_run
+
+PAPER_MAIN_STEPS = 10_000
+PAPER_VOCAB = 50_257
+PAPER_MAX_VAL, PAPER_MIN_P_OOD = 5.1, 0.02
+VAL_FRACTION_OF_UNIFORM = PAPER_MAX_VAL / math.log(PAPER_VOCAB)
+
+CONTROL_RUNS = ("A", "B", "C", "C_prime")
+RUN_LABELS = {"A": "AdamW", "B": "SGD", "C": "SGD+momentum", "C_prime": "Nesterov SGDW"}
+RUN_OPTIMIZERS = {  # PROTOCOL E2 table
+    "A": dict(optimizer="adamw", lr=1e-3, weight_decay=0.5),
+    "B": dict(optimizer="sgd", lr=1e-3, weight_decay=0.5),
+    "C": dict(optimizer="sgd_momentum", lr=1e-2, momentum=0.9, weight_decay=0.05),
+    "C_prime": dict(optimizer="nesterov_sgdw", lr=1e-2, momentum=0.9, weight_decay=0.5),
+}
+CONTROL_DENSE = ((600, 2000, 50), (2000, 4000, 100))  # paper steps; the first window is Table 4's standard window
+
+# Paper values printed next to ours (PROTOCOL C15-C20).
+PAPER_TABLE4 = {"A": dict(final_val=1.59, best_p_ood=0.433, pc1=61.5, k95=9, drift=113.7),
+                "B": dict(final_val=8.12, best_p_ood=0.000, pc1=100.0, k95=1, drift=40.2),
+                "C": dict(final_val=5.10, best_p_ood=0.015, pc1=100.0, k95=1, drift=54.2),
+                "C_prime": dict(final_val=5.25, best_p_ood=0.013, pc1=None, k95=None, drift=None)}
+PAPER_MATCHED_WINDOWS = {  # Table 5, paper steps; (name, steps, paper pc1 / k95 / k99 / drift)
+    "A": [("[1,200,400]", [1, 200, 400], (77.4, 2, 2, None)),
+          ("[1,200,400,600]", [1, 200, 400, 600], (69.2, 3, 3, 24.9)),
+          ("[200,400,600]", [200, 400, 600], (81.9, 2, 2, None)),
+          ("[200..1000]", [200, 400, 600] + list(range(650, 1001, 50)), (77.8, 4, 8, 50.7)),
+          ("[600..2000]", list(range(600, 2001, 50)), (61.5, 9, 19, 113.7))],
+    "C": [("[2000,2200,2400]", [2000, 2200, 2400], (98.1, 1, 2, 0.26)),
+          ("[1800..2600]", list(range(1800, 2601, 200)), (97.7, 1, 2, 0.60)),
+          ("[600..2000]", list(range(600, 2001, 50)), (100.0, 1, 1, 54.2))],
+}
+PAPER_BETA2 = {  # beta2: C17 (full trajectory), C19, C14 (window variant)
+    0.99: dict(pc1=68.8, raw_pc1=83.1, drift=120, best_p_ood=0.951, mean_abs_cos=0.243, early_abs_cos=0.368,
+               early_corr=0.86, window_pc1=68.1, window_abs_cos=0.226),
+    0.95: dict(pc1=68.3, raw_pc1=82.5, drift=123, best_p_ood=0.939, mean_abs_cos=0.244, early_abs_cos=0.363,
+               early_corr=0.85, window_pc1=68.4, window_abs_cos=0.225),
+    0.90: dict(pc1=66.7, raw_pc1=80.8, drift=128, best_p_ood=0.814, mean_abs_cos=0.234, early_abs_cos=0.343,
+               early_corr=0.40, window_pc1=66.3, window_abs_cos=0.220),
+    0.80: dict(pc1=63.8, raw_pc1=79.0, drift=141, best_p_ood=0.682, mean_abs_cos=0.227, early_abs_cos=0.328,
+               early_corr=0.39, window_pc1=63.4, window_abs_cos=0.214),
+    0.0: dict(pc1=52.5, raw_pc1=81.3, drift=1.6e5, best_p_ood=0.005, mean_abs_cos=0.238, early_abs_cos=0.269,
+              early_corr=-0.57, window_pc1=51.6, window_abs_cos=0.099),
+}
+PAPER_REHEAT = {1e-3: dict(peak=0.705, peak_step=900, first_060=600, end=0.221),
+                6e-4: dict(peak=0.782, peak_step=1000, first_060=700, end=0.279),
+                3e-4: dict(peak=0.578, peak_step=1500, first_060=None, end=0.421)}
+PAPER_REHEAT_START = 0.16
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Scaling and configs
+# --------------------------------------------------------------------------------------------------------------
+
+class Scale:
+    """Maps paper step positions to a preset's: max(1, round(factor * step)), step 1 kept (module docstring)."""
+
+    def __init__(self, factor: float):
+        self.factor = float(factor)
+
+    def step(self, paper_step: int) -> int:
+        if paper_step <= 1:
+            return int(paper_step)
+        return max(1, int(math.floor(self.factor * paper_step + 0.5)))
+
+    def steps(self, paper_steps: Sequence[int]) -> list[int]:
+        """Scaled, deduplicated and sorted (small scales can merge neighbouring paper steps)."""
+        return sorted({self.step(s) for s in paper_steps})
+
+    @classmethod
+    def of_main(cls, main: Config) -> "Scale":
+        return cls(main.train.total_steps / PAPER_MAIN_STEPS)
+
+    @classmethod
+    def of_control(cls, cfg: Config) -> "Scale":
+        """Recover the factor from a control run's config: its cosine horizon is the scaled 4000."""
+        return cls((cfg.train.schedule_steps or cfg.train.total_steps) / 4000)
+
+
+def vocab_size_of(cfg: Config) -> int:
+    if cfg.train.tokenizer == "gpt2":
+        return PAPER_VOCAB
+    from drift.tokenizer import get_tokenizer
+    from drift.context import cache_dir
+    return get_tokenizer(cfg.train.tokenizer, cache_dir=cache_dir(cfg)).vocab_size
+
+
+def early_stop_max_val(vocab_size: int) -> float:
+    """The paper's 5.1 as the same fraction of the uniform-prediction loss ln(vocab_size) (module docstring)."""
+    return round(VAL_FRACTION_OF_UNIFORM * math.log(vocab_size), 3)
+
+
+def control_overrides(main: Config, run: str) -> dict:
+    """Config fields of control `run` (A, B, C, C_prime) derived from the main-run config by the scaling rule."""
+    if run not in RUN_OPTIMIZERS:
+        raise ValueError(f"unknown control run {run!r}; choose from {', '.join(CONTROL_RUNS)}")
+    sc = Scale.of_main(main)
+    horizon = sc.step(4000)
+    dense = ",".join(f"{sc.step(a)}:{sc.step(b)}:{sc.step(e)}" for a, b, e in CONTROL_DENSE)
+    out = dict(total_steps=horizon, schedule_steps=horizon, dense_ckpt=dense, lambda_switch_step=horizon,
+               early_stop_step=0, **RUN_OPTIMIZERS[run])
+    if run == "C_prime":
+        out.update(total_steps=sc.step(2000), early_stop_step=sc.step(2000), early_stop_min_p_ood=PAPER_MIN_P_OOD,
+                   early_stop_max_val=early_stop_max_val(vocab_size_of(main)))
+    return out
+
+
+def control_config(preset: str, seed: int | None, run: str, overrides: list[str] | dict | None = None) -> Config:
+    """The control run's config: preset (main run) -> scaled control fields -> the user's overrides (last wins)."""
+    main = resolve(preset, seed)
+    cfg = apply_overrides(resolve(preset, seed), control_overrides(main, run))
+    apply_overrides(cfg, overrides or [])
+    validate(cfg)
+    return cfg
+
+
+def beta2_run_name(beta2: float, p_probe: float | None = None, default_p_probe: float | None = None) -> str:
+    """b0.99, b0.9, b0.0; with `_p0.20` appended when p_probe differs from the preset's default."""
+    name = f"b{float(beta2)!r}"
+    if p_probe is not None and (default_p_probe is None or not math.isclose(p_probe, default_p_probe)):
+        name += f"_p{p_probe:.2f}"
+    return name
+
+
+def beta2_config(preset: str, seed: int | None, beta2: float, p_probe: float | None = None,
+                 overrides: list[str] | dict | None = None) -> Config:
+    """Run A's config with beta2 (and optionally p_probe) changed (PROTOCOL E3)."""
+    cfg = control_config(preset, seed, "A")
+    apply_overrides(cfg, {"beta2": float(beta2), **({"p_probe": float(p_probe)} if p_probe is not None else {})})
+    apply_overrides(cfg, overrides or [])
+    validate(cfg)
+    return cfg
+
+
+def reheat_config(main: Config, lr: float, overrides: list[str] | dict | None = None) -> Config:
+    """E4 from a main run's config: fresh optimizer (same kind), peak `lr`, lambda = lambda_late throughout,
+    scaled warmup 200 and 2000-step cosine to the floor, an eval and a checkpoint every scaled 100 steps."""
+    cfg = Config.from_dict(main.to_dict())
+    sc = Scale.of_main(main)
+    every = sc.step(100)
+    apply_overrides(cfg, dict(lr=float(lr), total_steps=sc.step(2000), schedule_steps=0,
+                              warmup_steps=sc.step(200), eval_every=every, ckpt_every=every, dense_ckpt="",
+                              lambda_early=main.train.lambda_late, lambda_switch_step=1, early_stop_step=0))
+    apply_overrides(cfg, overrides or [])
+    validate(cfg)
+    return cfg
+
+
+def reheat_run_name(lr: float) -> str:
+    return f"lr{lr:g}"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Running: skip finished, resume killed, record divergence
+# --------------------------------------------------------------------------------------------------------------
+
+_NOT_COMPARED = {"vocab_size", "threads", "device"}  # set at build time or purely mechanical
+
+
+def _comparable(cfg: Config) -> dict:
+    d = cfg.to_dict()
+    return {part: {k: v for k, v in d[part].items() if k not in _NOT_COMPARED} for part in d}
+
+
+def run_summary(run_dir) -> dict:
+    """Status of a run directory from run.json: status, diverged step, wall time (sum of the loop's timers)."""
+    info = ck.read_json(Path(run_dir) / "run.json")
+    timers = info.get("timers")
+    if not timers:  # killed or diverged runs never write the final timers; the last eval record has them
+        try:
+            timers = next((r["timers"] for r in reversed(ck.read_metrics(run_dir)) if "timers" in r), None)
+        except ck.RunError:
+            timers = None
+    return {"run_dir": str(run_dir), "status": info.get("status"), "diverged_step": info.get("diverged_step"),
+            "wall_s": float(sum(timers.values())) if timers else None,
+            "start_time": info.get("start_time"), "end_time": info.get("end_time")}
+
+
+def ensure_run(cfg: Config, run_dir, init_from: str | None = None, progress: bool = True,
+               argv: list[str] | None = None) -> dict:
+    """Train `cfg` into run_dir unless it is done. Finished, early-stopped or diverged: skipped. Killed: resumed
+    (or restarted when it died before its first checkpoint). A different config there: RunError. A divergence is
+    recorded by the trainer in run.json and reported here as status "diverged", never raised."""
+    from drift.trainer import DivergedError, train  # the trainer pulls in the data layer; keep tables light
+    run_dir = Path(run_dir)
+    action = "trained"
+    if (run_dir / "run.json").exists():
+        saved = Config.from_dict(ck.read_json(run_dir / "run.json")["config"])
+        if _comparable(saved) != _comparable(cfg):
+            raise ck.RunError(f"{run_dir} holds a run with a different config; choose another --out or delete it")
+        status = ck.read_json(run_dir / "run.json").get("status")
+        if status != "running":
+            return {**run_summary(run_dir), "action": "skipped"}
+        if (run_dir / "resume.pt").exists():
+            cfg, action = saved, "resumed"
+        elif set(ck.list_steps(run_dir)) <= {0}:
+            shutil.rmtree(run_dir)  # killed before it saved anything but the initialization: start over
+        else:
+            raise ck.RunError(f"{run_dir} was interrupted and has no resume.pt; delete it and train it again")
+    try:
+        train(cfg, run_dir, resume=action == "resumed", init_from=init_from, argv=argv, progress=progress)
+    except DivergedError:
+        pass
+    return {**run_summary(run_dir), "action": action}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Small pure helpers (unit-tested on crafted metrics)
+# --------------------------------------------------------------------------------------------------------------
+
+def early_stop_decision(metrics: list[dict], stop_step: int, max_val: float, min_p_ood: float) -> dict:
+    """Run C''s rule read from eval records: at `stop_step`, stop iff val > max_val and the best p_ood over the
+    evals up to it < min_p_ood. `fires` is None when there is no eval at stop_step (the rule cannot be applied)."""
+    evals = [r for r in metrics if "val_loss" in r and r["step"] <= stop_step]
+    at = next((r for r in evals if r["step"] == stop_step), None)
+    best = max((r["p_ood"] for r in evals), default=math.nan)
+    out = {"stop_step": stop_step, "max_val": max_val, "min_p_ood": min_p_ood, "best_p_ood": best,
+           "val_loss": at["val_loss"] if at else None, "fires": None}
+    if at is not None:
+        out["fires"] = bool(at["val_loss"] > max_val and best < min_p_ood)
+    return out
+
+
+def match_val_loss(metrics: list[dict], target: float, rel_tol: float = 0.02,
+                   ckpt_steps: Sequence[int] | None = None) -> dict:
+    """The eval step whose val loss is closest to `target` (ties: the earlier step), restricted to steps with a
+    checkpoint when `ckpt_steps` is given; whether it lies within rel_tol * |target|; and the first pair of
+    consecutive evals that brackets the target (where the curve crosses it between two evals)."""
+    have = None if ckpt_steps is None else set(int(s) for s in ckpt_steps)
+    evals = [(int(r["step"]), float(r["val_loss"])) for r in metrics
+             if "val_loss" in r and r["val_loss"] is not None and math.isfinite(r["val_loss"])
+             and (have is None or int(r["step"]) in have)]
+    tol = rel_tol * abs(target)
+    out = {"target": target, "rel_tol": rel_tol, "tolerance": tol, "step": None, "val_loss": None, "gap": None,
+           "within_tol": False, "steps_within_tol": [], "crossing": None}
+    if not evals:
+        return out
+    step, val = min(evals, key=lambda e: (abs(e[1] - target), e[0]))
+    out.update(step=step, val_loss=val, gap=val - target, within_tol=abs(val - target) <= tol,
+               steps_within_tol=[s for s, v in evals if abs(v - target) <= tol])
+    for (s0, v0), (s1, v1) in zip(evals[:-1], evals[1:]):
+        if (v0 - target) * (v1 - target) <= 0 and v0 != v1:
+            out["crossing"] = [s0, s1]
+            break
+    return out
+
+
+def centred_windows(step: int, spacing: int, available: Sequence[int]) -> dict[str, list[int]]:
+    """Windows on the regular grid around a matched checkpoint: [m-d, m, m+d] and [m-2d .. m+2d]. Grid points
+    below step 1 become step 1 (the trajectory's reference); points without a checkpoint are dropped."""
+    have = set(int(s) for s in available)
+
+    def grid(k: int) -> list[int]:
+        pts = sorted({max(1, step + j * spacing) for j in range(-k, k + 1)})
+        return [p for p in pts if p in have]
+    return {f"centred +-{spacing}": grid(1), f"centred +-{2 * spacing}": grid(2)}
+
+
+def flat_row(row: dict, paper_prefix: str = "paper_") -> dict:
+    """Scalar fields of a table row, with the paper's values (row["paper"]) added under `paper_prefix`."""
+    out = {k: v for k, v in row.items() if v is None or isinstance(v, (str, int, float, bool))}
+    out.update({paper_prefix + k: v for k, v in (row.get("paper") or {}).items()})
+    return out
+
+
+def write_csv(path, rows: list[dict], columns: Sequence[str]) -> Path:
+    """Atomic CSV of the given columns (missing values empty, floats with 6 significant digits)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        for row in rows:
+            w.writerow(["" if row.get(c) is None else (f"{row[c]:.6g}" if isinstance(row[c], float) else row[c])
+                        for c in columns])
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Trajectories
+# --------------------------------------------------------------------------------------------------------------
+
+def trunk_trajectory(run_dir, steps: Sequence[int]) -> Trajectory:
+    """Trunk Gram of `steps` (anchored at the first), through drift.backbone's Gram cache when that module exists."""
+    steps = [int(s) for s in steps]
+    if importlib.util.find_spec("drift.backbone") is not None:
+        from drift.backbone import trajectory_grams
+        return Trajectory(np.array(steps), trajectory_grams(run_dir, steps, ["trunk"], progress=False)["trunk"])
+    from drift.trajectory import gram_matrices
+    return Trajectory(np.array(steps), gram_matrices(run_dir, steps, ["trunk"], progress=False)["trunk"])
+
+
+def _present(steps: Sequence[int], run: RunInfo) -> tuple[list[int], list[int]]:
+    have = set(run.steps)
+    return [s for s in steps if s in have], [s for s in steps if s not in have]
+
+
+def _safe_window(traj: Trajectory, steps: Sequence[int]) -> dict:
+    """window_geometry with PC1 in percent, or a note saying why it cannot be computed."""
+    steps = [s for s in steps if traj.has(s)]
+    if len(steps) < 3:
+        return {"window_steps": steps, "note": f"{len(steps)} checkpoint(s) in the window; need >= 3"}
+    try:
+        g = window_geometry(traj, steps)
+    except ValueError as e:
+        return {"window_steps": steps, "note": f"geometry failed: {e}"}
+    g["pc1"] = 100.0 * g["rho1_full"]
+    g["pc1_top10"] = 100.0 * g["rho1_top10"]
+    return g
+
+
+def _curves(run: RunInfo) -> dict:
+    return {"step": run.eval_steps(), "val_loss": [r["val_loss"] for r in run.metrics],
+            "p_ood": [r["p_ood"] for r in run.metrics]}
+
+
+def _eval_summary(run: RunInfo) -> dict:
+    p = [r["p_ood"] for r in run.metrics]
+    best = int(np.argmax(p)) if p else None
+    return {"final_step": run.metrics[-1]["step"] if run.metrics else None,
+            "final_val": run.metrics[-1]["val_loss"] if run.metrics else None,
+            "best_p_ood": p[best] if p else None, "best_p_ood_step": run.metrics[best]["step"] if p else None}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Table 4 (A12, standard window) and Table 5 (matched validation loss)
+# --------------------------------------------------------------------------------------------------------------
+
+def load_controls(root, runs: Sequence[str] = CONTROL_RUNS) -> dict[str, RunInfo]:
+    """The control runs present under root (root/A, root/B, ...), checked to share model and data."""
+    root = Path(root)
+    found = {r: load_run(root / r) for r in runs if (root / r / "run.json").exists()}
+    if not found:
+        raise ck.RunError(f"{root} holds none of the control runs {', '.join(runs)}; run sgd_control.py first")
+    first = next(iter(found.values()))
+    for run in found.values():
+        check_same_setup(first, run)
+    return found
+
+
+def standard_window(cfg: Config) -> list[int]:
+    """Table 4's window: the first dense checkpoint window of the control config (paper: 600..2000 every 50)."""
+    from drift.config import parse_dense
+    windows = parse_dense(cfg.train.dense_ckpt)
+    if not windows:
+        raise ck.RunError("the run has no dense checkpoint window (dense_ckpt); it is not a control run")
+    start, end, every = windows[0]
+    return list(range(start, end + 1, every))
+
+
+def _alignment_extras(traj: Trajectory, window: list[int], sc: Scale, paper_ts: Sequence[int]) -> dict:
+    """cos(theta_t - theta_{t-d}, window PC1) at scaled paper steps t (d = scaled 200), and the within-window
+    rolling PC1 with sub-window 5."""
+    pca = drift_pca(traj, window[0], window[1:], row_normalize=True, n_directions=1)
+    lag = sc.step(200)
+    ts = [t for t in sc.steps(paper_ts) if traj.has(t) and traj.has(t - lag)]
+    align = {}
+    if ts:
+        a = update_alignment(traj, pca.backbone, steps=sorted({x for t in ts for x in (t - lag, t)}), lag=lag)
+        align = {int(e): c for e, c in zip(a["end_steps"], a["cos"]) if int(e) in ts}
+    roll = rolling_backbone(traj, np.array(window), window=5) if len(window) >= 5 else None
+    return {"update_cos": align, "lag": lag,
+            "rolling5_pc1_mean": float(roll.pc1_fraction.mean()) if roll else None,
+            "rolling5_pc1_min": float(roll.pc1_fraction.min()) if roll else None}
+
+
+def control_row(name: str, run: RunInfo) -> dict:
+    """One Table 4 row: status, eval summary, standard-window geometry (+ alignment extras)."""
+    row = {"run": name, "optimizer": RUN_LABELS.get(name, name), **run_summary(run.run_dir), **_eval_summary(run)}
+    sc = Scale.of_control(run.config)
+    window, missing = _present(standard_window(run.config), run)
+    row.update(window=[window[0], window[-1]] if window else None, window_missing=missing)
+    try:
+        traj = trunk_trajectory(run.run_dir, [s for s in run.steps if s >= 1])
+        geo = _safe_window(traj, window)
+    except ValueError as e:  # non-finite weights after a blow-up
+        traj, geo = None, {"note": f"geometry not computed: {e}"}
+    row["geometry"] = geo
+    row.update({k: geo.get(k) for k in ("pc1", "pc1_top10", "k95", "k99", "drift")})
+    if "note" not in geo:
+        row["extras"] = _alignment_extras(traj, window, sc, (1000, 1600, 2200, 3000, 3800))
+    if name == "C_prime":
+        t = run.config.train
+        row["early_stop"] = early_stop_decision(run.metrics, t.early_stop_step, t.early_stop_max_val,
+                                                t.early_stop_min_p_ood)
+    row["marker"] = {"finished": "", "early_stopped": "early-stopped", "running": "incomplete"}.get(
+        row["status"], f"diverged at step {row['diverged_step']}" if row["status"] == "diverged" else row["status"])
+    row["paper"] = PAPER_TABLE4.get(name)
+    return row
+
+
+def control_table(root) -> dict:
+    runs = load_controls(root)
+    rows = [control_row(name, run) for name, run in runs.items()]
+    return {"rows": rows, "curves": {name: _curves(run) for name, run in runs.items()},
+            "scale": Scale.of_control(next(iter(runs.values())).config).factor}
+
+
+def _matched_windows(name: str, run: RunInfo, match: dict, sc: Scale) -> list[dict]:
+    out = []
+    paper = PAPER_MATCHED_WINDOWS.get(name, [])
+    for label, steps, ref in paper:
+        want = sc.steps(steps)
+        present, missing = _present(want, run)
+        out.append({"window": label, "kind": "paper", "steps": want, "missing": missing,
+                    "paper": dict(zip(("pc1", "k95", "k99", "drift"), ref))})
+    if match["step"] is not None:
+        for label, steps in centred_windows(match["step"], sc.step(200), run.steps).items():
+            out.append({"window": label, "kind": "centred", "steps": steps, "missing": [], "paper": None})
+    traj = trunk_trajectory(run.run_dir, [s for s in run.steps if s >= 1])
+    for w in out:
+        w["geometry"] = _safe_window(traj, [s for s in w["steps"] if s not in w["missing"]])
+    return out
+
+
+def matched_table(root, target: float | None = None, rel_tol: float = 0.02) -> dict:
+    """Table 5: the matched-loss checkpoint of every optimizer and the geometry of the paper's and centred windows.
+    Default target: the lowest val loss run C (SGD+momentum) reaches."""
+    runs = load_controls(root)
+    if target is None:
+        if "C" not in runs or not runs["C"].metrics:
+            raise ck.RunError(f"{root}/C (SGD+momentum) has no evals; train it or pass --target")
+        target = float(min(r["val_loss"] for r in runs["C"].metrics))
+    rows = []
+    for name, run in runs.items():
+        match = match_val_loss(run.metrics, target, rel_tol, run.steps)
+        note = None if match["within_tol"] else (
+            f"no checkpoint within {rel_tol:.0%} of {target:.3f}: nearest is step {match['step']} "
+            f"(val {match['val_loss']:.3f})" if match["step"] is not None else "no evals")
+        rows.append({"run": name, "optimizer": RUN_LABELS.get(name, name), "match": match, "note": note,
+                     "windows": _matched_windows(name, run, match, Scale.of_control(run.config))})
+    return {"target": target, "rel_tol": rel_tol, "rows": rows}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# beta2 sweep (A13)
+# --------------------------------------------------------------------------------------------------------------
+
+def _beta2_geometry(run: RunInfo, sc: Scale) -> dict:
+    """A13 on the checkpoints present: full-trajectory PCA, drift, A3/A6/A7, A8 trunk, window variant (C14)."""
+    T = run.config.train.total_steps
+    steps = [s for s in run.steps if s >= 1]
+    rows = [s for s in steps if s >= run.ckpt_every]
+    note = None
+    if len(rows) < 2:  # a run that diverged early: use what it saved, and say so
+        rows, note = [s for s in steps if s > 1], f"rows are all checkpoints after step 1 (run ended early)"
+        if len(rows) < 2:
+            return {"note": f"{len(rows)} checkpoint(s) after step 1; need >= 2"}
+    traj = trunk_trajectory(run.run_dir, steps)
+    rn = drift_pca(traj, 1, rows, row_normalize=True, n_directions=2)
+    raw = drift_pca(traj, 1, rows, row_normalize=False, n_directions=1)
+    out = {"rows": [rows[0], rows[-1]], "n_rows": len(rows), "pc1": 100 * rn.rho1,
+           "pc2": 100 * float(rn.fractions_full[1]) if rn.fractions_full.size > 1 else None,
+           "raw_pc1": 100 * raw.rho1, "drift": traj.norm(traj.diff(steps[-1], 1)), "last_step": steps[-1]}
+    if note:
+        out["note"] = note
+    dec = decompose(traj, rn.backbone, 1, [s for s in steps if s > 1])
+    windows = [(0, T / 2), (T / 2, T), (0, T)]
+    out["gamma_a"] = power_law_table(dec.steps, np.abs(dec.a), windows)
+    out["gamma_r"] = power_law_table(dec.steps, dec.residual_norm, windows)
+    out["corr_p_r"] = pearson_table(dec.steps, run.metric("p_ood", dec.steps), dec.residual_norm, windows)
+    out["early_corr"] = out["corr_p_r"][0]["r"]
+    al = update_alignment(traj, rn.backbone, steps=steps, lag=sc.step(200), early_step=T / 2)
+    out.update(mean_abs_cos=al["mean_abs_cos"], early_abs_cos=al.get("mean_abs_cos_early"))
+    win = _safe_window(traj, _present(standard_window(run.config), run)[0])
+    out["window_pc1"] = win.get("pc1")
+    if "note" not in win:
+        ex = _alignment_extras(traj, win["window_steps"], sc, (800, 1200, 1600, 2200, 3000, 3600))
+        out["window_abs_cos"] = float(np.mean(np.abs(list(ex["update_cos"].values())))) if ex["update_cos"] else None
+    return out
+
+
+def beta2_row(run_dir) -> dict:
+    """One beta2-table row; a diverged or partial run keeps whatever could be measured, with a marker."""
+    run = load_run(run_dir, require_steps=1)
+    t = run.config.train
+    row = {"name": Path(run_dir).name, "beta2": t.beta2, "p_probe": t.p_probe, **run_summary(run_dir),
+           **_eval_summary(run)}
+    row["marker"] = (f"diverged at step {row['diverged_step']}" if row["status"] == "diverged"
+                     else "" if row["status"] in ("finished", "early_stopped") else row["status"])
+    try:
+        row.update(_beta2_geometry(run, Scale.of_control(run.config)))
+    except (ValueError, ck.RunError) as e:  # e.g. non-finite weights after a blow-up
+        row["note"] = f"geometry not computed: {e}"
+    row["paper"] = PAPER_BETA2.get(round(t.beta2, 2))
+    row["curves"] = _curves(run)
+    return row
+
+
+def beta2_table(root) -> dict:
+    root = Path(root)
+    dirs = sorted((p for p in root.iterdir() if (p / "run.json").exists()),
+                  key=lambda p: (-ck.read_json(p / "run.json")["config"]["train"]["beta2"], p.name))
+    if not dirs:
+        raise ck.RunError(f"{root} holds no beta2 runs; run beta2_sweep.py first")
+    runs = [load_run(d, require_steps=1) for d in dirs]
+    for r in runs[1:]:
+        check_same_setup(runs[0], r)
+    rows = [beta2_row(d) for d in dirs]
+    common = common_rows_geometry(runs)
+    for row, extra in zip(rows, common):
+        row.update(extra)
+    return {"rows": rows, "common_last_step": common[0]["common_last_step"] if common else None}
+
+
+def common_rows_geometry(runs: list[RunInfo]) -> list[dict]:
+    """Row-normalized PC1 and drift of every run over the same rows (first regular checkpoint .. the last step all
+    runs reached), so a run that diverged early is compared over its own span, not against longer trajectories."""
+    last = min(r.last_step for r in runs)
+    out = []
+    for run in runs:
+        steps = [s for s in run.steps if 1 <= s <= last]
+        rows = [s for s in steps if s >= run.ckpt_every]
+        extra = {"common_last_step": last, "pc1_common": None, "drift_common": None}
+        if len(rows) >= 2:
+            try:
+                traj = trunk_trajectory(run.run_dir, steps)
+                extra.update(pc1_common=100 * drift_pca(traj, 1, rows, row_normalize=True, n_directions=1).rho1,
+                             drift_common=traj.norm(traj.diff(steps[-1], 1)))
+            except ValueError as e:
+                extra["note_common"] = f"not computed: {e}"
+        out.append(extra)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reheating (A14)
+# --------------------------------------------------------------------------------------------------------------
+
+def main_backbone(main_dir) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(theta_ref, v_b, info) of a main run, trunk: v_b = row-normalized PC1 of theta_s - theta_1 over the regular
+    checkpoints after step 1 (A2), sign-fixed so that a(t_last) > 0. Taken from drift.backbone's stored directions
+    when that module exists; otherwise computed here the same way."""
+    from drift.trajectory import flat_vector, materialize
+    if importlib.util.find_spec("drift.backbone") is not None:
+        from drift.backbone import load_directions
+        payload = load_directions(main_dir, ["trunk_rownorm_pc1"])
+        ref = int(payload["ref_step"])
+        v = payload["vectors"]["trunk_rownorm_pc1"].double().numpy()
+        info = {"source": "drift.backbone.load_directions (trunk_rownorm_pc1)", "ref_step": ref,
+                "rows": [int(payload["row_steps"][0]), int(payload["row_steps"][-1])]}
+    else:
+        main = load_run(main_dir)
+        ref, rows = 1, [s for s in main.regular_steps(1) if s > 1]
+        traj = trunk_trajectory(main_dir, [1] + rows)
+        pca = drift_pca(traj, 1, rows, row_normalize=True, n_directions=1)
+        v = materialize(main_dir, [1] + rows, {"v_b": ("trunk", pca.backbone)}, progress=False)["v_b"]
+        v = v.double().numpy()
+        info = {"source": "row-normalized trunk PC1 (A2), computed here", "ref_step": 1, "pc1": 100 * pca.rho1,
+                "rows": [rows[0], rows[-1]]}
+    theta_ref = flat_vector(ck.load_checkpoint(main_dir, ref)["model"], "trunk").double().numpy()
+    return theta_ref, v / np.linalg.norm(v), info
+
+
+def backbone_coords(run_dir, steps: Sequence[int], theta1: np.ndarray, v_b: np.ndarray) -> dict:
+    """a(t) = <theta_t - theta_1, v_b> and ||r(t)|| for checkpoints of any run with the same model."""
+    from drift.trajectory import flat_vector
+    a, r = [], []
+    for step, state in ck.iter_checkpoints(run_dir, steps):
+        x = flat_vector(state, "trunk").double().numpy() - theta1
+        if x.shape != theta1.shape:
+            raise ck.RunError(f"{run_dir} step {step}: trunk size differs from the main run's")
+        a.append(float(x @ v_b))
+        r.append(math.sqrt(max(float(x @ x) - a[-1] ** 2, 0.0)))
+    return {"step": [int(s) for s in steps], "a": a, "residual_norm": r}
+
+
+def reheat_readouts(run: RunInfo, threshold: float = 0.6) -> dict:
+    p = [r["p_ood"] for r in run.metrics]
+    s = run.eval_steps()
+    if not p:
+        return {"peak": None, "peak_step": None, "first_above": None, "end": None, "threshold": threshold}
+    i = int(np.argmax(p))
+    first = next((st for st, v in zip(s, p) if v >= threshold), None)
+    return {"peak": p[i], "peak_step": s[i], "first_above": first, "end": p[-1], "end_step": s[-1],
+            "step1": p[0], "threshold": threshold}
+
+
+def reheat_table(main_dir, reheat_dirs: dict[float, Path], threshold: float = 0.6) -> dict:
+    main = load_run(main_dir)
+    theta1, v_b, vinfo = main_backbone(main_dir)
+    main_end = backbone_coords(main_dir, [main.last_step], theta1, v_b)
+    rows = []
+    for lr, d in sorted(reheat_dirs.items(), reverse=True):
+        run = load_run(d)
+        check_same_setup(main, run)
+        coords = backbone_coords(d, [s for s in run.steps], theta1, v_b)
+        rows.append({"lr": lr, "name": Path(d).name, **run_summary(d), **reheat_readouts(run, threshold),
+                     "coords": coords, "curves": _curves(run), "paper": PAPER_REHEAT.get(lr)})
+    return jsonable({"main_run": str(main_dir), "main_last_step": main.last_step,
+                     "start_p_ood": main.metrics[-1]["p_ood"] if main.metrics else None,
+                     "paper_start_p_ood": PAPER_REHEAT_START, "backbone": vinfo, "main_end_coords": main_end,
+                     "main_curve": _curves(main), "rows": rows})

@@ -1,0 +1,95 @@
+"""Reheating (PROTOCOL E4, A14): from a main run's last checkpoint, a fresh optimizer (same kind, betas and weight
+decay), lambda = 4 throughout, warmup 200 then cosine to the 10% floor over 2000 steps (scaled by main-run length /
+10,000: cpu 20 and 200), an eval and a checkpoint every 100 (cpu: 10). Per peak LR: peak p_ood and its step, the
+first step with p_ood >= 0.60, p_ood at the end, the start p_ood; and a(t), ||r(t)|| of every reheating checkpoint
+against the main run's step-1 reference and its trunk backbone v_b.
+
+Writes <run>/reheat/lr<value>/ runs, <run>/analysis/reheat.json and .csv, <run>/figures/reheat.{pdf,png}.
+
+Examples:
+    python reheat.py runs/cpu_s42 --lrs 1e-3 6e-4 3e-4
+    python reheat.py runs/paper_s42 --lrs 1e-3 6e-4 3e-4
+    python reheat.py runs/cpu_s42 --lrs 6e-4 --analyze-only
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from drift import checkpoint as ck
+from drift import plotting as pl
+from drift.config import Config, ConfigError
+from drift.controls import ensure_run, flat_row, reheat_config, reheat_run_name, reheat_table, write_csv
+from drift.runinfo import analysis_dir, figures_dir, load_run, write_analysis
+
+COLUMNS = ["lr", "name", "status", "start_p_ood", "step1", "peak", "peak_step", "first_above", "end", "end_step",
+           "a_start", "a_end", "r_start", "r_end", "wall_s", "paper_peak", "paper_peak_step", "paper_first_060",
+           "paper_end"]
+
+
+def plot_reheat(results: dict, stem: Path) -> None:
+    """Fig 4 style: training p_ood (grey), reheating curves at T + s with starred peaks; below, a(t) and ||r(t)||."""
+    fig, (ax_p, ax_g) = pl.new_figure(2, 1, width=pl.DOUBLE_WIDTH, height=4.4)
+    T = results["main_last_step"]
+    main = results["main_curve"]
+    ax_p.plot(main["step"], main["p_ood"], color=pl.PALETTE["p_ood"], label="training")
+    for row in results["rows"]:
+        c = row["curves"]
+        (line,) = ax_p.plot([T + s for s in c["step"]], c["p_ood"], label=f"reheat lr {row['lr']:g}")
+        if row["peak"] is not None:
+            ax_p.plot(T + row["peak_step"], row["peak"], marker="*", ms=10, color=line.get_color())
+        k = row["coords"]
+        ax_g.plot(k["step"], k["a"], color=line.get_color(), label=f"a(t), lr {row['lr']:g}")
+        ax_g.plot(k["step"], k["residual_norm"], ls="--", color=line.get_color(), label="||r(t)||")
+    ax_p.axvline(T, ls="--", color=pl.PALETTE["switch"], lw=0.9)
+    ax_p.set(xlabel="step", ylabel="p_ood", ylim=(-0.02, 1.02))
+    ax_p.legend(fontsize=7)
+    ax_g.set(xlabel="reheating step", ylabel="trunk coordinate vs main step 1")
+    ax_g.legend(fontsize=6, ncol=2)
+    pl.save_figure(fig, stem)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", help="the main run directory (its last checkpoint is the starting point)")
+    parser.add_argument("--lrs", nargs="+", type=float, default=[1e-3, 6e-4, 3e-4], help="peak learning rates")
+    parser.add_argument("--threshold", type=float, default=0.60, help="re-entry threshold on p_ood (default 0.60)")
+    parser.add_argument("--analyze-only", action="store_true", help="no training; tabulate existing reheat runs")
+    parser.add_argument("--no-figure", action="store_true")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for the reheat runs")
+    args = parser.parse_intermixed_args(argv)  # overrides may follow options
+    main_dir = Path(args.run)
+    try:
+        main_run = load_run(main_dir)
+        init = str(ck.ckpt_path(main_dir, main_run.last_step))
+        dirs = {lr: main_dir / "reheat" / reheat_run_name(lr) for lr in args.lrs}
+        for lr, d in dirs.items():
+            if not args.analyze_only:
+                cfg = reheat_config(Config.from_dict(main_run.info["config"]), lr, args.overrides)
+                res = ensure_run(cfg, d, init_from=init, progress=not args.no_progress,
+                                 argv=sys.argv if argv is None else argv)
+                print(f"reheat.py: lr {lr:g}: {res['action']}, {res['status']}, loop time {res['wall_s'] or 0:.0f} s")
+        results = reheat_table(main_dir, dirs, args.threshold)
+    except (ConfigError, ck.RunError) as e:
+        print(f"reheat.py: error: {e}", file=sys.stderr)
+        return 2
+    path = write_analysis(main_dir, "reheat", results,
+                          params={"lrs": args.lrs, "threshold": args.threshold, "init_from": init},
+                          inputs={str(k): str(v) for k, v in dirs.items()})
+    rows = []
+    for r in results["rows"]:
+        k = r["coords"]
+        rows.append({**flat_row(r), "start_p_ood": results["start_p_ood"], "a_start": k["a"][0], "a_end": k["a"][-1],
+                     "r_start": k["residual_norm"][0], "r_end": k["residual_norm"][-1]})
+        print(f"lr {r['lr']:g}: start {results['start_p_ood'] or 0:.3f} peak {r['peak'] or 0:.3f} @ {r['peak_step']}, "
+              f"first >= {args.threshold} at {r['first_above']}, end {r['end'] or 0:.3f}; a {k['a'][0]:.3g} -> "
+              f"{k['a'][-1]:.3g}, ||r|| {k['residual_norm'][0]:.3g} -> {k['residual_norm'][-1]:.3g}")
+    write_csv(analysis_dir(main_dir) / "reheat.csv", rows, COLUMNS)
+    if not args.no_figure:
+        plot_reheat(results, figures_dir(main_dir) / "reheat")
+    print(f"reheat.py: wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Optimizer controls A, B and C (PROTOCOL E2): AdamW, plain SGD and momentum SGD on the main run's model and data,
+4000 paper steps with their own cosine schedule and the 52-checkpoint dense schedule (scaled for cpu/tiny by the
+rule in drift/controls.py). Each run gets its own subdirectory; finished runs are skipped, killed ones resumed.
+Run C' (Nesterov SGDW with the early-stop rule) has its own script, sgd_nesterov_run.py.
+
+Examples:
+    python sgd_control.py --preset cpu --seed 42 --out runs/ctrl_s42              # A, B, C (cpu: 400 steps each)
+    python sgd_control.py --preset cpu --seed 42 --out runs/ctrl_s42 --runs A C
+    python sgd_control.py --preset paper --seed 42 --out runs/ctrl_s42            # the paper's controls (GPU)
+    python sgd_control.py --preset tiny --out /tmp/ctrl total_steps=8             # overrides apply to every run
+
+Then: python sgd_control_analysis.py runs/ctrl_s42 ; python sgd_matched_valloss.py runs/ctrl_s42
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from drift.checkpoint import RunError
+from drift.config import ConfigError, add_config_args
+from drift.controls import RUN_LABELS, control_config, ensure_run
+
+
+def train_controls(preset: str, seed: int | None, out: Path, runs: list[str], overrides: list[str],
+                   progress: bool, argv: list[str], script: str) -> int:
+    """Train (or resume, or skip) each control run; prints one status line per run."""
+    for run in runs:
+        cfg = control_config(preset, seed, run, overrides)
+        res = ensure_run(cfg, out / run, progress=progress, argv=argv)
+        wall = f"{res['wall_s']:.0f} s" if res["wall_s"] is not None else "?"
+        extra = f" at step {res['diverged_step']}" if res["status"] == "diverged" else ""
+        print(f"{script}: {run} ({RUN_LABELS[run]}): {res['action']}, {res['status']}{extra}, loop time {wall} "
+              f"-> {out / run}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser)
+    parser.add_argument("--out", help="directory of the control runs (default: runs/ctrl_s<seed>)")
+    parser.add_argument("--runs", nargs="+", default=["A", "B", "C"], choices=["A", "B", "C"],
+                        help="which controls to train (default: A B C)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        seed = args.seed if args.seed is not None else 42
+        out = Path(args.out or f"runs/ctrl_s{seed}")
+        return train_controls(args.preset, seed, out, args.runs, args.overrides, not args.no_progress,
+                              sys.argv if argv is None else argv, "sgd_control.py")
+    except (ConfigError, RunError) as e:
+        print(f"sgd_control.py: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Table 4 (PROTOCOL A12): per optimizer control, the final val loss, best p_ood, and the trunk geometry of the
+standard window (paper: checkpoints 600..2000 every 50, anchored at 600; cpu: 60..200 every 5): row-normalized
+PC1 % (full and top-10 denominators), k95, k99 and drift ||theta_end - theta_anchor||. Extras: the update
+alignment cos(theta_t - theta_{t-200}, window PC1) at t = 1000, 1600, 2200, 3000, 3800 (scaled) and the
+within-window rolling PC1 (sub-window 5). A diverged or early-stopped run is a marked row. Runs whose model or data
+differ are refused.
+
+Writes <root>/analysis/sgd_control.json and .csv, and <root>/figures/sgd_control.{pdf,png}.
+
+Examples:
+    python sgd_control_analysis.py runs/ctrl_s42
+    python sgd_control_analysis.py runs/ctrl_s42 --no-figure
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from drift import plotting as pl
+from drift.checkpoint import RunError
+from drift.config import ConfigError
+from drift.controls import RUN_LABELS, control_table, flat_row, write_csv
+from drift.runinfo import analysis_dir, figures_dir, write_analysis
+
+COLUMNS = ["run", "optimizer", "status", "marker", "final_step", "final_val", "best_p_ood", "best_p_ood_step",
+           "pc1", "pc1_top10", "k95", "k99", "drift", "wall_s", "paper_final_val", "paper_best_p_ood", "paper_pc1",
+           "paper_k95", "paper_drift"]
+COLORS = {"A": pl.PALETTE["backbone"], "B": pl.PALETTE["residual"], "C": pl.PALETTE["early"],
+          "C_prime": pl.PALETTE["late"]}
+
+
+def plot_controls(results: dict, stem: Path) -> None:
+    """Val loss and p_ood against step per optimizer; standard-window PC1 bars (hatched: marked rows)."""
+    fig, (ax_v, ax_p, ax_b) = pl.new_figure(1, 3, width=pl.DOUBLE_WIDTH, height=2.4)
+    for name, c in results["curves"].items():
+        ax_v.plot(c["step"], c["val_loss"], color=COLORS[name], label=RUN_LABELS.get(name, name))
+        ax_p.plot(c["step"], c["p_ood"], color=COLORS[name])
+    top = max([0.1] + [1.1 * max(c["p_ood"]) for c in results["curves"].values() if c["p_ood"]])
+    ax_v.set(xlabel="step", ylabel="val loss")
+    ax_p.set(xlabel="step", ylabel="p_ood", ylim=(-0.01 * top, min(1.02, top)))
+    ax_p.legend(*ax_v.get_legend_handles_labels(), loc="upper left")  # the p_ood panel has room for it
+    rows = results["rows"]
+    for i, row in enumerate(rows):
+        ax_b.bar(i, row["pc1"] or 0.0, color=COLORS[row["run"]], hatch="//" if row["marker"] else None)
+        ax_b.text(i, (row["pc1"] or 0.0) + 1, "n/a" if row["pc1"] is None else f"k95={row['k95']}",
+                  ha="center", fontsize=7)
+    ax_b.set_xticks(range(len(rows)), [r["run"].replace("_prime", "'") for r in rows])
+    ax_b.set(ylabel="window PC1 % (row-norm)", ylim=(0, 110))
+    pl.save_figure(fig, stem)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", help="directory holding the control runs A, B, C, C_prime")
+    parser.add_argument("--no-figure", action="store_true", help="skip the figure")
+    args = parser.parse_args(argv)
+    try:
+        results = control_table(args.root)
+    except (ConfigError, RunError) as e:
+        print(f"sgd_control_analysis.py: error: {e}", file=sys.stderr)
+        return 2
+    root = Path(args.root)
+    path = write_analysis(root, "sgd_control", results, params={"window": "first dense_ckpt window",
+                                                                "row_normalized": True, "scope": "trunk"},
+                          inputs={r["run"]: r["run_dir"] for r in results["rows"]})
+    write_csv(analysis_dir(root) / "sgd_control.csv", [flat_row(r) for r in results["rows"]], COLUMNS)
+    if not args.no_figure:
+        plot_controls(results, figures_dir(root) / "sgd_control")
+    for r in results["rows"]:
+        geo = "n/a" if r["pc1"] is None else f"PC1 {r['pc1']:.1f}% k95 {r['k95']} k99 {r['k99']} drift {r['drift']:.3g}"
+        val, best = (float("nan") if r[k] is None else r[k] for k in ("final_val", "best_p_ood"))
+        print(f"{r['run']:8s} {r['optimizer']:14s} val {val:.3f} best p_ood {best:.3f} {geo} {r['marker']}")
+    print(f"sgd_control_analysis.py: wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

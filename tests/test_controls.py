@@ -1,0 +1,244 @@
+"""Optimizer controls, beta2 sweep and reheating: the configs equal PROTOCOL E2-E4 (paper) and scale by the
+documented rule (cpu/tiny); the early-stop rule and the matched-loss search on crafted metrics; every script end
+to end on the tiny preset, including a forced divergence and a refused mismatched comparison."""
+import json
+import math
+
+import pytest
+
+from drift import checkpoint as ck
+from drift.config import resolve
+from drift.controls import (PAPER_MAX_VAL, Scale, beta2_config, beta2_run_name, centred_windows, control_config,
+                            early_stop_decision, early_stop_max_val, ensure_run, load_controls, match_val_loss,
+                            reheat_config)
+from drift.optim import lambda_at, lr_at
+from drift.trainer import LoopState, _early_stop, ckpt_schedule, eval_schedule
+
+PAPER_CKPTS = [1, 200, 400] + list(range(600, 2001, 50)) + list(range(2100, 4001, 100))
+# Cheaper evals, and one thread: on a shared 2-core machine two threads per run thrash far more than they help.
+SMALL = ["n_probe_eval=16", "val_batches=1", "threads=1"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """The runs set torch's thread count for the process; give the rest of the suite back its setting."""
+    import torch
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+# ------------------------------------------------------------------------------------------------- configs
+
+@pytest.mark.parametrize("run, opt, lr, wd, mom", [("A", "adamw", 1e-3, 0.5, None), ("B", "sgd", 1e-3, 0.5, None),
+                                                   ("C", "sgd_momentum", 1e-2, 0.05, 0.9)])
+def test_paper_controls_equal_protocol_e2(run, opt, lr, wd, mom):
+    cfg = control_config("paper", 42, run)
+    t = cfg.train
+    assert (t.optimizer, t.lr, t.weight_decay) == (opt, lr, wd)
+    if mom is not None:
+        assert t.momentum == mom
+    assert (t.total_steps, t.schedule_steps, t.warmup_steps, t.eval_every) == (4000, 4000, 1500, 200)
+    assert ckpt_schedule(cfg) == [0] + PAPER_CKPTS and len(PAPER_CKPTS) == 52
+    assert eval_schedule(cfg) == [1] + list(range(200, 4001, 200))
+    assert lambda_at(3999, t) == 2.0 and lambda_at(4000, t) == 4.0  # lambda = 4 on the final step only
+    assert lr_at(1500, t) == pytest.approx(1e-3 if opt == "adamw" or opt == "sgd" else 1e-2)
+    assert lr_at(4000, t) == pytest.approx(0.1 * lr)
+    assert t.early_stop_step == 0 and (t.beta2, t.p_probe, t.grad_clip, t.micro_batch, t.grad_accum) == \
+        (0.95, 0.10, 1.0, 64, 2)
+    assert cfg.model == resolve("paper").model
+
+
+def test_paper_nesterov_run_and_its_rule():
+    cfg = control_config("paper", 42, "C_prime")
+    t, a = cfg.train, control_config("paper", 42, "A").train
+    assert (t.optimizer, t.lr, t.momentum, t.weight_decay) == ("nesterov_sgdw", 1e-2, 0.9, 0.5)
+    assert (t.total_steps, t.schedule_steps, t.early_stop_step) == (2000, 4000, 2000)
+    assert (t.early_stop_max_val, t.early_stop_min_p_ood) == (5.1, 0.02)
+    assert ckpt_schedule(cfg) == [0] + [s for s in PAPER_CKPTS if s <= 2000]
+    assert all(lr_at(s, t) / 1e-2 == pytest.approx(lr_at(s, a) / 1e-3) for s in (1, 1500, 1800, 2000))
+    assert early_stop_max_val(50_257) == PAPER_MAX_VAL
+
+
+def test_cpu_controls_follow_the_scaling_rule():
+    main = resolve("cpu", 42)
+    cfg = control_config("cpu", 42, "A")
+    t = cfg.train
+    assert Scale.of_main(main).factor == 0.1 == Scale.of_control(cfg).factor
+    assert (t.total_steps, t.schedule_steps, t.warmup_steps, t.eval_every) == (400, 400, main.train.warmup_steps, 20)
+    assert t.dense_ckpt == "60:200:5,200:400:10" and t.lambda_switch_step == 400
+    assert ckpt_schedule(cfg) == [0] + [Scale(0.1).step(s) for s in PAPER_CKPTS]
+    cp = control_config("cpu", 42, "C_prime", ["early_stop_max_val=4.5"])
+    assert (cp.train.total_steps, cp.train.early_stop_step, cp.train.schedule_steps) == (200, 200, 400)
+    assert cp.train.early_stop_max_val == 4.5  # an explicit option, recorded in the config
+    default = control_config("cpu", 42, "C_prime").train.early_stop_max_val
+    assert 0 < default < PAPER_MAX_VAL  # 0.4713 * ln(vocab), the embedded vocab being far below 50,257
+
+
+def test_beta2_and_reheat_configs():
+    b = beta2_config("cpu", 42, 0.8, p_probe=0.2)
+    assert (b.train.beta2, b.train.p_probe, b.train.optimizer, b.train.total_steps) == (0.8, 0.2, "adamw", 400)
+    assert beta2_run_name(0.0) == "b0.0" and beta2_run_name(0.95, 0.2, 0.1) == "b0.95_p0.20"
+    assert beta2_run_name(0.9, 0.1, 0.1) == "b0.9"
+    r = reheat_config(resolve("paper", 42), 6e-4).train
+    assert (r.lr, r.warmup_steps, r.total_steps, r.eval_every, r.ckpt_every) == (6e-4, 200, 2000, 100, 100)
+    assert all(lambda_at(s, r) == 4.0 for s in (1, 1000, 2000)) and r.min_lr_frac == 0.1
+    c = reheat_config(resolve("cpu", 42), 1e-3).train
+    assert (c.warmup_steps, c.total_steps, c.eval_every) == (20, 200, 10)
+
+
+# ------------------------------------------------------------------------------------------------- pure rules
+
+def _metrics(pairs):
+    return [{"step": s, "val_loss": v, "p_ood": p} for s, v, p in pairs]
+
+
+def test_early_stop_rule_on_crafted_metrics():
+    stuck = _metrics([(1, 10.8, 0.0), (1000, 6.0, 0.01), (2000, 5.25, 0.013)])
+    assert early_stop_decision(stuck, 2000, 5.1, 0.02)["fires"] is True
+    learning = _metrics([(1, 10.8, 0.0), (1000, 6.0, 0.01), (2000, 5.0, 0.013)])
+    assert early_stop_decision(learning, 2000, 5.1, 0.02)["fires"] is False
+    probed = _metrics([(1, 10.8, 0.0), (1000, 6.0, 0.05), (2000, 5.3, 0.0)])  # an earlier p_ood counts
+    assert early_stop_decision(probed, 2000, 5.1, 0.02)["fires"] is False
+    later = stuck + _metrics([(2200, 5.3, 0.5)])  # evals after the stop step do not count
+    assert early_stop_decision(later, 2000, 5.1, 0.02)["best_p_ood"] == 0.013
+    assert early_stop_decision(stuck, 1500, 5.1, 0.02)["fires"] is None  # no eval there
+    cfg = control_config("paper", 42, "C_prime")  # the trainer's own check agrees
+    for metrics, fires in ((stuck, True), (learning, False), (probed, False)):
+        best = max(r["p_ood"] for r in metrics)
+        assert (_early_stop(metrics[-1], LoopState(best_p_ood=best), cfg) is not None) == fires
+
+
+def test_matched_loss_search_on_crafted_metrics():
+    adamw = _metrics([(1, 10.8, 0), (200, 4.33, 0), (400, 3.5, 0), (600, 3.0, 0)])
+    m = match_val_loss(adamw, 5.1, rel_tol=0.02)
+    assert (m["step"], m["within_tol"], m["crossing"], m["steps_within_tol"]) == (200, False, [1, 200], [])
+    sgd = _metrics([(1, 10.8, 0), (2000, 5.3, 0), (2200, 5.13, 0), (2400, 5.11, 0), (4000, 5.10, 0)])
+    m = match_val_loss(sgd, 5.1, rel_tol=0.02)
+    assert m["step"] == 4000 and m["within_tol"] and m["steps_within_tol"] == [2200, 2400, 4000]
+    assert match_val_loss(sgd, 5.1, ckpt_steps=[1, 2000, 2200])["step"] == 2200  # only checkpointed evals
+    tie = _metrics([(10, 5.0, 0), (20, 5.2, 0)])
+    assert match_val_loss(tie, 5.1)["step"] == 10  # ties go to the earlier step
+    assert match_val_loss([], 5.1)["step"] is None
+
+
+def test_centred_windows_snap_to_step_one_and_drop_missing():
+    have = [0, 1, 200, 400, 600, 800]
+    w = centred_windows(200, 200, have)
+    assert list(w.values()) == [[1, 200, 400], [1, 200, 400, 600]]
+    assert list(centred_windows(800, 200, have).values()) == [[600, 800], [400, 600, 800]]
+
+
+# ------------------------------------------------------------------------------------------------- end to end
+
+def test_control_scripts_end_to_end(tmp_path, capsys):
+    import sgd_control, sgd_control_analysis, sgd_matched_valloss, sgd_nesterov_run
+    root = tmp_path / "ctrl"
+    common = ["--preset", "tiny", "--seed", "3", "--out", str(root), "--no-progress", *SMALL]
+    assert sgd_control.main([*common, "--runs", "A", "C"]) == 0
+    assert sgd_nesterov_run.main([*common, "early_stop_max_val=100"]) == 0  # the rule cannot fire
+    assert "did not fire" in capsys.readouterr().out
+    assert ck.read_json(root / "C_prime" / "run.json")["status"] == "finished"
+    assert sgd_control.main([*common, "--runs", "A"]) == 0  # finished: skipped, not retrained
+    assert "skipped" in capsys.readouterr().out
+    assert sgd_control_analysis.main([str(root)]) == 0
+    table = json.loads((root / "analysis" / "sgd_control.json").read_text())["results"]
+    rows = {r["run"]: r for r in table["rows"]}
+    assert set(rows) == {"A", "C", "C_prime"} and rows["A"]["window"] == [2, 6]
+    assert 0 < rows["C"]["pc1"] <= 100 and rows["C"]["k95"] >= 1 and rows["C"]["drift"] > 0
+    assert rows["C_prime"]["early_stop"]["fires"] is False
+    assert (root / "analysis" / "sgd_control.csv").exists() and (root / "figures" / "sgd_control.png").exists()
+    assert sgd_matched_valloss.main([str(root)]) == 0
+    matched = json.loads((root / "analysis" / "sgd_matched_valloss.json").read_text())["results"]
+    c_evals = ck.read_metrics(root / "C")
+    assert matched["target"] == min(r["val_loss"] for r in c_evals)
+    c_row = next(r for r in matched["rows"] if r["run"] == "C")
+    assert c_row["match"]["within_tol"] and c_row["match"]["val_loss"] == matched["target"]
+
+
+def test_nesterov_rule_fires_and_mismatch_is_refused(tmp_path, capsys):
+    import sgd_control_analysis, sgd_nesterov_run
+    root = tmp_path / "ctrl"
+    assert sgd_nesterov_run.main(["--preset", "tiny", "--seed", "3", "--out", str(root), "--no-progress",
+                                  *SMALL, "early_stop_max_val=0.5", "early_stop_min_p_ood=1.01"]) == 0
+    assert "fired" in capsys.readouterr().out
+    assert ck.read_json(root / "C_prime" / "run.json")["status"] == "early_stopped"
+    # A run with another model under the same root: the comparison is refused.
+    other = root / "A"
+    other.mkdir()
+    info = ck.read_json(root / "C_prime" / "run.json")
+    info["config"]["model"]["d_model"] *= 2
+    ck.atomic_write_json(info, other / "run.json")
+    for f in ("ckpt_000000.pt", "ckpt_000001.pt", "metrics.jsonl"):
+        (other / f).write_bytes((root / "C_prime" / f).read_bytes())
+    with pytest.raises(ck.RunError, match="d_model"):
+        load_controls(root)
+    assert sgd_control_analysis.main([str(root)]) == 2
+    assert "sgd_control_analysis.py: error:" in capsys.readouterr().err
+    with pytest.raises(ck.RunError, match="different config"):  # ensure_run never mixes configs in one dir
+        ensure_run(control_config("tiny", 3, "C_prime", SMALL), root / "C_prime", progress=False)
+
+
+def test_beta2_sweep_records_a_divergence(tmp_path, monkeypatch):
+    import beta2_sweep
+    import drift.trainer as tr
+    original = tr._train_step
+
+    def diverge_late(model, fwd, opt, ctx, step, state):
+        if ctx.cfg.train.beta2 == 0.0 and step == 9:
+            raise tr.DivergedError(step, ctx.run_dir)
+        return original(model, fwd, opt, ctx, step, state)
+
+    monkeypatch.setattr(tr, "_train_step", diverge_late)
+    out = tmp_path / "beta2"
+    assert beta2_sweep.main(["--preset", "tiny", "--seed", "3", "--out", str(out), "--beta2", "0.9", "0.0",
+                             "--no-progress", "--no-figure", *SMALL]) == 0
+    rows = {r["name"]: r for r in json.loads((out / "analysis" / "beta2_sweep.json").read_text())["results"]["rows"]}
+    assert rows["b0.0"]["status"] == "diverged" and rows["b0.0"]["marker"] == "diverged at step 9"
+    assert rows["b0.0"]["last_step"] == 8 and rows["b0.0"]["pc1"] > 0  # measured up to the last good checkpoint
+    assert rows["b0.0"]["wall_s"] > 0  # from the last eval record: a diverged run writes no final timers
+    assert rows["b0.9"]["common_last_step"] == 8 and rows["b0.9"]["pc1_common"] != rows["b0.9"]["pc1"]
+    ok = rows["b0.9"]
+    assert ok["status"] == "finished" and ok["marker"] == "" and 0 < ok["pc1"] <= 100
+    assert ok["pc1"] + ok["pc2"] <= 100 + 1e-9 and ok["raw_pc1"] > 0
+    assert [f["hi"] for f in ok["gamma_a"]] == [6, 12, 12] and math.isfinite(ok["mean_abs_cos"])
+    assert (out / "analysis" / "beta2_sweep.csv").read_text().count("\n") == 3
+
+
+def test_reheat_end_to_end(tmp_path, monkeypatch):
+    import reheat
+    from drift.trainer import train
+    main = tmp_path / "main"
+    train(resolve("tiny", 3, SMALL + ["total_steps=20"]), main, progress=False)
+    assert reheat.main([str(main), "--lrs", "1e-3", "--no-progress", "threads=1"]) == 0
+    res = json.loads((main / "analysis" / "reheat.json").read_text())["results"]
+    row = res["rows"][0]
+    run_cfg = ck.read_json(main / "reheat" / "lr0.001" / "run.json")
+    assert run_cfg["init_from"].endswith("ckpt_000020.pt") and run_cfg["config"]["train"]["total_steps"] == 4
+    metrics = ck.read_metrics(main / "reheat" / "lr0.001")
+    assert row["peak"] == max(r["p_ood"] for r in metrics) and row["end"] == metrics[-1]["p_ood"]
+    assert [r["step"] for r in metrics] == [1, 2, 3, 4] and all(r["lam"] == 4.0 for r in metrics)
+    # Reheating step 0 is the main run's last checkpoint: same coordinates against the main backbone.
+    assert row["coords"]["step"][0] == 0
+    assert row["coords"]["a"][0] == pytest.approx(res["main_end_coords"]["a"][0], rel=1e-6)
+    assert row["coords"]["a"][0] > 0  # v_b is sign-fixed so that the main run ends at positive a
+    assert (main / "figures" / "reheat.png").exists()
+    # drift.backbone's stored v_b and the in-module fallback agree (same steps, same sign convention).
+    import importlib.util
+    from drift.controls import main_backbone
+    _, v_stored, info = main_backbone(main)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "drift.backbone" else real_find_spec(name, *a))
+    _, v_here, info_here = main_backbone(main)
+    assert "computed here" in info_here["source"] and info["rows"] == info_here["rows"]
+    assert float(v_stored @ v_here) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("script", ["sgd_control", "sgd_nesterov_run", "sgd_control_analysis",
+                                    "sgd_matched_valloss", "beta2_sweep", "reheat"])
+def test_help(script, capsys):
+    mod = __import__(script)
+    with pytest.raises(SystemExit) as e:
+        mod.main(["--help"])
+    assert e.value.code == 0 and "Example" in capsys.readouterr().out
