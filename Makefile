@@ -1,16 +1,24 @@
-# Entry points. `make help` lists them.
+# Entry points; `make help` lists them. PRESET picks the scale (cpu: offline, 2 cores; paper: GPU, TinyStories).
 PYTHON ?= python3
 PRESET ?= cpu
 SEEDS ?= 42 271
+# Main runs the figures and the report are made from (those that exist).
+RUNS ?= $(foreach s,$(SEEDS),runs/$(PRESET)_s$(s))
+CONTROLS ?= runs/ctrl_s42
+BETA2 ?= runs/beta2_s42
+PAPER_DIR := paper
+TEX_OPTS := -pdf -interaction=nonstopmode -halt-on-error -outdir=$(PAPER_DIR)/build
 
-.PHONY: help install test test-slow bench ci-e2e clean
+.PHONY: help install test test-slow bench figures report pdf demo reproduce controls ci-e2e clean
 
 help:
-	@echo "make install     pip install -r requirements.txt"
+	@echo "make demo        fresh machine: install, seed 42 on the cpu preset (train + every analysis), figures, PDF"
 	@echo "make test        the fast test suite (python -m pytest -q)"
-	@echo "make test-slow   the slow tests"
-	@echo "make bench       throughput and memory benchmarks"
-	@echo "make clean       remove build artifacts (not runs/)"
+	@echo "make reproduce   every experiment on PRESET (=$(PRESET)): seeds $(SEEDS), controls, beta2 sweep, reheating, PDF"
+	@echo "make figures     paper figures from the analysis JSON of RUNS -> paper/figures"
+	@echo "make pdf         tables + figures from JSON, then paper/paper_backbone.pdf (needs latexmk)"
+	@echo "make bench       training throughput and streaming-PCA benchmarks"
+	@echo "make install | test-slow | clean"
 
 install:
 	$(PYTHON) -m pip install -r requirements.txt
@@ -23,11 +31,49 @@ test-slow:
 
 bench:
 	$(PYTHON) -m bench.train_throughput --preset $(PRESET)
+	$(PYTHON) -m bench.pca_bench
 
+existing = $(foreach d,$(1),$(if $(wildcard $(d)/run.json),$(d)))
+
+optional = $(if $(wildcard $(CONTROLS)),--controls $(CONTROLS)) $(if $(wildcard $(BETA2)),--beta2 $(BETA2))
+
+figures:
+	$(PYTHON) make_paper_figures.py --runs $(call existing,$(RUNS)) $(optional) --out $(PAPER_DIR)/figures
+
+report:
+	$(PYTHON) make_report.py --runs $(call existing,$(RUNS)) $(optional) --out $(PAPER_DIR)/generated
+
+pdf: figures report
+	@command -v latexmk >/dev/null 2>&1 || { echo "make pdf: latexmk not found; install TeX Live (Debian: apt-get install latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended)" >&2; exit 1; }
+	mkdir -p $(PAPER_DIR)/build
+	latexmk $(TEX_OPTS) $(PAPER_DIR)/paper_backbone.tex >$(PAPER_DIR)/build/latexmk.log 2>&1 || { tail -40 $(PAPER_DIR)/build/latexmk.log >&2; echo "make pdf: LaTeX failed; full log in $(PAPER_DIR)/build/latexmk.log" >&2; exit 1; }
+	cp $(PAPER_DIR)/build/paper_backbone.pdf $(PAPER_DIR)/paper_backbone.pdf
+	@echo "wrote $(PAPER_DIR)/paper_backbone.pdf"
+
+demo: install
+	./run_seed.sh 42 --preset cpu
+	$(MAKE) pdf PRESET=cpu SEEDS=42
+
+controls:
+	$(PYTHON) sgd_control.py --preset $(PRESET) --seed 42 --out $(CONTROLS)
+	$(PYTHON) sgd_nesterov_run.py --preset $(PRESET) --seed 42 --out $(CONTROLS)
+	$(PYTHON) sgd_control_analysis.py $(CONTROLS)
+	$(PYTHON) sgd_matched_valloss.py $(CONTROLS)
+	$(PYTHON) beta2_sweep.py --preset $(PRESET) --seed 42 --out $(BETA2)
+	$(PYTHON) beta2_sweep.py --preset $(PRESET) --seed 42 --out $(BETA2) --beta2 0.95 0.0 --p-probe 0.20
+
+reproduce:
+	for s in $(SEEDS); do ./run_seed.sh $$s --preset $(PRESET) || exit 1; done
+	$(MAKE) controls PRESET=$(PRESET)
+	$(MAKE) pdf PRESET=$(PRESET) SEEDS="$(SEEDS)"
+
+# CI: the whole pipeline at the tiny scale, through the PDF (a few minutes on 2 cores).
 ci-e2e:
-	rm -rf runs/ci_tiny
-	$(PYTHON) train.py --preset tiny --seed 1 --out runs/ci_tiny --no-progress
+	rm -rf runs/ci_tiny runs/ci_ctrl runs/ci_beta2
+	./run_seed.sh 1 --preset tiny --out runs/ci_tiny
+	$(MAKE) controls PRESET=tiny CONTROLS=runs/ci_ctrl BETA2=runs/ci_beta2
+	$(MAKE) pdf RUNS=runs/ci_tiny CONTROLS=runs/ci_ctrl BETA2=runs/ci_beta2
 
 clean:
-	rm -rf paper/build .pytest_cache
+	rm -rf $(PAPER_DIR)/build .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,58 @@
+"""Write the report's LaTeX tables and the claims checklist from run.json and analysis JSON only.
+
+Writes <out>/*.tex: setup, table2_blocks, trunk_pca, rolling, gamma, correlation, alignment, fisher, table4, table5,
+beta2, reheat (each a table float, "not run" with the command to run when its experiment is missing), claims.tex
+(every claim C1-C22 with the paper's value, ours, the pre-declared test and the verdict) and macros.tex (every
+number the prose quotes). Then prints one line per claim. paper/paper_backbone.tex \\input's these files.
+
+Without --runs, the runs that exist among runs/paper_s42, runs/paper_s271 (else runs/cpu_s42, runs/cpu_s271) are
+used. Without --controls / --beta2, runs/ctrl_s42 and runs/beta2_s42 are used when they exist and hold runs of the
+same model and data as the main runs.
+
+Examples:
+    python make_report.py
+    python make_report.py --runs runs/cpu_s42 runs/cpu_s271 --controls runs/ctrl_s42 --beta2 runs/beta2_s42
+    python make_report.py --runs runs/tiny_s1 --out /tmp/generated
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from drift.checkpoint import RunError
+from drift.claims import default_inputs, load_evidence
+from drift.config import ConfigError
+from drift.report import write_report
+
+PROG = "make_report.py"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", nargs="*", default=None, help="main run directories, one per seed")
+    p.add_argument("--controls", default=None, help="optimizer-control directory (holding A, B, C, C_prime)")
+    p.add_argument("--beta2", default=None, help="beta2-sweep directory")
+    p.add_argument("--out", default="paper/generated", help="output directory (default: paper/generated)")
+    p.add_argument("--quiet", action="store_true", help="do not print the claims")
+    args = p.parse_args(argv)
+    runs, controls, beta2 = default_inputs(args.runs)
+    try:
+        if not runs:
+            raise RunError("no main run given or found (runs/cpu_s42, runs/cpu_s271, ...); train one with "
+                           "`./run_seed.sh 42` or pass --runs RUN_DIR")
+        ev = load_evidence(runs, args.controls or controls, args.beta2 or beta2)
+        paths, claims = write_report(ev, args.out)
+    except (RunError, ConfigError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        for c in claims:
+            print(f"{c['id']:>4} {c['verdict']:<13} {c['ours'] if c['ours'] != 'n/a' else c['reason']}")
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in ("held", "not held", "not measured")}
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items())
+    print(f"{PROG}: wrote {len(paths)} files to {args.out}; claims: {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
