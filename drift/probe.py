@@ -131,7 +131,9 @@ def build_eval_set(task: ProbeTask, n: int, gap: tuple[int, int], seed: int, seq
         # The last n_tgt tokens (the codeword) are predicted from the positions just before them.
         targets[i, len(seq) - n_tgt - 1:len(seq) - 1] = inputs[i, len(seq) - n_tgt:len(seq)]
         lengths[i] = len(seq)
-    return EvalSet(inputs, targets, lengths, gap, seed)
+    # Stored shortest first: evaluation cuts each batch to its longest example, so similar lengths share a batch.
+    order = torch.argsort(lengths, stable=True)
+    return EvalSet(inputs[order], targets[order], lengths[order], gap, seed)
 
 
 @torch.no_grad()
