@@ -20,11 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drift.checkpoint import RunError
-from drift.config import ConfigError
-from drift.mechanism import PAPER, figure_fisher, fisher_analysis
-from drift.plotting import save_figure
-from drift.runinfo import figures_dir, write_analysis
+from drift.mechanism import PAPER, figure_fisher, fisher_analysis, run_script
 
 PROG = "backbone_fisher_analysis.py"
 
@@ -59,17 +55,11 @@ def report(results: dict) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        results, params, inputs = fisher_analysis(args.run_dir, args.steps, args.m, args.k, args.seed,
-                                                  not args.no_progress)
-        path = write_analysis(args.run_dir, "fisher", results, params, inputs)
-        figs = save_figure(figure_fisher(results), figures_dir(args.run_dir) / "fisher")
-    except (RunError, ConfigError, ValueError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    report(results)
-    print(f"wrote {path} and {figs[0]}")
-    return 0
+
+    def compute():
+        return fisher_analysis(args.run_dir, args.steps, args.m, args.k, args.seed, not args.no_progress)
+
+    return run_script(PROG, args.run_dir, "fisher", compute, figure_fisher, report)
 
 
 if __name__ == "__main__":

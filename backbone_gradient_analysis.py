@@ -20,11 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drift.checkpoint import RunError
-from drift.config import ConfigError
-from drift.mechanism import PAPER, figure_gradient_alignment, gradient_alignment_analysis
-from drift.plotting import save_figure
-from drift.runinfo import figures_dir, write_analysis
+from drift.mechanism import PAPER, figure_gradient_alignment, gradient_alignment_analysis, run_script
 
 PROG = "backbone_gradient_analysis.py"
 
@@ -63,17 +59,12 @@ def report(results: dict) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        results, params, inputs = gradient_alignment_analysis(args.run_dir, args.steps, args.n_batches, args.scope,
-                                                              args.n_random, args.seed, not args.no_progress)
-        path = write_analysis(args.run_dir, "gradient_alignment", results, params, inputs)
-        figs = save_figure(figure_gradient_alignment(results), figures_dir(args.run_dir) / "gradient_alignment")
-    except (RunError, ConfigError, ValueError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    report(results)
-    print(f"wrote {path} and {figs[0]}")
-    return 0
+
+    def compute():
+        return gradient_alignment_analysis(args.run_dir, args.steps, args.n_batches, args.scope, args.n_random,
+                                           args.seed, not args.no_progress)
+
+    return run_script(PROG, args.run_dir, "gradient_alignment", compute, figure_gradient_alignment, report)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drift.checkpoint import RunError
-from drift.config import ConfigError
-from drift.mechanism import PAPER, figure_update_alignment, update_alignment_analysis
-from drift.plotting import save_figure
-from drift.runinfo import figures_dir, write_analysis
+from drift.mechanism import PAPER, figure_update_alignment, update_alignment_analysis, run_script
 
 PROG = "backbone_update_analysis.py"
 
@@ -62,17 +58,12 @@ def report(results: dict) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        results, params, inputs = update_alignment_analysis(args.run_dir, args.scope, args.lag, args.early_step,
-                                                            args.persist, args.backbone_rows)
-        path = write_analysis(args.run_dir, "update_alignment", results, params, inputs)
-        figs = save_figure(figure_update_alignment(results), figures_dir(args.run_dir) / "update_alignment")
-    except (RunError, ConfigError, ValueError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    report(results)
-    print(f"wrote {path} and {figs[0]}")
-    return 0
+
+    def compute():
+        return update_alignment_analysis(args.run_dir, args.scope, args.lag, args.early_step, args.persist,
+                                         args.backbone_rows)
+
+    return run_script(PROG, args.run_dir, "update_alignment", compute, figure_update_alignment, report)
 
 
 if __name__ == "__main__":

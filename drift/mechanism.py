@@ -561,3 +561,24 @@ def figure_fisher(results: dict):
     for ax in (ax_q, ax_a):
         pl.mark_switch(ax, results.get("switch_step"))
     return fig
+
+
+def run_script(prog: str, run_dir, name: str, compute, figure, report) -> int:
+    """The body the three mechanism scripts share: compute -> analysis/<name>.json -> figures/<name> -> summary.
+    A RunError, ConfigError or ValueError becomes one `<prog>: error: ...` line on stderr and exit code 2."""
+    import sys
+
+    from drift.checkpoint import RunError
+    from drift.config import ConfigError
+    from drift.plotting import save_figure
+    from drift.runinfo import figures_dir, write_analysis
+    try:
+        results, params, inputs = compute()
+        path = write_analysis(run_dir, name, results, params, inputs)
+        figs = save_figure(figure(results), figures_dir(run_dir) / name)
+    except (RunError, ConfigError, ValueError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    report(results)
+    print(f"wrote {path} and {figs[0]}")
+    return 0
