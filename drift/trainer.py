@@ -219,6 +219,8 @@ def train(cfg: Config, run_dir, resume: bool = False, init_from: str | None = No
     if resume:
         state = _load_resume(run_dir, model, opt)
         info = ck.read_json(run_dir / "run.json")
+        if info.get("status") in ("finished", "early_stopped"):
+            return info  # nothing left to do; keep the record of when it really ended
     else:
         info = _provenance(cfg, argv, ctx.device, extra)
         ck.atomic_write_json(info, run_dir / "run.json")

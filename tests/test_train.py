@@ -103,3 +103,9 @@ def test_train_cli_errors_are_one_line(tmp_path):
                           "n_layers=3"], capture_output=True, text=True)
     assert out.returncode == 2 and "unknown config key 'n_layers'" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_resuming_a_finished_run_changes_nothing(tiny_run_copy):
+    before = (tiny_run_copy / "run.json").read_text()
+    info = train(resolve("tiny", seed=1), tiny_run_copy, resume=True, progress=False)
+    assert info["status"] == "finished" and (tiny_run_copy / "run.json").read_text() == before
