@@ -71,10 +71,15 @@ def _append_orthonormal(basis: list[torch.Tensor], r: torch.Tensor) -> bool:
     return True
 
 
+def quotients_from_product(GV: torch.Tensor, M: int, v_norms: torch.Tensor | None = None) -> torch.Tensor:
+    """q(v) = ||G v||^2 / (M ||v||^2) for each column of the product G V^T (float64); v_norms None = unit rows."""
+    q = (GV.double() ** 2).sum(0) / M
+    return q if v_norms is None else q / (v_norms.double().to(q.device) ** 2)
+
+
 def rayleigh_quotients(G: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     """q(v) = ||G v||^2 / (M ||v||^2) for each row v of V (float64, shape (n,))."""
-    GV = (G @ V.T).double()
-    return (GV ** 2).sum(0) / G.shape[0] / (V.double().norm(dim=1) ** 2)
+    return quotients_from_product(G @ V.T, G.shape[0], V.norm(dim=1))
 
 
 def anisotropy(q_direction: float, q_random) -> float:
@@ -146,7 +151,7 @@ def fisher_readouts(G: torch.Tensor, named: dict[str, torch.Tensor | None], back
                            device=G.device)
     V = torch.cat([fixed, W])
     GV = (G @ V.T).double()
-    q = ((GV ** 2).sum(0) / M).cpu()
+    q = quotients_from_product(GV, M).cpu()
     q_named = dict(zip(names, q[:len(names)].tolist()))
     q_random = q[len(names):]
     evals, evecs = gram_eigen(G)
@@ -159,8 +164,8 @@ def fisher_readouts(G: torch.Tensor, named: dict[str, torch.Tensor | None], back
         "q": {k: q_named.get(k) for k in named},
         "q_random": q_random.tolist(), "q_random_mean": mean_random,
         "q_random_std": float(q_random.std()) if n_random > 1 else float("nan"),
-        "alpha": q_named[backbone] / mean_random if n_random else float("nan"),
-        "alpha_of": {k: (q_named[k] / mean_random if k in q_named and n_random else None) for k in named},
+        "alpha": anisotropy(q_named[backbone], q_random) if n_random else float("nan"),
+        "alpha_of": {k: (anisotropy(q_named[k], q_random) if k in q_named and n_random else None) for k in named},
         "lambda_1": lam1, "eigenvalues": evals.tolist(),
         "u1_overlap": {k: (float(overlaps[names.index(k)]) if k in q_named else None) for k in named},
         "q_backbone_over_lambda_1": q_named[backbone] / lam1 if lam1 > 0 else float("nan"),
