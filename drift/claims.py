@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from drift import checkpoint as ck
-from drift.config import Config
+from drift.runinfo import RunInfo, load_run
 
 HELD, NOT_HELD, NOT_MEASURED = "held", "not held", "not measured"
 
@@ -81,25 +81,14 @@ THRESHOLDS = {
 # ---------------------------------------------------------------------------------------------------------------
 
 @dataclass
-class RunEvidence:
-    """One main run (one seed): run.json, eval records, and the `results` of each analysis file (None: absent)."""
-    run_dir: Path
-    info: dict
-    config: Config
-    metrics: list[dict]
+class RunEvidence(RunInfo):
+    """One main run (one seed): what RunInfo reads from the run directory, plus the `results` of each analysis
+    file (None: absent)."""
     analyses: dict[str, dict | None] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         return f"s{self.config.train.seed}"
-
-    @property
-    def switch_step(self) -> int:
-        return self.config.train.lambda_switch_step
-
-    @property
-    def total_steps(self) -> int:
-        return self.config.train.total_steps
 
     def results(self, name: str) -> dict | None:
         return self.analyses.get(name)
@@ -148,14 +137,9 @@ def _results(path: Path) -> dict | None:
 
 
 def load_run_evidence(run_dir) -> RunEvidence:
-    run_dir = Path(run_dir)
-    info = ck.read_run(run_dir)
-    try:
-        metrics = [r for r in ck.read_metrics(run_dir) if "val_loss" in r]
-    except ck.RunError:
-        metrics = []
-    ev = RunEvidence(run_dir, info, Config.from_dict(info["config"]), metrics)
-    ev.analyses = {name: _results(run_dir / "analysis" / f"{name}.json") for name in RUN_ANALYSES}
+    run = load_run(run_dir, require_steps=0)
+    ev = RunEvidence(**{f.name: getattr(run, f.name) for f in fields(RunInfo)})
+    ev.analyses = {name: _results(ev.run_dir / "analysis" / f"{name}.json") for name in RUN_ANALYSES}
     return ev
 
 

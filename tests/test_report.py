@@ -191,9 +191,9 @@ def crafted_evidence(good: bool = True) -> cl.Evidence:
     p = 0.5 + 0.3 * np.sin(np.arange(len(steps)) / 3) if good else np.zeros(len(steps))
     metrics = [{"step": s, "p_ood": float(v), "val_loss": float(8 - 5 * i / len(steps))}
                for i, (s, v) in enumerate(zip(steps, p))]
-    run = cl.RunEvidence(Path("runs/cpu_s42"), {"n_params": 1_300_000, "ckpt_steps": steps, "device": "cpu",
-                                                "timers": {"compute": 400.0}}, cfg, metrics,
-                         {"reheat": crafted_reheat(good)})
+    info = {"n_params": 1_300_000, "ckpt_steps": steps, "device": "cpu", "timers": {"compute": 400.0}}
+    run = cl.RunEvidence(run_dir=Path("runs/cpu_s42"), info=info, config=cfg, steps=steps, metrics=metrics,
+                         analyses={"reheat": crafted_reheat(good)})
     table4, matched = crafted_controls()
     if not good:
         table4["rows"][2]["pc1"], table4["rows"][2]["k95"] = 80.0, 3
