@@ -155,7 +155,8 @@ def _train_step(model, fwd, opt, ctx: RunContext, step: int, state: LoopState) -
     set_lr(opt, lr_at(step, t))
     lam = lambda_at(step, t)
     opt.zero_grad(set_to_none=True)
-    total = torch.zeros((), device=ctx.device)
+    # loss, L_LM, L_probe summed over micro-batches on the device; read once per step (one sync, not three per micro)
+    sums = torch.zeros(3, device=ctx.device)
     for micro in range(t.grad_accum):
         t0 = time.perf_counter()
         x, y, mask = (z.to(ctx.device, non_blocking=True) for z in ctx.train_batches.get(step, micro))
@@ -165,18 +166,18 @@ def _train_step(model, fwd, opt, ctx: RunContext, step: int, state: LoopState) -
             loss_lm, loss_probe = composite_loss(fwd(x), y, mask)
         loss = (loss_lm + lam * loss_probe) / t.grad_accum
         loss.backward()
-        total += loss.detach()
-        state.sums["lm"] += loss_lm.item() / t.grad_accum
-        state.sums["probe"] += loss_probe.item() / t.grad_accum
+        sums += torch.stack([loss.detach(), loss_lm.detach() / t.grad_accum, loss_probe.detach() / t.grad_accum])
         state.timers["compute"] += time.perf_counter() - t1
     t2 = time.perf_counter()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-    loss_value = total.item()
+    loss_value, lm_value, probe_value = sums.tolist()
     if not (math.isfinite(loss_value) and math.isfinite(float(grad_norm))):
         raise DivergedError(step, ctx.run_dir)
     opt.step()
     state.timers["compute"] += time.perf_counter() - t2
     state.sums["loss"] += loss_value
+    state.sums["lm"] += lm_value
+    state.sums["probe"] += probe_value
     state.sums["n"] += 1
     return float(grad_norm)
 
