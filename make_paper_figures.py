@@ -6,6 +6,7 @@
     fig4_reheat             Fig 4: training p_ood, then the reheating curves (optional)      reheat.json
     fig_beta2               beta2 sweep (optional)                          <beta2>/analysis/beta2_sweep.json
     fig_sgd_control         optimizer controls (optional)                   <controls>/analysis/sgd_control.json
+    fig_nulls_spectrum      spectrum vs null bands (optional)               nulls.json (trajectory_nulls.py)
 
 With several runs (seeds), each seed is a column. Without --runs, the runs that exist among runs/paper_s42,
 runs/paper_s271 (else runs/cpu_s42, runs/cpu_s271) are used. Without --controls / --beta2, runs/ctrl_s42 and

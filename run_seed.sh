@@ -59,6 +59,7 @@ stage env env_snapshot
 stage train train
 stage check check_reference
 stage trajectory "$PY" trajectory_pca_uncentered.py "$RUN"
+stage nulls "$PY" trajectory_nulls.py "$RUN"
 stage updates "$PY" backbone_update_analysis.py "$RUN"
 stage gradients "$PY" backbone_gradient_analysis.py "$RUN"
 stage fisher "$PY" backbone_fisher_analysis.py "$RUN"

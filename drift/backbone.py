@@ -194,13 +194,20 @@ def prepare(run, ref_step: int = 1, steps: Sequence[int] | None = None, split_st
     """Resolve the steps and split from run.json, and load the Grams of every scope (cached)."""
     run = run if isinstance(run, RunInfo) else load_run(run)
     chosen = _analysis_steps(run, int(ref_step), steps)
+    grams = trajectory_grams(run.run_dir, chosen, all_scopes(run.config.model.n_layer), progress=progress)
+    return setup_from_grams(run, chosen, grams, split_step, stride)
+
+
+def setup_from_grams(run: RunInfo, steps: Sequence[int], grams: dict[str, np.ndarray],
+                     split_step: int | None = None, stride: int | None = None) -> Setup:
+    """A Setup over `steps` (the reference step first) from given Grams of every scope: the run's own (prepare)
+    or a null model's (drift.nulls), so that both go through the same statistics."""
+    chosen = [int(s) for s in steps]
     stride = int(stride) if stride else 2 * run.ckpt_every
     rows = chosen[1:]
     n_layer = run.config.model.n_layer
-    scopes = all_scopes(n_layer)
-    grams = trajectory_grams(run.run_dir, chosen, scopes, progress=progress)
-    trajs = {s: geo.Trajectory(chosen, grams[s]) for s in scopes}
-    return Setup(run, int(ref_step), chosen, rows, [s for s in rows if s % stride == 0], stride,
+    trajs = {s: geo.Trajectory(chosen, grams[s]) for s in all_scopes(n_layer)}
+    return Setup(run, chosen[0], chosen, rows, [s for s in rows if s % stride == 0], stride,
                  _split(run, chosen, split_step), n_layer, trajs)
 
 
@@ -362,7 +369,19 @@ def _setup_section(su: Setup) -> dict:
 def analyze_run(run, ref_step: int = 1, window: int = 10, split_step: int | None = None,
                 stride: int | None = None, steps: Sequence[int] | None = None, progress: bool = True) -> dict:
     """Every number of A1-A7 and A11 for one run (layout in the module docstring)."""
-    su = prepare(run, ref_step, steps, split_step, stride, progress)
+    return analyze_setup(prepare(run, ref_step, steps, split_step, stride, progress), window)
+
+
+def scope_dims(su: Setup) -> dict[str, int]:
+    """{scope: number of parameters} (the dimension D a null model draws its steps in)."""
+    dims = _setup_section(su)["dims"]
+    return {s: dims["trunk"] if s == "trunk" else dims["block+ln" if s.endswith("+ln") else "block"]
+            for s in su.trajs}
+
+
+def analyze_setup(su: Setup, window: int = 10, jsonify: bool = True) -> dict:
+    """analyze_run on a prepared Setup (the run's Grams, or a null model's); `jsonify=False` leaves numpy arrays
+    in place (the null draws read a few numbers and skip the conversion)."""
     trunk, series = _trunk(su)
     blocks, block_series, pcas = _blocks(su)
     rolling, trunk_rolling = _rolling(su, window)
@@ -372,9 +391,9 @@ def analyze_run(run, ref_step: int = 1, window: int = 10, split_step: int | None
                   window_pc1=trunk_rolling.pc1_fraction, A_E=phases.get("A_E", []), A_L=phases.get("A_L", []),
                   blocks=block_series)
     power, corr = _fits(su, series)
-    return geo.jsonable({"setup": _setup_section(su), "trunk": trunk, "blocks": blocks, "rolling": rolling,
-                         "phases": phases, "power_laws": power, "correlations": corr,
-                         "switching": _switching(su, pcas), "series": series})
+    out = {"setup": _setup_section(su), "trunk": trunk, "blocks": blocks, "rolling": rolling, "phases": phases,
+           "power_laws": power, "correlations": corr, "switching": _switching(su, pcas), "series": series}
+    return geo.jsonable(out) if jsonify else out
 
 
 # --------------------------------------------------------------------------------------------------------------

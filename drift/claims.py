@@ -39,6 +39,7 @@ RUN_ANALYSES = {
     "gradient_alignment": "backbone_gradient_analysis.py",
     "fisher": "backbone_fisher_analysis.py",
     "reheat": "reheat.py",
+    "nulls": "trajectory_nulls.py",
 }
 CONTROL_ANALYSES = {"sgd_control": "sgd_control_analysis.py", "sgd_matched_valloss": "sgd_matched_valloss.py"}
 
@@ -306,12 +307,9 @@ def rule_c8(centers: Sequence[float], a_e: Sequence[float], a_l: Sequence[float]
             total: float) -> bool | None:
     """A_E > A_L on average before the switch, A_L > A_E on average in (switch, switch + 0.2 T]; None if either
     range has no window center."""
-    c, e, l = (np.asarray(x, dtype=np.float64) for x in (centers, a_e, a_l))
-    before = c <= switch
-    after = (c > switch) & (c <= switch + THRESHOLDS["handoff_after"] * total)
-    if not before.any() or not after.any():
-        return None
-    return bool(e[before].mean() > l[before].mean() and l[after].mean() > e[after].mean())
+    from drift.geometry import handoff_margin
+    m = handoff_margin(centers, a_e, a_l, switch, total, THRESHOLDS["handoff_after"])
+    return None if math.isnan(m) else bool(m > 0)
 
 
 def rule_c9(gamma_a: Sequence[float], r2_first: float) -> bool:

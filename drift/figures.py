@@ -7,6 +7,7 @@
                                    the relative change of a(t) and ||r(t)|| during reheating
            fig_beta2               beta2 sweep: PC1, best p_ood, early |C| against beta2; p_ood curves
            fig_sgd_control         optimizer controls: val loss, p_ood, window PC1 with k95
+           fig_nulls_spectrum      the run's explained-variance spectrum against the N1/N2/N3 null bands
 
 With several seeds, each seed gets its own column (one y-range per row, so the seeds compare at a glance).
 Every function takes the loaded `drift.claims.Evidence` (or the part it needs) and returns a matplotlib Figure;
@@ -261,6 +262,46 @@ def fig_sgd_control(ev: Evidence):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Null models
+# ---------------------------------------------------------------------------------------------------------------
+
+NULL_COLORS = {"N1": pl.PALETTE["backbone"], "N2": pl.PALETTE["alt"], "N3": pl.PALETTE["early"]}
+NULL_PANELS = (("trunk_rownorm", "trunk, row-normalized"), ("block0_raw", "block 0, raw"))
+
+
+def figure_null_spectrum(results: Sequence[dict], titles: Sequence[str] | None = None):
+    """Explained-variance spectrum of the run (black) against each null's median (dashed) and central band
+    (shaded), trunk row-normalized (top) and block 0 raw (bottom); one column per nulls.json results dict."""
+    n = len(results)
+    fig, axes = pl.new_figure(2, n, width=pl.DOUBLE_WIDTH if n > 1 else pl.DOUBLE_WIDTH * 0.62, height=4.2,
+                              sharex=True, sharey="row", squeeze=False)
+    for col, res in enumerate(results):
+        for row, (key, label) in enumerate(NULL_PANELS):
+            ax, spec = axes[row][col], res["spectra"][key]
+            k = np.arange(1, len(spec["observed"]) + 1)
+            for null in res["nulls"]:
+                b = spec[null]
+                ax.fill_between(k, pl.as_array(b["lo"]), pl.as_array(b["hi"]), color=NULL_COLORS[null], alpha=0.2,
+                                lw=0)
+                ax.plot(k, pl.as_array(b["median"]), "--", color=NULL_COLORS[null], lw=0.9,
+                        label=f"{null} {res['nulls'][null]['name']}")
+            ax.plot(k, pl.as_array(spec["observed"]), "o-", color="black", ms=3, label="run")
+            ax.set(yscale="log", ylabel=f"explained ({label})" if col == 0 else None)
+            if row == 0 and titles:
+                ax.set_title(titles[col])
+        axes[1][col].set_xlabel("component k")
+    axes[0][0].legend(fontsize=6, loc="upper right")
+    return fig
+
+
+def fig_null_spectrum(ev: Evidence):
+    runs = [r for r in ev.runs if r.results("nulls") is not None]
+    return figure_null_spectrum([r.results("nulls") for r in runs],
+                                [f"seed {r.config.train.seed} ({r.results('nulls')['nulls']['N1']['n_draws']} "
+                                 "draws per null)" for r in runs])
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Registry
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -279,6 +320,7 @@ FIGURES = {
     "fig4": FigureSpec("fig4_reheat", fig_reheat, "run:reheat", True),
     "beta2": FigureSpec("fig_beta2", fig_beta2, "beta2", True),
     "sgd": FigureSpec("fig_sgd_control", fig_sgd_control, "controls:sgd_control", True),
+    "nulls": FigureSpec("fig_nulls_spectrum", fig_null_spectrum, "run:nulls", True),
 }
 
 

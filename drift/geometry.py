@@ -79,7 +79,12 @@ class Trajectory:
         return i
 
     def indices(self, steps: Iterable[int]) -> np.ndarray:
-        return np.array([self.index(int(s)) for s in steps], dtype=np.int64)
+        s = np.asarray(steps if isinstance(steps, np.ndarray) else list(steps), dtype=np.int64).reshape(-1)
+        i = np.searchsorted(self.steps, s)
+        bad = (i >= self.T) | (self.steps[np.minimum(i, max(self.T - 1, 0))] != s) if self.T else s == s
+        if bad.any():
+            raise KeyError(f"no checkpoint at step {int(s[np.argmax(bad)])}")
+        return i.astype(np.int64)
 
     def has(self, step: int) -> bool:
         i = int(np.searchsorted(self.steps, step))
@@ -379,26 +384,64 @@ class RollingResult:
         return d
 
 
-def _rolling_result(traj: Trajectory, variant: str, window: int, firsts: list, lasts: list,
-                    pcs: list[PCAResult]) -> RollingResult:
-    directions = np.array([p.backbone for p in pcs]).reshape(len(pcs), traj.T)
+def _window_pc1s(traj: Trajectory, C: np.ndarray, G: np.ndarray, row_normalize: bool) -> tuple[np.ndarray,
+                                                                                              np.ndarray]:
+    """PC1 of many equal-sized windows at once (one batched eigh): C (nw, w, T) row coefficients, G (nw, w, w)
+    their Grams. Returns (directions (nw, T), PC1 fractions with the full denominator), each direction
+    sign-fixed as in pca_rows (<x_last, v_1> > 0 for the window's last raw row)."""
+    if row_normalize:
+        norms2 = np.einsum("kii->ki", G)
+        if np.any(norms2 <= 0):
+            raise ValueError("row-normalization needs every drift row to be non-zero")
+        scale = 1.0 / np.sqrt(norms2)
+        G = G * scale[:, :, None] * scale[:, None, :]
+        Cu = C * scale[:, :, None]
+    else:
+        Cu = C
+    G = 0.5 * (G + np.swapaxes(G, 1, 2))
+    evals, U = np.linalg.eigh(G)
+    lam = np.clip(evals[:, -1], 0.0, None)
+    total = np.clip(evals, 0.0, None).sum(axis=1)
+    if np.any(total <= 0) or np.any(lam <= RANK_RTOL * lam.max()):
+        raise ValueError("all drift rows of a window are zero")
+    directions = np.einsum("kw,kwt->kt", U[:, :, -1], Cu) / np.sqrt(lam)[:, None]
+    last = np.einsum("kt,ts,ks->k", C[:, -1, :], traj.P, directions)
+    directions *= np.where(last < 0, -1.0, 1.0)[:, None]
+    return directions, lam / total
+
+
+def _rolling_result(traj: Trajectory, variant: str, window: int, firsts, lasts, directions: np.ndarray,
+                    pc1: np.ndarray) -> RollingResult:
+    directions = np.asarray(directions).reshape(len(firsts), traj.T)
     centers = 0.5 * (np.asarray(firsts, dtype=np.float64) + np.asarray(lasts, dtype=np.float64))
     rho = np.abs(np.einsum("ij,ij->i", directions[:-1] @ traj.P, directions[1:]))
-    return RollingResult(variant, window, np.asarray(firsts), np.asarray(lasts), centers,
-                         np.array([p.rho1 for p in pcs]), directions, rho, 0.5 * (centers[:-1] + centers[1:]))
+    return RollingResult(variant, window, np.asarray(firsts, dtype=np.int64), np.asarray(lasts, dtype=np.int64),
+                         centers, np.asarray(pc1, dtype=np.float64), directions, rho,
+                         0.5 * (centers[:-1] + centers[1:]))
 
 
 def rolling_backbone(traj: Trajectory, steps: Sequence[int] | None = None, window: int = 10) -> RollingResult:
     """A4 (paper section 4.2, trunk): windows of `window` consecutive checkpoints, drifts relative to the window's
     first checkpoint (window-1 rows), row-normalized, PC1 sign-fixed. Center = (first + last) / 2."""
     steps = traj.steps if steps is None else np.asarray(steps, dtype=np.int64)
-    firsts, lasts, pcs = [], [], []
-    for i in range(steps.size - window + 1):
-        w = steps[i:i + window]
-        pcs.append(drift_pca(traj, int(w[0]), w[1:], row_normalize=True, n_directions=1))
-        firsts.append(int(w[0]))
-        lasts.append(int(w[-1]))
-    return _rolling_result(traj, "window_ref_row_normalized", window, firsts, lasts, pcs)
+    nw = steps.size - window + 1
+    if nw < 1:
+        return _rolling_result(traj, "window_ref_row_normalized", window, [], [], np.zeros((0, traj.T)), [])
+    idx = traj.indices(steps)
+    starts = np.arange(nw)
+    r = idx[starts]                                              # each window's anchor
+    R = idx[starts[:, None] + np.arange(1, window)[None, :]]     # its rows
+    P = traj.P
+    pr = P[R, r[:, None]]
+    # the pairing of drift_gram: (P_RR - P_rR) - (P_Rr - P_rr)
+    G = (P[R[:, :, None], R[:, None, :]] - pr[:, None, :]) - (pr[:, :, None] - P[r, r][:, None, None])
+    C = np.zeros((nw, window - 1, traj.T))
+    k, j = np.meshgrid(np.arange(nw), np.arange(window - 1), indexing="ij")
+    C[k, j, R] = 1.0
+    C[k, j, r[:, None].repeat(window - 1, axis=1)] -= 1.0
+    directions, pc1 = _window_pc1s(traj, C, G, row_normalize=True)
+    return _rolling_result(traj, "window_ref_row_normalized", window, steps[:nw], steps[window - 1:],
+                           directions, pc1)
 
 
 def rolling_backbone_global_ref(traj: Trajectory, ref_step: int, row_steps: Sequence[int] | None = None,
@@ -408,13 +451,14 @@ def rolling_backbone_global_ref(traj: Trajectory, ref_step: int, row_steps: Sequ
     if row_steps is None:
         row_steps = traj.steps[traj.steps > ref_step]
     row_steps = np.asarray(row_steps, dtype=np.int64)
-    firsts, lasts, pcs = [], [], []
-    for i in range(row_steps.size - window + 1):
-        w = row_steps[i:i + window]
-        pcs.append(drift_pca(traj, ref_step, w, row_normalize=False, n_directions=1))
-        firsts.append(int(w[0]))
-        lasts.append(int(w[-1]))
-    return _rolling_result(traj, "global_ref_raw", window, firsts, lasts, pcs)
+    nw = row_steps.size - window + 1
+    if nw < 1:
+        return _rolling_result(traj, "global_ref_raw", window, [], [], np.zeros((0, traj.T)), [])
+    # Every window's rows are rows of one drift matrix: build its coefficients and Gram once, then slice.
+    Call, Gall = traj.drift_coefs(ref_step, row_steps), traj.drift_gram(ref_step, row_steps)
+    sl = np.arange(nw)[:, None] + np.arange(window)[None, :]
+    directions, pc1 = _window_pc1s(traj, Call[sl], Gall[sl[:, :, None], sl[:, None, :]], row_normalize=False)
+    return _rolling_result(traj, "global_ref_raw", window, row_steps[:nw], row_steps[window - 1:], directions, pc1)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -444,6 +488,22 @@ def phase_backbones(traj: Trajectory, ref_step: int, split_step: int, steps: Seq
         out["A_E"] = np.abs(rolling.directions @ traj.P @ v_e)
         out["A_L"] = np.abs(rolling.directions @ traj.P @ v_l)
     return jsonable(out)
+
+
+HANDOFF_AFTER = 0.2  # C8: the handoff is read over window centres in (switch, switch + 0.2 T]
+
+
+def handoff_margin(centers: Sequence[float], a_e: Sequence[float], a_l: Sequence[float], switch: float,
+                   total: float, after: float = HANDOFF_AFTER) -> float:
+    """A5 handoff: min(mean(A_E - A_L) over centres <= switch, mean(A_L - A_E) over centres in
+    (switch, switch + after * total]). Positive iff v_E leads before the switch and v_L after it; NaN when
+    either range has no window centre."""
+    c, e, l = (np.asarray(x, dtype=np.float64) for x in (centers, a_e, a_l))
+    before = c <= switch
+    post = (c > switch) & (c <= switch + after * total)
+    if not before.any() or not post.any():
+        return math.nan
+    return float(min((e[before] - l[before]).mean(), (l[post] - e[post]).mean()))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -644,18 +704,21 @@ def iso_cos_rms(D: int) -> float:
 
 def jsonable(obj):
     """Recursively convert numpy arrays/scalars, tuples and dataclasses to plain JSON types (NaN stays float)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return jsonable(dataclasses.asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
+    # Scalars first: they are by far the most frequent, and is_dataclass is slow.
+    if obj is None or isinstance(obj, str):
+        return obj
     if isinstance(obj, (np.bool_, bool)):
         return bool(obj)
     if isinstance(obj, (np.integer, int)):
         return int(obj)
     if isinstance(obj, (np.floating, float)):
         return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist() if obj.dtype != object else jsonable(obj.tolist())
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return jsonable(dataclasses.asdict(obj))
     return obj

@@ -1,0 +1,75 @@
+"""Null bands for every trajectory statistic a claim reads: the run against a matched random walk (N1), its own
+updates with random signs (N2) and in random order (N3), all from the cached Gram matrices (issue 9).
+
+Examples:
+    python trajectory_nulls.py runs/cpu_s42                        # 200 draws per null -> analysis/nulls.json
+    python trajectory_nulls.py runs/cpu_s42 --draws 500 --seed 1 --workers 2
+    python trajectory_nulls.py runs/tiny_s1 --draws 20 --no-figures
+
+Needs analysis/trajectory_pca.json (run `python trajectory_pca_uncentered.py RUN` first): its steps, window and
+split are reused so the observed values equal the ones reported, and its Gram cache means no checkpoint is read.
+Writes analysis/nulls.json = {"results": {"nulls", "level", "key_null", "rule", "dims", "steps", "window",
+"statistics": {name: {"observed", "N1": {"median", "lo", "hi", "n"}, "N2": .., "N3": ..}}, "spectra": {same, per
+component}, "draws": {null: {name: [value per draw]}}}} and figures/nulls_spectrum.pdf|png.
+"""
+import argparse
+import sys
+
+from drift.backbone import prepare
+from drift.checkpoint import RunError
+from drift.config import ConfigError
+from drift.nulls import NULLS, null_statistics
+from drift.runinfo import figures_dir, load_run, read_analysis, write_analysis
+
+PROG = "trajectory_nulls.py"
+HEADLINE = ("trunk_pc1_raw", "trunk_pc1_rownorm", "trunk_pc2_rownorm", "blocks_pc1_raw_min",
+            "blocks_adjacent_cos_min", "trunk_f_b_final", "rho_min", "phase_abs_cos", "handoff_margin",
+            "update_block0_mean_abs_cos")
+
+
+def summary_lines(res: dict) -> list[str]:
+    lines = [f"{'statistic':<28} {'observed':>9}  " + "  ".join(f"{k + ' median [lo, hi]':>27}" for k in res["nulls"])]
+    for key in HEADLINE:
+        e = res["statistics"].get(key)
+        if e is None:
+            continue
+        cells = "  ".join(f"{e[k]['median']:>9.4f} [{e[k]['lo']:.4f}, {e[k]['hi']:.4f}]" for k in res["nulls"])
+        lines.append(f"{key:<28} {e['observed']:>9.4f}  {cells}")
+    return lines
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", help="run directory with analysis/trajectory_pca.json")
+    p.add_argument("--draws", type=int, default=200, help="draws per null (default 200; at least 20)")
+    p.add_argument("--seed", type=int, default=0, help="base seed of the draws (default 0)")
+    p.add_argument("--nulls", nargs="+", default=list(NULLS), choices=NULLS, help="which nulls (default all)")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the draws (results do not change)")
+    p.add_argument("--no-figures", action="store_true", help="write the JSON only")
+    args = p.parse_args(argv)
+    if args.draws < 20 or args.workers < 1:
+        p.error("--draws must be >= 20 (a 95%% band needs them) and --workers >= 1")
+    try:
+        run = load_run(args.run_dir)
+        traj = read_analysis(run.run_dir, "trajectory_pca", "trajectory_pca_uncentered.py")
+        prm, inp = traj["params"], traj["inputs"]
+        su = prepare(run, prm["ref_step"], inp["steps"], prm["split_step"], prm["stride"], progress=False)
+        res = null_statistics(su, args.draws, args.seed, prm["window"], args.nulls, args.workers,
+                              log=lambda m: print(m, flush=True))
+        path = write_analysis(run.run_dir, "nulls", res, {"draws": args.draws, "seed": args.seed,
+                                                          "nulls": args.nulls, "window": prm["window"]},
+                              {"trajectory_pca": prm, "steps": inp["steps"]})
+        if not args.no_figures:
+            from drift.figures import figure_null_spectrum
+            from drift.plotting import save_figure
+            save_figure(figure_null_spectrum([res]), figures_dir(run.run_dir) / "nulls_spectrum")
+    except (RunError, ConfigError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(summary_lines(res)))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
