@@ -2,7 +2,8 @@
 
 Writes <out>/*.tex: setup, table2_blocks, trunk_pca, rolling, gamma, correlation, alignment, fisher, table4, table5,
 beta2, reheat (each a table float, "not run" with the command to run when its experiment is missing), claims.tex
-(every claim C1-C22 with the paper's value, ours, the pre-declared test and the verdict) and macros.tex (every
+(every claim C1-C22 with the paper's value, ours, the pre-declared test, the verdict and, for trajectory
+claims, beyond / within null from analysis/nulls.json) and macros.tex (every
 number the prose quotes). Then prints one line per claim. paper/paper_backbone.tex \\input's these files.
 
 Without --runs, the runs that exist among runs/paper_s42, runs/paper_s271 (else runs/cpu_s42, runs/cpu_s271) are
@@ -47,10 +48,13 @@ def main(argv=None) -> int:
         return 2
     if not args.quiet:
         for c in claims:
-            print(f"{c['id']:>4} {c['verdict']:<13} {c['ours'] if c['ours'] != 'n/a' else c['reason']}")
+            print(f"{c['id']:>4} {c['verdict']:<13} {c['null'] or '--':<12} "
+                  f"{c['ours'] if c['ours'] != 'n/a' else c['reason']}")
     counts = {v: sum(c["verdict"] == v for c in claims) for v in ("held", "not held", "not measured")}
     summary = ", ".join(f"{n} {v}" for v, n in counts.items())
-    print(f"{PROG}: wrote {len(paths)} files to {args.out}; claims: {summary}")
+    nulls = {v: sum(c["null"] == v for c in claims) for v in ("beyond null", "within null", "no null")}
+    print(f"{PROG}: wrote {len(paths)} files to {args.out}; claims: {summary}; trajectory claims against the "
+          f"null: " + ", ".join(f"{n} {v}" for v, n in nulls.items()))
     return 0
 
 

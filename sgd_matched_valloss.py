@@ -1,8 +1,8 @@
-"""Table 5 (PROTOCOL A12): the controls compared at matched validation loss. The target defaults to the lowest val
-loss that momentum SGD (run C) reaches. For every optimizer: the eval checkpoint whose val loss is closest to the
-target, whether it lies within the tolerance (said plainly when none does, as for AdamW in the paper), the first
-pair of evals that brackets the target, and the trunk window geometry (row-normalized PC1 %, k95, k99, drift) of
-the paper's listed windows (scaled) and of windows centred on the matched checkpoint.
+"""Table 5 (PROTOCOL A12): the controls compared at matched validation loss. The target defaults to the final val
+loss of momentum SGD (run C), as the protocol states. For every optimizer: the eval checkpoint whose val loss is
+closest to the target, whether it lies within the tolerance (said plainly when none does, as for AdamW in the
+paper), the first pair of evals that brackets the target, and the trunk window geometry (row-normalized PC1 %, k95,
+k99, drift) of the paper's listed windows (scaled) and of windows centred on the matched checkpoint.
 
 Writes <root>/analysis/sgd_matched_valloss.json and .csv.
 
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", help="directory holding the control runs A, B, C, C_prime")
     parser.add_argument("--target", type=float, default=None,
-                        help="val loss to match (default: the lowest val loss of run C)")
+                        help="val loss to match (default: the final val loss of run C)")
     parser.add_argument("--rel-tol", type=float, default=0.02,
                         help="a checkpoint matches if |val - target| <= rel_tol * target (default 0.02)")
     args = parser.parse_args(argv)

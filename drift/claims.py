@@ -54,8 +54,7 @@ THRESHOLDS = {
     "pc1_over_pc2": 3.0,           # C3: trunk row-normalized PC1 >= 3 x PC2
     "stability_cos": 0.99,         # C4: mean adjacent-window |cos| (per block, raw, global ref) >= 0.99
     "f_b_majority": 0.5,           # C5: trunk backbone fraction at the last checkpoint >= 0.5
-    "rho_dip_after": 0.2,          # C6: argmin of rho(t) in [switch, switch + 0.2 T]
-    "phase_cos_max": 0.8,          # C7: |<v_E, v_L>| <= 0.8
+    "rho_dip_after": 0.2,          # C6: argmin of rho(t) in [switch, switch + 0.2 T], both ends included
     "handoff_after": 0.2,          # C8: A_L > A_E on average over window centers in (switch, switch + 0.2 T]
     "gamma_superlinear": 1.0,      # C9, C18: gamma_a of the first window > 1 ...
     "gamma_r2": 0.8,               # ... with R^2 >= 0.8
@@ -296,11 +295,19 @@ def rule_c5(f_b_final: float) -> bool:
 
 
 def rule_c6(rho_argmin_step: float, switch: float, total: float) -> bool:
+    """Tie rule (written down after a rerun landed one checkpoint outside): the interval is closed at both ends,
+    and among equal minima of rho the earliest counts (numpy argmin). rho is placed between two window centres, so
+    its argmin moves in steps of ckpt_every and can sit exactly on a bound; the null verdict (rho_min against the
+    matched random walk) is the test that does not hinge on one grid step."""
     return switch <= rho_argmin_step <= switch + THRESHOLDS["rho_dip_after"] * total
 
 
-def rule_c7(early_pc1: float, late_pc1: float, abs_cos: float) -> bool:
-    return late_pc1 > early_pc1 and abs_cos <= THRESHOLDS["phase_cos_max"]
+def rule_c7(early_pc1: float, late_pc1: float, abs_cos: float, n3_lo: float) -> bool:
+    """Late PC1 > early PC1, and |<v_E, v_L>| below the lower end of its N3 band (the run's own updates in random
+    order). The former fixed bound |cos| <= 0.8 could not fail: independent random-walk phases give |cos| ~ 0. N3
+    keeps the updates and destroys only their order, so a |cos| below its band says the two phases point in
+    different directions beyond what reordering the same updates gives."""
+    return late_pc1 > early_pc1 and finite(n3_lo) and abs_cos < n3_lo
 
 
 def rule_c8(centers: Sequence[float], a_e: Sequence[float], a_l: Sequence[float], switch: float,
@@ -471,9 +478,12 @@ def read_c7(ev: Evidence) -> Outcome:
         ph = _traj(run)["phases"]
         if "skipped" in ph:
             return None, ph["skipped"]
+        if run.results("nulls") is None:
+            return None, run.missing("nulls")
+        n3 = (run.results("nulls")["statistics"].get("phase_abs_cos") or {}).get("N3") or {}
         text = (f"early PC1 {pct(ph['early_pc1_full'])}, late {pct(ph['late_pc1_full'])}, |<v_E,v_L>| "
-                f"{fmt(ph['abs_cos'])} ({fmt(ph['angle_deg'])} deg)")
-        return rule_c7(ph["early_pc1_full"], ph["late_pc1_full"], ph["abs_cos"]), text
+                f"{fmt(ph['abs_cos'])} ({fmt(ph['angle_deg'])} deg; N3 band {fmt(n3.get('lo'))}-{fmt(n3.get('hi'))})")
+        return rule_c7(ph["early_pc1_full"], ph["late_pc1_full"], ph["abs_cos"], n3.get("lo")), text
     return per_seed(ev, "trajectory_pca", check)
 
 
@@ -656,10 +666,15 @@ def read_c17(ev: Evidence) -> Outcome:
         ref = next((r for r in rows if abs(r["beta2"] - 0.95) < 1e-9), None)
         if zero is None or ref is None:
             return None, "needs the beta2 = 0.95 and beta2 = 0 runs"
-        ratio = zero["drift"] / ref["drift"] if finite(zero.get("drift")) and finite(ref.get("drift")) else None
-        text = (f"beta2 {_series_text(rows, 'beta2')}: PC1 {_series_text(rows, 'pc1')}%, best p_ood "
-                f"{_series_text(rows, 'best_p_ood')}, drift(0)/drift(.95) {fmt(ratio)}")
-        return rule_c17([r.get("pc1") for r in rows], [r.get("best_p_ood") for r in rows], ratio,
+        # Rule fix: equal spans. A run that diverged early (beta2 = 0) is compared with the others over the
+        # steps every run reached (pc1_common, drift_common), not its short span against their full runs.
+        ratio = (zero["drift_common"] / ref["drift_common"]
+                 if finite(zero.get("drift_common")) and finite(ref.get("drift_common")) and ref["drift_common"]
+                 else None)
+        text = (f"beta2 {_series_text(rows, 'beta2')}: PC1 over steps <= {rows[0].get('common_last_step')} "
+                f"{_series_text(rows, 'pc1_common')}%, best p_ood {_series_text(rows, 'best_p_ood')}, "
+                f"drift(0)/drift(.95) over the same span {fmt(ratio)}")
+        return rule_c17([r.get("pc1_common") for r in rows], [r.get("best_p_ood") for r in rows], ratio,
                         zero.get("status") == "diverged"), text
     return _beta2_claim(ev, check)
 
@@ -711,17 +726,33 @@ def _matched_window(res: dict, run: str, label: str) -> dict | None:
     return None
 
 
+def _centred_windows(res: dict, run: str) -> tuple[list[dict | None], dict | None]:
+    """The geometry of a run's windows centred on its own matched-loss checkpoint (narrow, then wide), and its
+    match record."""
+    row = next((r for r in res["rows"] if r["run"] == run), None)
+    if row is None:
+        return [None, None], None
+    wins = [w for w in row["windows"] if w.get("kind") == "centred"]
+    geos = [w["geometry"] if "note" not in w["geometry"] else None for w in wins[:2]]
+    return geos + [None] * (2 - len(geos)), row["match"]
+
+
 def read_c16(ev: Evidence) -> Outcome:
+    """Rule fix: the windows are read at each optimizer's own matched-loss checkpoint (the centred windows), not
+    at the paper's fixed step lists, which at another scale need not sit at matched loss."""
     res = ev.control("sgd_matched_valloss")
     if res is None:
         return not_measured(ev.missing_control("sgd_matched_valloss"))
-    sgd = [_matched_window(res, "C", w) for w in ("[2000,2200,2400]", "[1800..2600]")]
-    adam = _matched_window(res, "A", "[1,200,400,600]")
-    if any(g is None for g in sgd) or adam is None:
-        return not_measured("a matched-loss window of run C or A has too few checkpoints (or the run is absent)")
-    ours = (f"SGD+mom PC1 {fmt(sgd[0]['pc1'])}% / {fmt(sgd[1]['pc1'])}%, k95 {sgd[0]['k95']} / {sgd[1]['k95']}, "
-            f"drift {fmt(sgd[1]['drift'])}; AdamW [1..600] drift {fmt(adam['drift'])}")
-    held = rule_c16([(g["pc1"], g["k95"]) for g in sgd], sgd[1]["drift"], adam["drift"])
+    sgd, m_c = _centred_windows(res, "C")
+    adam, m_a = _centred_windows(res, "A")
+    if any(g is None for g in sgd) or adam[1] is None:
+        return not_measured("a window centred on the matched checkpoint of run C or A has too few checkpoints "
+                            "(or the run is absent)")
+    ours = (f"SGD+mom @{m_c['step']}: PC1 {fmt(sgd[0]['pc1'])}% / {fmt(sgd[1]['pc1'])}%, k95 {sgd[0]['k95']} / "
+            f"{sgd[1]['k95']}, wide-window drift {fmt(sgd[1]['drift'])}; AdamW @{m_a['step']}"
+            f"{'' if m_a.get('within_tol') else ' (nearest, outside tolerance)'}: wide-window drift "
+            f"{fmt(adam[1]['drift'])}")
+    held = rule_c16([(g["pc1"], g["k95"]) for g in sgd], sgd[1]["drift"], adam[1]["drift"])
     return Outcome(HELD if held else NOT_HELD, ours)
 
 
@@ -791,10 +822,13 @@ CLAIMS: list[Claim] = [
     Claim("C6", "Q+S", "The rolling backbone turns fastest just after the lambda switch.",
           "rho mean 0.800/0.793, max 0.936/0.938, min 0.749/0.702 near step 5000; rho > 0.7",
           "trajectory_pca.json (A4)",
-          f"argmin of rho(t) lies in [switch, switch + {_t('rho_dip_after')} T] (T = run length)", read_c6),
+          f"argmin of rho(t) lies in [switch, switch + {_t('rho_dip_after')} T] (T = run length), both ends "
+          "included, the earliest of equal minima", read_c6),
     Claim("C7", "Q+S", "The late-phase backbone is more dominant than the early one and points elsewhere.",
           "early PC1 60.0/59.2%, late 81.3/81.7%, |<v_E, v_L>| = 0.323 (about 71 degrees)",
-          "trajectory_pca.json (A5)", f"late PC1 > early PC1 and |<v_E, v_L>| <= {_t('phase_cos_max')}", read_c7),
+          "trajectory_pca.json (A5), nulls.json",
+          "late PC1 > early PC1, and |<v_E, v_L>| below the lower end of its N3 band (the run's updates in random "
+          "order)", read_c7),
     Claim("C8", "Q+S", "Around the switch, the rolling backbone hands over from v_E to v_L.",
           "A_E .83 .61 .02 .21 .20 .18 .18, A_L .16 .28 .16 .59 .69 .29 .02 at centres 1100 ... 8900 (s42)",
           "trajectory_pca.json (A5)",
@@ -837,14 +871,16 @@ CLAIMS: list[Claim] = [
     Claim("C16", "Q+S", "At matched loss, momentum SGD stays collinear and nearly stationary.",
           "SGD+mom [2000..2400] 98.1% k95 1 drift 0.26; [1800..2600] 97.7% drift 0.60; AdamW [1..600] drift 24.9",
           "sgd_matched_valloss.json (A12)",
-          f"C's two matched windows: PC1 >= {_t('sgd_pc1')}% with k95 = 1; drift of C over [1800..2600] <= "
-          f"{_t('stationary')} x AdamW's over [1..600]", read_c16),
+          f"the two windows centred on C's own matched-loss checkpoint (+-200 and +-400 paper steps): PC1 >= "
+          f"{_t('sgd_pc1')}% with k95 = 1; drift of C's wide window <= {_t('stationary')} x that of AdamW's wide "
+          "window centred on AdamW's matched checkpoint", read_c16),
     Claim("C17", "Q+S", "Row-normalized PC1 and best p_ood fall monotonically as beta2 drops; beta2 = 0 blows up.",
           "PC1 68.8 / 68.3 / 66.7 / 63.8 / 52.5; best p .951 / .939 / .814 / .682 / .005; drift x1300 at beta2 = 0",
           "beta2_sweep.json (A13)",
-          f"ordered by decreasing beta2, PC1 and best p_ood fall: no rise between neighbours above +{_t('pc1_tol')} "
-          f"point (PC1) / +{_t('p_ood_tol')} (p_ood) and a net fall larger than that; drift(beta2=0) >= "
-          f"{_t('blowup')} x drift(0.95) or the run diverged", read_c17),
+          f"over the span every run reached (equal spans): ordered by decreasing beta2, PC1 and best p_ood fall: no "
+          f"rise between neighbours above +{_t('pc1_tol')} point (PC1) / +{_t('p_ood_tol')} (p_ood) and a net fall "
+          f"larger than that; drift(beta2=0) >= {_t('blowup')} x drift(0.95) over that span, or the run diverged",
+          read_c17),
     Claim("C18", "Q+S", "The early backbone coordinate grows superlinearly for every beta2.",
           "gamma_a(0-2k) 1.97 / 1.94 / 1.93 / 1.98 / 2.45, R^2 > 0.98", "beta2_sweep.json (A13, A6)",
           f"gamma_a on the first half > {_t('gamma_superlinear')} with R^2 >= {_t('gamma_r2')} for every beta2",
@@ -868,14 +904,84 @@ CLAIMS: list[Claim] = [
 ]
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Null verdicts (issue 9): does the statistic a claim rests on beat a structureless trajectory?
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NullCheck:
+    """The statistic of nulls.json a trajectory claim rests on, the side the paper predicts, and the paper's own
+    values of statistics that are defined the same way (fractions, not percent) to place inside or outside our
+    band."""
+    stat: str
+    side: str                                   # "high" or "low"
+    paper: tuple[tuple[str, float], ...] = ()
+
+
+# Rule (also in drift/nulls.py and the README): "beyond null" when the key statistic lies outside the N1 central
+# 95% band on the predicted side in every seed; N2 and N3 are shown beside it. Fixed before any real-run null.
+CLAIM_NULLS = {
+    "C2": NullCheck("blocks_pc1_raw_min", "high", (("blocks_pc1_raw_min", 0.779),)),
+    "C3": NullCheck("trunk_pc1_rownorm", "high", (("trunk_pc1_raw", 0.791), ("trunk_pc1_rownorm", 0.693),
+                                                  ("trunk_pc2_rownorm", 0.121))),
+    "C4": NullCheck("blocks_adjacent_cos_min", "high", (("blocks_adjacent_cos_min", 0.997),)),
+    "C5": NullCheck("trunk_f_b_final", "high"),
+    "C6": NullCheck("rho_min", "low", (("rho_min", 0.749), ("rho_mean", 0.800))),
+    "C7": NullCheck("phase_pc1_gap", "high", (("phase_pc1_gap", 0.213), ("phase_abs_cos", 0.323))),
+    "C8": NullCheck("handoff_margin", "high"),
+    "C9": NullCheck("gamma_a_0_2000", "high", (("gamma_a_0_2000", 2.07),)),
+    "C11": NullCheck("update_block0+ln_mean_abs_cos", "high"),
+    "C21": NullCheck("switch_c2_blocks_max", "low", (("switch_c2_blocks_max", 0.10),)),
+}
+F_B_IDENTITY = ("the time mean of f_b equals the row-normalized PC1 share exactly (f_b(t) is the squared cosine of "
+                "each normalized drift with v_b, whose mean over rows is sigma_1^2 / T), so it is not separate "
+                "evidence")
+
+
+def null_outcome(ev: Evidence, claim_id: str) -> dict:
+    """{"null": beyond / within / no null / "" (no trajectory null for this claim), "null_text", "paper_in_band"}."""
+    from drift.nulls import BEYOND, KEY_NULL, NO_NULL, WITHIN, in_band, null_verdict
+    check = CLAIM_NULLS.get(claim_id)
+    if check is None or not ev.runs:
+        return {"null": "", "null_text": "", "paper_in_band": []}
+    verdicts, parts, inside = [], [], []
+    for run in ev.runs:
+        res = run.results("nulls")
+        entry = res["statistics"].get(check.stat) if res is not None else None
+        if entry is None or not finite(entry.get("observed")):
+            verdicts.append(NO_NULL)
+            parts.append(f"{run.label}: " + (run.missing("nulls") if res is None else f"{check.stat} undefined"))
+            continue
+        verdicts.append(null_verdict(entry["observed"], entry.get(KEY_NULL), check.side))
+        bands = ", ".join(f"{k} [{fmt(entry[k]['lo'])}, {fmt(entry[k]['hi'])}]" for k in res["nulls"] if k in entry)
+        parts.append(f"{run.label}: {check.stat} {fmt(entry['observed'])} vs {bands}")
+        for stat, value in check.paper:
+            e = res["statistics"].get(stat) or {}
+            if in_band(value, e.get(KEY_NULL)):
+                inside.append(f"the paper's {stat} {fmt(value)} lies inside our {KEY_NULL} band "
+                              f"[{fmt(e[KEY_NULL]['lo'])}, {fmt(e[KEY_NULL]['hi'])}] ({run.label})")
+    verdict = (NO_NULL if NO_NULL in verdicts else BEYOND if all(v == BEYOND for v in verdicts) else WITHIN)
+    text = f"{check.side} side; " + "; ".join(parts)
+    if claim_id == "C5":
+        text += "; " + F_B_IDENTITY
+    return {"null": verdict, "null_text": text, "paper_in_band": inside}
+
+
 def evaluate_claims(ev: Evidence) -> list[dict]:
-    """One row per claim: id, kind, text, paper, source, test, verdict, ours, reason."""
+    """One row per claim: id, kind, text, paper, source, test, verdict, ours, reason, and the null comparison
+    (null: beyond null / within null / no null, or "" for claims with no trajectory null; null_text;
+    paper_in_band: the paper's own values that lie inside our N1 band)."""
     rows = []
     for c in CLAIMS:
         try:
             out = c.read(ev) if c.read is not None else not_measured("reader not available")
         except (KeyError, IndexError, TypeError, ValueError) as e:  # a JSON layout we do not know: say so
             out = not_measured(f"could not read the analysis JSON ({type(e).__name__}: {e})")
+        try:
+            null = null_outcome(ev, c.id)
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            null = {"null": "no null", "null_text": f"could not read nulls.json ({type(e).__name__}: {e})",
+                    "paper_in_band": []}
         rows.append({"id": c.id, "kind": c.kind, "text": c.text, "paper": c.paper, "source": c.source,
-                     "test": c.test, "verdict": out.verdict, "ours": out.ours, "reason": out.reason})
+                     "test": c.test, "verdict": out.verdict, "ours": out.ours, "reason": out.reason, **null})
     return rows

@@ -118,6 +118,30 @@ def need(ev: Evidence, name: str) -> str | None:
     return "; ".join(missing) if missing else None
 
 
+NULL_HEADER = r"N1 band"
+NULL_NOTE = (r" The last column is the central 95\% band of the same statistic for a matched random walk (N1: "
+             r"independent isotropic steps with the run's own step norms; trajectory\_nulls.py), per seed.")
+
+
+def null_cell(ev: Evidence, stat: str | None, scale: float = 1.0, digits: int = 3) -> str:
+    """The N1 band 'lo--hi' of one nulls.json statistic, per seed; '--' for a row with no null statistic."""
+    from drift.nulls import KEY_NULL
+    if stat is None:
+        return "--"
+    cells = []
+    for run in ev.runs:
+        res = run.results("nulls")
+        b = ((res or {}).get("statistics", {}).get(stat) or {}).get(KEY_NULL) or {}
+        cells.append(f"{num(b['lo'], digits, scale)}--{num(b['hi'], digits, scale)}" if finite(b.get("lo"))
+                     else "n/a")
+    return " / ".join(cells) if cells else "n/a"
+
+
+def with_nulls(ev: Evidence, rows: list[list[str]], stats: Sequence, scale: float = 1.0) -> list[list[str]]:
+    """Each row with its N1-band cell appended (stats: one nulls.json key or None per row)."""
+    return [row + [null_cell(ev, stat, scale)] for row, stat in zip(rows, stats)]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Setup (from run.json)
 # ---------------------------------------------------------------------------------------------------------------
@@ -219,8 +243,10 @@ def blocks_table(ev: Evidence) -> str:
         rows.append([str(l), paper, spread(traj(ev, "blocks", "pc1", "block", l, scale=100)),
                      spread(traj(ev, "blocks", "pc1", "block+ln", l, scale=100)),
                      spread(traj(ev, "blocks", "pc1_stride2", "block+ln", l, scale=100))])
-    header = ["block", "paper (s42 / s271)", f"matrices, {seeds_header(ev)}", "with LN", "with LN, stride 2"]
-    return table(label, caption, "lllll", header, rows)
+    rows = with_nulls(ev, rows, [f"block{l}_pc1_raw" for l in range(n_layer)], 100)
+    header = ["block", "paper (s42 / s271)", f"matrices, {seeds_header(ev)}", "with LN", "with LN, stride 2",
+              f"{NULL_HEADER} (matrices)"]
+    return table(label, caption + NULL_NOTE, "llllll", header, rows)
 
 
 def trunk_table(ev: Evidence) -> str:
@@ -245,7 +271,15 @@ def trunk_table(ev: Evidence) -> str:
             ["$f_b$ time mean, trunk", "--", t("f_b_mean")],
             ["$f_b$ at the last checkpoint, mean over blocks (+LN)", "--", blockmean("f_b_final")],
             ["$f_b$ time mean, mean over blocks (+LN)", "--", blockmean("f_b_mean")]]
-    return table(label, caption, "lll", ["quantity (\\%)", "paper", seeds_header(ev)], rows)
+    stats = ["trunk_pc1_rownorm_top10", "trunk_pc1_rownorm", "trunk_pc2_rownorm", "trunk_pc1_raw", None, None,
+             "trunk_f_b_final", "trunk_f_b_mean", "blocks_f_b_final_mean", None]
+    rows = with_nulls(ev, rows, stats, 100)
+    rows[5][-1] = null_cell(ev, "trunk_k95_rownorm") + " ; --"
+    note = (r" The time mean of $f_b$ equals the row-normalized PC1 share exactly ($f_b(t)$ is the squared cosine "
+            r"of each normalized drift with $v_b$, whose mean over the rows is $\sigma_1^2/T$): it restates that "
+            "share and is no separate confirmation.")
+    return table(label, caption + note + NULL_NOTE, "llll", ["quantity (\\%)", "paper", seeds_header(ev),
+                                                            NULL_HEADER], rows)
 
 
 def rolling_table(ev: Evidence) -> str:
@@ -268,7 +302,10 @@ def rolling_table(ev: Evidence) -> str:
             [r"per block: mean adjacent $|\cos|$ (range over blocks)", "0.997--0.998",
              spread(fam("rho_mean_min"), 4) + " -- " + spread(fam("rho_mean_max"), 4)],
             [r"per block: min adjacent $|\cos|$", "--", spread(fam("rho_min"), 4)]]
-    return table(label, caption, "lll", ["quantity", "paper", seeds_header(ev)], rows)
+    rows = with_nulls(ev, rows, ["rho_mean", "rho_max", "rho_min", None, None, None, None])
+    rows[5][-1] = (null_cell(ev, "blocks_adjacent_cos_min", digits=4) + " -- "
+                   + null_cell(ev, "blocks_adjacent_cos_max", digits=4) + " (matrices)")
+    return table(label, caption + NULL_NOTE, "llll", ["quantity", "paper", seeds_header(ev), NULL_HEADER], rows)
 
 
 PAPER_HANDOFF = {1100: (0.83, 0.16), 2300: (0.61, 0.28), 3500: (0.02, 0.16), 4700: (0.21, 0.59),
@@ -306,7 +343,15 @@ def phase_table(ev: Evidence) -> str:
                                                           centre * run.total_steps / 10_000))
         rows.append([f"$A_E$ / $A_L$ at centre {centre} (ours {spread(fr, 4)})", f"{a_e:.2f} / {a_l:.2f}",
                      spread(ours_e, 2) + " ; " + spread(ours_l, 2)])
-    return table(label, caption, "lll", ["quantity", "paper (s42)", seeds_header(ev)], rows)
+    margin = values(ev, "nulls", lambda r, _: r["statistics"]["handoff_margin"]["observed"])
+    rows.append([r"handoff margin: min(mean $A_E-A_L$ before, mean $A_L-A_E$ in (switch, switch+0.2T])", "--",
+                 spread(margin, 2)])
+    stats = ["phase_early_pc1", "phase_late_pc1", "phase_abs_cos"] + [None] * len(PAPER_HANDOFF) + ["handoff_margin"]
+    rows = with_nulls(ev, rows, stats)
+    for i in (0, 1):
+        rows[i][-1] = null_cell(ev, stats[i], 100)
+    return table(label, caption + NULL_NOTE, "llll", ["quantity", "paper (s42)", seeds_header(ev), NULL_HEADER],
+                 rows)
 
 
 def switching_table(ev: Evidence) -> str:
@@ -333,7 +378,11 @@ def switching_table(ev: Evidence) -> str:
                                                                             "effective_dim"))],
             ["max pairwise $|\\cos|$ of switch displacements", "$<$0.08",
              spread(traj(ev, "switching", "dimension", "max_abs_offdiag_cos"))]]
-    return table(label, caption, "lll", ["quantity (blocks with LN)", "paper", seeds_header(ev)], rows)
+    rows = with_nulls(ev, rows, [None, None, None, None, None, None, None])
+    rows[2][-1] = null_cell(ev, "switch_c2_blocks_max") + " (max, matrices)"
+    rows[4][-1] = null_cell(ev, "switch_c2_trunk") + " ($c^2$)"
+    return table(label, caption + NULL_NOTE, "llll", ["quantity (blocks with LN)", "paper", seeds_header(ev),
+                                                     NULL_HEADER], rows)
 
 
 PAPER_GAMMA = {(0, 2000): ("+2.07 / +2.07", "+1.24 / +1.26"), (2000, 4000): ("+0.67 / +0.67", "-0.39 / -0.43"),
@@ -358,10 +407,11 @@ def gamma_table(ev: Evidence) -> str:
         fit = lambda series, key: traj(ev, "power_laws", series, i, key)  # noqa: E731
         ours_w = spread([_dig(r.results(TRAJ), ("power_laws", "windows", i, "hi")) for r in ev.runs], 5)
         rows.append([_window_label(w), ours_w, pa, spread(fit("a", "gamma")), spread(fit("a", "r2")), pr,
-                     spread(fit("r_norm", "gamma")), spread(fit("r_norm", "r2"))])
+                     spread(fit("r_norm", "gamma")), spread(fit("r_norm", "r2")),
+                     null_cell(ev, f"gamma_a_{w['paper_lo']}_{w['paper_hi']}")])
     header = ["paper window", "our hi", r"$\gamma_a$ paper", r"$\gamma_a$ ours", "$R^2$", r"$\gamma_r$ paper",
-              r"$\gamma_r$ ours", "$R^2$"]
-    return table(label, caption, "llllllll", header, rows, size=r"\footnotesize")
+              r"$\gamma_r$ ours", "$R^2$", rf"$\gamma_a$ {NULL_HEADER}"]
+    return table(label, caption + NULL_NOTE, "lllllllll", header, rows, size=r"\footnotesize")
 
 
 PAPER_CORR = {(0, 10000): "+0.61 / +0.45", (0, 4000): "+0.85 / +0.76", (4000, 10000): "+0.43 / +0.28",
@@ -429,7 +479,14 @@ def alignment_table(ev: Evidence) -> str:
         ["dimension $D$ (scope)", "3,147,776 (block 0 + LN)",
          esc(" / ".join(f"{d:,} ({s})" for d, s in zip(g("floors", "D"), g("scope"))))],
     ]
-    return table(label, caption, "lll", ["quantity", "paper", seeds_header(ev)], rows)
+    stats = [None, "update_block0+ln_mean_abs_cos", None, "update_block0+ln_flip_step", None, None, None, None,
+             None, None, None, None, None]
+    rows = with_nulls(ev, rows, stats)
+    rows[4][-1] = "-- ; " + null_cell(ev, "update_block0+ln_abs_cos_after_flip")
+    note = (" The null rows use the LN-inclusive block 0 and the analysis checkpoints of the trajectory analysis "
+            "(consecutive updates).")
+    return table(label, caption + NULL_NOTE + note, "llll", ["quantity", "paper", seeds_header(ev), NULL_HEADER],
+                 rows)
 
 
 def _dig(d, path):
@@ -596,21 +653,37 @@ def claims_table(rows: list[dict]) -> str:
     """A longtable: id, claim and its pre-declared test, the paper's value, ours, the verdict (and why)."""
     lines = [r"\begingroup\footnotesize",
              r"\begin{longtable}{@{}" + "".join(rf">{{\raggedright\arraybackslash}}p{{{w}\linewidth}}"
-                                                for w in (0.05, 0.3, 0.19, 0.27, 0.08)) + "@{}}",
+                                                for w in (0.05, 0.24, 0.15, 0.22, 0.08, 0.2)) + "@{}}",
              r"\caption{Claims checklist. Each claim's test was fixed before any result at this scale existed; "
-             r"[Q] marks the scale-free part of a claim, [S] a number specific to the paper's scale.}"
+             r"[Q] marks the scale-free part of a claim, [S] a number specific to the paper's scale. The last "
+             r"column compares the statistic a trajectory claim rests on with null trajectories (N1 matched random "
+             r"walk, N2 sign-flipped and N3 permuted updates): \emph{beyond null} when it lies outside the N1 "
+             r"central 95\% band on the side the paper predicts, in every seed.}"
              r"\label{tab:claims}\\",
-             r"\toprule id & claim \emph{and test} & paper & ours & verdict \\ \midrule\endfirsthead",
-             r"\toprule id & claim \emph{and test} & paper & ours & verdict \\ \midrule\endhead",
+             r"\toprule id & claim \emph{and test} & paper & ours & verdict & null \\ \midrule\endfirsthead",
+             r"\toprule id & claim \emph{and test} & paper & ours & verdict & null \\ \midrule\endhead",
              r"\bottomrule\endfoot"]
     for r in rows:
         ours = "" if r["ours"] == "n/a" and r["reason"] else esc(r["ours"])
         if r["reason"]:
             ours += (r" \newline " if ours else "") + r"\emph{" + esc(r["reason"]) + "}"
         lines.append(f"{r['id']} [{r['kind']}] & {esc(r['text'])} \\newline \\emph{{Test: {esc(r['test'])}}} & "
-                     f"{esc(r['paper'])} & {ours} & {VERDICT_MARK[r['verdict']]} \\\\")
+                     f"{esc(r['paper'])} & {ours} & {VERDICT_MARK[r['verdict']]} & {_null_cell(r)} \\\\")
     lines += [r"\end{longtable}", r"\endgroup"]
     return "\n".join(lines) + "\n"
+
+
+NULL_MARK = {"beyond null": r"\textbf{beyond null}", "within null": r"\textbf{within null}",
+             "no null": r"\emph{no null}", "": "--"}
+
+
+def _null_cell(row: dict) -> str:
+    """Null verdict, the bands it was read from, and any paper value that lies inside our band."""
+    if not row.get("null"):
+        return "--"
+    parts = [NULL_MARK[row["null"]], esc(row["null_text"])]
+    parts += [r"\emph{" + esc(p) + "}" for p in row.get("paper_in_band", [])]
+    return r" \newline ".join(parts)
 
 
 def _macro(name: str, value) -> str:
@@ -627,6 +700,17 @@ def macros(ev: Evidence, claim_rows: list[dict]) -> str:
     out += _macro("ClaimsHeldList", held_ids)
     out += _macro("ClaimsNotHeldList", ", ".join(r["id"] for r in claim_rows if r["verdict"] == NOT_HELD) or "none")
     out += _macro("ScaleSentence", scale_sentence(ev))
+    nulled = [r for r in claim_rows if r.get("null")]
+    beyond = [r["id"] for r in nulled if r["null"] == "beyond null"]
+    within = [r["id"] for r in nulled if r["null"] == "within null"]
+    out += _macro("NClaimsWithNull", len(nulled)) + _macro("NClaimsBeyondNull", len(beyond))
+    out += _macro("NClaimsWithinNull", len(within))
+    out += _macro("NClaimsNoNull", len(nulled) - len(beyond) - len(within))
+    out += _macro("ClaimsBeyondNullList", ", ".join(beyond) or "none")
+    out += _macro("ClaimsWithinNullList", ", ".join(within) or "none")
+    held_within = [r["id"] for r in nulled if r["verdict"] == HELD and r["null"] == "within null"]
+    out += _macro("ClaimsHeldWithinNullList", ", ".join(held_within) or "none")
+    out += _macro("NullNote", null_note(claim_rows))
     if not ev.runs:
         return out + _macro("RunPreset", "none") + _macro("RunSeeds", "none") + _macro("ParamRatio", "n/a") + \
             _macro("TrunkRatio", "n/a") + _macro("RunSteps", "n/a") + _macro("RunSwitch", "n/a") + \
@@ -645,6 +729,20 @@ def macros(ev: Evidence, claim_rows: list[dict]) -> str:
               "hub": "TinyStories"}.get(run.config.train.data_source, esc(run.config.train.data_source))
     out += _macro("RunCorpus", corpus)
     return out + _macro("FigWidth", r"\linewidth" if len(ev.runs) > 1 else r"0.72\linewidth")
+
+
+def null_note(claim_rows: list[dict]) -> str:
+    """The closing note: per trajectory claim, our key statistic against the N1 band (or why there is none), and
+    the paper's values that fall inside our band."""
+    items = []
+    for r in claim_rows:
+        if not r.get("null"):
+            continue
+        extra = "".join("; " + esc(p) for p in r.get("paper_in_band", []))
+        items.append(rf"\item[{r['id']}] {NULL_MARK[r['null']]} (verdict: {r['verdict']}). {esc(r['null_text'])}{extra}.")
+    if not items:
+        return "No trajectory claim was compared with a null."
+    return r"\begin{description}\small " + " ".join(items) + r"\end{description}"
 
 
 def scale_sentence(ev: Evidence) -> str:
