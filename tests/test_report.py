@@ -46,8 +46,9 @@ RULE_CASES = {
     "c5": (cl.rule_c5, (0.7,), (0.4,)),
     "c6": (cl.rule_c6, (450.0, 400, 1000), (300.0, 400, 1000)),
     "c6_late": (cl.rule_c6, (590.0, 400, 1000), (610.0, 400, 1000)),
-    "c7": (cl.rule_c7, (0.6, 0.8, 0.3), (0.8, 0.6, 0.3)),
-    "c7_cos": (cl.rule_c7, (0.6, 0.8, 0.3), (0.6, 0.8, 0.9)),
+    "c7": (cl.rule_c7, (0.6, 0.8, 0.3, 0.4), (0.8, 0.6, 0.3, 0.4)),
+    "c7_cos": (cl.rule_c7, (0.6, 0.8, 0.3, 0.4), (0.6, 0.8, 0.5, 0.4)),   # |cos| inside the N3 band
+    "c7_no_null": (cl.rule_c7, (0.6, 0.8, 0.3, 0.4), (0.6, 0.8, 0.3, float("nan"))),
     "c8": (cl.rule_c8, ([100, 300, 450, 550, 800], [0.8, 0.6, 0.2, 0.2, 0.1], [0.1, 0.2, 0.6, 0.7, 0.1], 400, 1000),
            ([100, 300, 450, 550, 800], [0.8, 0.6, 0.7, 0.6, 0.1], [0.1, 0.2, 0.6, 0.5, 0.1], 400, 1000)),
     "c9": (cl.rule_c9, ([2.0, 0.7, 0.15, -0.2], 0.97), ([2.0, 0.7, 1.2, -0.2], 0.97)),
@@ -160,6 +161,7 @@ def crafted_beta2(monotone: bool = True) -> dict:
                                  (0.37, 0.36, 0.34, 0.33, 0.27)):
         rows.append({"name": f"b{b}", "beta2": b, "p_probe": 0.1, "status": "finished", "marker": "", "pc1": p,
                      "pc2": 10.0, "raw_pc1": p + 14, "drift": 1.6e5 if b == 0 else 120.0, "best_p_ood": best,
+                     "pc1_common": p, "drift_common": 1.6e5 if b == 0 else 120.0, "common_last_step": 400,
                      "mean_abs_cos": 0.24, "early_abs_cos": early, "early_corr": 0.8, "window_pc1": p - 0.5,
                      "window_abs_cos": 0.22, "gamma_a": [{"gamma": 1.95, "r2": 0.99, "lo": 0, "hi": 200}],
                      "curves": _curve(range(0, 401, 20), np.linspace(0, best, 21))})
@@ -174,14 +176,18 @@ def crafted_controls() -> tuple[dict, dict]:
                                "drift": 100.0, "window": [60, 200]})
         table4["curves"][run] = _curve(range(0, 401, 20), np.zeros(21))
 
-    def window(label, pc1, k95, drift):
-        return {"window": label, "kind": "paper", "steps": [1, 2, 3], "missing": [], "paper": {"pc1": 98.1},
+    def window(label, pc1, k95, drift, kind="paper"):
+        return {"window": label, "kind": kind, "steps": [1, 2, 3], "missing": [],
+                "paper": {"pc1": 98.1} if kind == "paper" else None,
                 "geometry": {"window_steps": [1, 2, 3], "pc1": pc1, "k95": k95, "k99": 2, "drift": drift}}
     matched = {"target": 5.1, "rel_tol": 0.02, "rows": [
         {"run": "A", "optimizer": "AdamW", "match": {"step": 20, "val_loss": 4.3, "within_tol": False},
-         "windows": [window("[1,200,400,600]", 69.2, 3, 24.9)]},
+         "windows": [window("[1,200,400,600]", 69.2, 3, 24.9), window("centred +-20", 75.0, 2, 12.0, "centred"),
+                     window("centred +-40", 70.0, 3, 24.9, "centred")]},
         {"run": "C", "optimizer": "SGD+momentum", "match": {"step": 400, "val_loss": 5.1, "within_tol": True},
-         "windows": [window("[2000,2200,2400]", 98.1, 1, 0.26), window("[1800..2600]", 97.7, 1, 0.6)]}]}
+         "windows": [window("[2000,2200,2400]", 98.1, 1, 0.26), window("[1800..2600]", 97.7, 1, 0.6),
+                     window("centred +-20", 98.1, 1, 0.26, "centred"),
+                     window("centred +-40", 97.7, 1, 0.6, "centred")]}]}
     return table4, matched
 
 
@@ -212,6 +218,19 @@ def test_claim_readers_give_the_planted_verdicts():
     for cid in ("C1", "C14", "C15", "C17", "C20"):
         assert bad[cid]["verdict"] == cl.NOT_HELD, (cid, bad[cid])
     assert "0.99 / 0.95 / 0.9 / 0.8 / 0" in good["C17"]["ours"]
+
+
+def test_c16_reads_the_centred_windows_and_c17_the_common_span():
+    ev = crafted_evidence(True)
+    c_row = ev.controls["sgd_matched_valloss"]["rows"][1]
+    c_row["windows"][0]["geometry"]["pc1"] = 60.0            # a paper-step window off the matched loss: ignored
+    assert _verdicts(ev)["C16"]["verdict"] == cl.HELD
+    c_row["windows"][3]["geometry"]["k95"] = 3                # the wide centred window is not collinear
+    assert _verdicts(ev)["C16"]["verdict"] == cl.NOT_HELD
+    ev = crafted_evidence(True)
+    for r in ev.beta2["rows"]:
+        r["pc1_common"] = 68.0                                # equal spans: no fall, whatever the full spans say
+    assert _verdicts(ev)["C17"]["verdict"] == cl.NOT_HELD
 
 
 def test_missing_analyses_are_not_measured_with_the_script_to_run():
