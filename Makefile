@@ -17,7 +17,7 @@ help:
 	@echo "make reproduce   every experiment on PRESET (=$(PRESET)): seeds $(SEEDS), controls, beta2 sweep, reheating, PDF"
 	@echo "make figures     paper figures from the analysis JSON of RUNS -> paper/figures"
 	@echo "make pdf         tables + figures from JSON, then paper/paper_backbone.pdf (needs latexmk)"
-	@echo "make bench       training throughput and streaming-PCA benchmarks"
+	@echo "make bench       training throughput, streaming-PCA and null-model benchmarks"
 	@echo "make install | test-slow | clean"
 
 install:
@@ -32,6 +32,7 @@ test-slow:
 bench:
 	$(PYTHON) -m bench.train_throughput --preset $(PRESET)
 	$(PYTHON) -m bench.pca_bench
+	OMP_NUM_THREADS=1 $(PYTHON) -m bench.nulls_bench
 
 existing = $(foreach d,$(1),$(if $(wildcard $(d)/run.json),$(d)))
 

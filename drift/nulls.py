@@ -47,6 +47,7 @@ LEVEL = 0.95           # central band
 BEYOND, WITHIN, NO_NULL = "beyond null", "within null", "no null"
 SPECTRUM_K = 10        # explained-variance components kept per spectrum
 _KIND_CODE = {"N1": 1, "N2": 2, "N3": 3}
+BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -282,10 +283,23 @@ def draw_statistics(su, kind: str, n_draws: int, seed: int, dims: dict[str, int]
     result does not depend on `workers` (processes sharing the draws)."""
     if workers <= 1:
         return _draw_block((su, kind, range(n_draws), seed, dims, window))
+    import multiprocessing
+    import os
     from concurrent.futures import ProcessPoolExecutor
     chunks = [list(range(n_draws))[i::workers] for i in range(workers)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(_draw_block, [(su, kind, c, seed, dims, window) for c in chunks]))
+    # Fresh (spawned) workers with one BLAS thread each: the matrices are 50 x 50, where threaded BLAS only adds
+    # contention between the workers.
+    saved = {k: os.environ.get(k) for k in BLAS_THREAD_VARS}
+    os.environ.update({k: "1" for k in BLAS_THREAD_VARS})
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            parts = list(pool.map(_draw_block, [(su, kind, c, seed, dims, window) for c in chunks]))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     by_draw = {d: r for c, part in zip(chunks, parts) for d, r in zip(c, part)}
     return [by_draw[d] for d in range(n_draws)]
 
