@@ -739,7 +739,8 @@ def null_note(claim_rows: list[dict]) -> str:
         if not r.get("null"):
             continue
         extra = "".join("; " + esc(p) for p in r.get("paper_in_band", []))
-        items.append(rf"\item[{r['id']}] {NULL_MARK[r['null']]} (verdict: {r['verdict']}). {esc(r['null_text'])}{extra}.")
+        items.append(rf"\item[{r['id']}] {NULL_MARK[r['null']]} (verdict: {r['verdict']}). "
+                     f"{esc(r['null_text'])}{extra}.")
     if not items:
         return "No trajectory claim was compared with a null."
     return r"\begin{description}\small " + " ".join(items) + r"\end{description}"
