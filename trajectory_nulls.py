@@ -5,6 +5,7 @@ Examples:
     python trajectory_nulls.py runs/cpu_s42                        # 200 draws per null -> analysis/nulls.json
     python trajectory_nulls.py runs/cpu_s42 --draws 500 --seed 1 --workers 2
     python trajectory_nulls.py runs/tiny_s1 --draws 20 --no-figures
+    python trajectory_nulls.py runs/ctrl_s42 --controls     # Table 4-5 windows -> runs/ctrl_s42/analysis/nulls.json
 
 Needs analysis/trajectory_pca.json (run `python trajectory_pca_uncentered.py RUN` first): its steps, window and
 split are reused so the observed values equal the ones reported, and its Gram cache means no checkpoint is read.
@@ -18,7 +19,7 @@ import sys
 from drift.backbone import prepare
 from drift.checkpoint import RunError
 from drift.config import ConfigError
-from drift.nulls import NULLS, null_statistics
+from drift.nulls import NULLS, control_window_nulls, null_statistics
 from drift.runinfo import figures_dir, load_run, read_analysis, write_analysis
 
 PROG = "trajectory_nulls.py"
@@ -38,6 +39,25 @@ def summary_lines(res: dict) -> list[str]:
     return lines
 
 
+def controls_main(args) -> int:
+    """<controls>/analysis/nulls.json: {"nulls", "level", "key_null", "rows": {run: {window: {"window_steps",
+    "statistics": {"pc1" | "k95": {"observed", "N1", "N2", "N3"}}}}}} (window "standard" = Table 4's)."""
+    try:
+        res = control_window_nulls(args.run_dir, args.draws, args.seed, args.nulls, log=print)
+        path = write_analysis(args.run_dir, "nulls", res, {"draws": args.draws, "seed": args.seed,
+                                                           "nulls": args.nulls})
+    except (RunError, ConfigError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    for run, windows in res["rows"].items():
+        for label, w in windows.items() if "note" not in windows else []:
+            e = (w.get("statistics") or {}).get("pc1")
+            if e:
+                print(f"{run} {label}: PC1 {e['observed']:.1f}%, N1 [{e['N1']['lo']:.1f}, {e['N1']['hi']:.1f}]")
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", help="run directory with analysis/trajectory_pca.json")
@@ -46,9 +66,13 @@ def main(argv=None) -> int:
     p.add_argument("--nulls", nargs="+", default=list(NULLS), choices=NULLS, help="which nulls (default all)")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the draws (results do not change)")
     p.add_argument("--no-figures", action="store_true", help="write the JSON only")
+    p.add_argument("--controls", action="store_true",
+                   help="run_dir is an optimizer-control directory: bands of its Table 4-5 windows instead")
     args = p.parse_args(argv)
     if args.draws < 20 or args.workers < 1:
         p.error("--draws must be >= 20 (a 95%% band needs them) and --workers >= 1")
+    if args.controls:
+        return controls_main(args)
     try:
         run = load_run(args.run_dir)
         traj = read_analysis(run.run_dir, "trajectory_pca", "trajectory_pca_uncentered.py")

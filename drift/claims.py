@@ -41,7 +41,8 @@ RUN_ANALYSES = {
     "reheat": "reheat.py",
     "nulls": "trajectory_nulls.py",
 }
-CONTROL_ANALYSES = {"sgd_control": "sgd_control_analysis.py", "sgd_matched_valloss": "sgd_matched_valloss.py"}
+CONTROL_ANALYSES = {"sgd_control": "sgd_control_analysis.py", "sgd_matched_valloss": "sgd_matched_valloss.py",
+                    "nulls": "trajectory_nulls.py --controls"}
 
 # ---------------------------------------------------------------------------------------------------------------
 # Decision thresholds. Fixed before looking at any result; change them only with a note in the report.
@@ -938,9 +939,45 @@ F_B_IDENTITY = ("the time mean of f_b equals the row-normalized PC1 share exactl
                 "evidence")
 
 
+# Control claims: (control run, window of <controls>/analysis/nulls.json, paper PC1 in %); the key statistic is the
+# window's row-normalized PC1 and the paper predicts it high (SGD collinear).
+CONTROL_NULLS = {"C15": ("C", "standard", 100.0), "C16": ("C", "centred-wide", 97.7)}
+
+
+def control_null_window(res: dict, run: str, which: str) -> tuple[str, dict] | None:
+    """(label, entry) of a control run's window in the control nulls.json: "standard" (Table 4) or
+    "centred-wide" (the wider window centred on the run's matched-loss checkpoint)."""
+    windows = res["rows"].get(run) or {}
+    if which == "centred-wide":
+        centred = sorted((k for k in windows if k.startswith("centred")), key=lambda k: float(k.split("-")[-1]))
+        which = centred[-1] if centred else ""
+    entry = windows.get(which)
+    return (which, entry) if entry and "statistics" in entry else None
+
+
+def control_null_outcome(ev: Evidence, claim_id: str) -> dict:
+    from drift.nulls import KEY_NULL, NO_NULL, in_band, null_verdict
+    run, which, paper = CONTROL_NULLS[claim_id]
+    res = ev.control("nulls")
+    found = control_null_window(res, run, which) if res is not None else None
+    if found is None:
+        why = ev.missing_control("nulls") if res is None else f"no null for run {run}'s {which} window"
+        return {"null": NO_NULL, "null_text": why, "paper_in_band": []}
+    label, entry = found
+    e = entry["statistics"]["pc1"]
+    bands = ", ".join(f"{k} [{fmt(e[k]['lo'])}, {fmt(e[k]['hi'])}]" for k in res["nulls"] if k in e)
+    inside = ([f"the paper's PC1 {fmt(paper)}% lies inside our {KEY_NULL} band"] if in_band(paper, e.get(KEY_NULL))
+              else [])
+    return {"null": null_verdict(e["observed"], e.get(KEY_NULL), "high"),
+            "null_text": f"high side; run {run} {label} window PC1 {fmt(e['observed'])}% vs {bands}",
+            "paper_in_band": inside}
+
+
 def null_outcome(ev: Evidence, claim_id: str) -> dict:
     """{"null": beyond / within / no null / "" (no trajectory null for this claim), "null_text", "paper_in_band"}."""
     from drift.nulls import BEYOND, KEY_NULL, NO_NULL, WITHIN, in_band, null_verdict
+    if claim_id in CONTROL_NULLS:
+        return control_null_outcome(ev, claim_id)
     check = CLAIM_NULLS.get(claim_id)
     if check is None or not ev.runs:
         return {"null": "", "null_text": "", "paper_in_band": []}

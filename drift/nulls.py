@@ -27,8 +27,10 @@ Verdict rule (`null_verdict`, fixed before any null was computed on a real run):
 "beyond null" when it lies outside the N1 central 95% band on the side the paper predicts (above hi for "high",
 below lo for "low"), else "within null". N2 and N3 are reported beside it.
 
-    res = null_analysis("runs/cpu_s42", n_draws=200, seed=0)     # -> analysis/nulls.json via trajectory_nulls.py
+    su = drift.backbone.prepare("runs/cpu_s42")                 # the run's cached Grams
+    res = null_statistics(su, n_draws=200, seed=0)                # trajectory_nulls.py writes it to nulls.json
     res["statistics"]["trunk_pc1_raw"]  # {"observed": .., "N1": {"median", "lo", "hi", "n"}, "N2": .., "N3": ..}
+    control_window_nulls("runs/ctrl_s42")                         # Tables 4-5 windows (trajectory_nulls.py --controls)
 """
 from __future__ import annotations
 
@@ -339,3 +341,66 @@ def null_statistics(su, n_draws: int = 200, seed: int = 0, window: int = 10, kin
         "statistics": collect(stats, draws), "spectra": collect(spectra, spec_draws),
         "draws": {k: {key: [r.get(key, math.nan) for r in rows] for key in stats} for k, rows in draws.items()},
     })
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Control windows (Tables 4-5): the same nulls over the checkpoints of one window
+# --------------------------------------------------------------------------------------------------------------
+
+def window_statistics(traj: geo.Trajectory, window_steps: Sequence[int]) -> dict[str, float]:
+    """A12 window PC1 (%, row-normalized, full denominator) and k95, through geometry.window_geometry."""
+    g = geo.window_geometry(traj, window_steps)
+    return {"pc1": 100.0 * g["rho1_full"], "k95": float(g["k95"])}
+
+
+def window_null_bands(traj: geo.Trajectory, window_steps: Sequence[int], D: int, n_draws: int = 200,
+                      seed: int = 0, kinds: Sequence[str] = NULLS) -> dict:
+    """Observed window statistics and their bands when the window's own updates are replaced by each null (the
+    drift over the window is not tested: N3 keeps it exactly and N1 / N2 keep its scale)."""
+    w = [int(s) for s in window_steps]
+    idx = traj.indices(w)
+    P = traj.P[np.ix_(idx, idx)]
+    observed = window_statistics(traj, w)
+    draws = {k: [window_statistics(geo.Trajectory(w, null_gram(P, k, D, draw_rng(seed, k, d))), w)
+                 for d in range(n_draws)] for k in kinds}
+    return geo.jsonable({"window_steps": w, "statistics": collect(observed, draws)})
+
+
+def control_window_nulls(root, n_draws: int = 200, seed: int = 0, kinds: Sequence[str] = NULLS,
+                         log: Callable[[str], None] | None = None) -> dict:
+    """Null bands of the Table 4 standard window of every control run under `root` and, when
+    analysis/sgd_matched_valloss.json exists, of the windows centred on each run's matched-loss checkpoint."""
+    from pathlib import Path
+
+    from drift import checkpoint as ck
+    from drift.controls import load_controls, standard_window, trunk_trajectory
+    root = Path(root)
+    matched_path = root / "analysis" / "sgd_matched_valloss.json"
+    matched = ck.read_json(matched_path, "analysis")["results"] if matched_path.exists() else None
+    rows = {}
+    for name, run in load_controls(root).items():
+        m = run.config.model
+        D = m.n_layer * (4 * m.d_model ** 2 + 2 * m.d_model * m.d_ff)
+        windows = {"standard": [s for s in standard_window(run.config) if s in run.steps]}
+        for row in (matched or {}).get("rows", []):
+            if row["run"] == name:
+                windows.update({w["window"]: w["geometry"].get("window_steps") or [] for w in row["windows"]
+                                if w.get("kind") == "centred"})
+        try:
+            traj = trunk_trajectory(run.run_dir, [s for s in run.steps if s >= 1])
+        except ValueError as e:   # non-finite weights after a blow-up
+            rows[name] = {"note": f"not computed: {e}"}
+            continue
+        rows[name] = {}
+        for label, steps in windows.items():
+            if len(steps) < 3:
+                rows[name][label] = {"window_steps": steps, "note": f"{len(steps)} checkpoint(s); need >= 3"}
+                continue
+            try:
+                rows[name][label] = window_null_bands(traj, steps, D, n_draws, seed, kinds)
+            except ValueError as e:
+                rows[name][label] = {"window_steps": steps, "note": f"not computed: {e}"}
+        if log:
+            log(f"{name}: {len(windows)} window(s)")
+    return {"nulls": {k: {"name": NULL_NAMES[k], "n_draws": n_draws, "seed": seed} for k in kinds},
+            "level": LEVEL, "key_null": KEY_NULL, "rows": rows}

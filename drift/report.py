@@ -137,6 +137,19 @@ def null_cell(ev: Evidence, stat: str | None, scale: float = 1.0, digits: int = 
     return " / ".join(cells) if cells else "n/a"
 
 
+CONTROL_NULL_NOTE = (r" The PC1 band is the central 95\% of the window PC1 when the window's own updates are "
+                     r"replaced by a matched random walk (N1; trajectory\_nulls.py -{}-controls).")
+
+
+def control_null_cell(ev: Evidence, run: str, window: str) -> str:
+    """N1 band of a control window's PC1 (%), from <controls>/analysis/nulls.json."""
+    from drift.nulls import KEY_NULL
+    res = ev.control("nulls")
+    entry = ((res or {}).get("rows", {}).get(run) or {}).get(window) or {}
+    b = ((entry.get("statistics") or {}).get("pc1") or {}).get(KEY_NULL) or {}
+    return f"{num(b['lo'])}--{num(b['hi'])}" if finite(b.get("lo")) else "n/a"
+
+
 def with_nulls(ev: Evidence, rows: list[list[str]], stats: Sequence, scale: float = 1.0) -> list[list[str]]:
     """Each row with its N1-band cell appended (stats: one nulls.json key or None per row)."""
     return [row + [null_cell(ev, stat, scale)] for row, stat in zip(rows, stats)]
@@ -545,10 +558,10 @@ def table4(ev: Evidence) -> str:
                      ours_paper(r["final_val"], p.get("final_val")), ours_paper(r["best_p_ood"], p.get("best_p_ood")),
                      ours_paper(r.get("pc1"), p.get("pc1")), ours_paper(r.get("k95"), p.get("k95")),
                      num(r.get("k99")), ours_paper(r.get("drift"), p.get("drift")), window,
-                     esc(r.get("marker") or r.get("status", ""))])
+                     control_null_cell(ev, r["run"], "standard"), esc(r.get("marker") or r.get("status", ""))])
     header = ["run", "optimizer", "final val", r"best $p_{ood}$", r"PC1 \%", "k95", "k99", "drift", "window",
-              "status"]
-    return table(label, caption, "llllllllll", header, rows, size=r"\footnotesize")
+              rf"PC1 {NULL_HEADER}", "status"]
+    return table(label, caption + CONTROL_NULL_NOTE, "lllllllllll", header, rows, size=r"\footnotesize")
 
 
 def table5(ev: Evidence) -> str:
@@ -567,14 +580,17 @@ def table5(ev: Evidence) -> str:
             steps = g.get("window_steps") or []
             span = f"{steps[0]}..{steps[-1]} ({len(steps)})" if steps else "--"
             cells = ([ours_paper(g.get("pc1"), p.get("pc1")), ours_paper(g.get("k95"), p.get("k95")),
-                      ours_paper(g.get("k99"), p.get("k99")), ours_paper(g.get("drift"), p.get("drift"))]
-                     if "note" not in g else [r"\multicolumn{4}{l}{" + esc(g["note"]) + "}"])
+                      ours_paper(g.get("k99"), p.get("k99")), ours_paper(g.get("drift"), p.get("drift")),
+                      control_null_cell(ev, r["run"], w["window"]) if w.get("kind") == "centred" else "--"]
+                     if "note" not in g else [r"\multicolumn{5}{l}{" + esc(g["note"]) + "}"])
             rows.append([esc(r["run"].replace("_prime", "'")), esc(w["window"]), span, *cells])
-        rows.append(["", r"\multicolumn{6}{l}{\emph{matched: step " + num(m["step"]) + ", val " + num(m["val_loss"])
+        rows.append(["", r"\multicolumn{7}{l}{\emph{matched: step " + num(m["step"]) + ", val " + num(m["val_loss"])
                      + (" (within tolerance)" if m["within_tol"] else " (outside tolerance)") + "}}"])
-    notes = esc(f"target val loss {num(res['target'])} (tolerance {100 * res['rel_tol']:.0f}%)")
-    return table(label, caption, "lllllll", ["run", "window (paper steps)", "our steps (n)", r"PC1 \%", "k95",
-                                              "k99", "drift"], rows, notes=notes, size=r"\footnotesize")
+    notes = esc(f"target val loss {num(res['target'])} (run C's final val loss; tolerance "
+                f"{100 * res['rel_tol']:.0f}%)")
+    return table(label, caption + CONTROL_NULL_NOTE, "llllllll",
+                 ["run", "window (paper steps)", "our steps (n)", r"PC1 \%", "k95", "k99", "drift",
+                  rf"PC1 {NULL_HEADER}"], rows, notes=notes, size=r"\footnotesize")
 
 
 PAPER_BETA2_GAMMA = {0.99: (1.97, 0.78), 0.95: (1.94, 0.78), 0.90: (1.93, 0.84), 0.80: (1.98, 0.91),

@@ -154,6 +154,11 @@ def test_control_scripts_end_to_end(tmp_path, capsys):
     assert matched["target"] == [r["val_loss"] for r in c_evals if "val_loss" in r][-1]   # C's final val loss
     c_row = next(r for r in matched["rows"] if r["run"] == "C")
     assert c_row["match"]["within_tol"] and c_row["match"]["val_loss"] == matched["target"]
+    import trajectory_nulls
+    assert trajectory_nulls.main([str(root), "--controls", "--draws", "20"]) == 0
+    nulls = json.loads((root / "analysis" / "nulls.json").read_text())["results"]
+    std = nulls["rows"]["C"]["standard"]["statistics"]["pc1"]
+    assert std["observed"] == pytest.approx(rows["C"]["pc1"], rel=1e-12) and std["N1"]["n"] == 20
 
 
 def test_nesterov_rule_fires_and_mismatch_is_refused(tmp_path, capsys):

@@ -173,6 +173,18 @@ def test_draws_do_not_depend_on_the_number_of_workers():
     assert [r[0] for r in one] == [r[0] for r in two]
 
 
+def test_window_nulls_separate_a_collinear_window_from_a_walk():
+    rng = np.random.default_rng(4)
+    D, T = 500, 12
+    steps = np.arange(T) * 10
+    drift = np.cumsum(np.ones((T, D)) / np.sqrt(D) + 0.02 * rng.standard_normal((T, D)) / np.sqrt(D), axis=0)
+    walk = np.cumsum(rng.standard_normal((T, D)) / np.sqrt(D), axis=0)
+    for X, verdict in ((drift, nulls.BEYOND), (walk, nulls.WITHIN)):
+        res = nulls.window_null_bands(geo.Trajectory.from_dense(steps, X), steps[2:], D, n_draws=100, seed=1)
+        e = res["statistics"]["pc1"]
+        assert nulls.null_verdict(e["observed"], e["N1"], "high") == verdict, e
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The script on the tiny run
 # ---------------------------------------------------------------------------------------------------------------
