@@ -60,6 +60,7 @@ controls:
 	$(PYTHON) sgd_nesterov_run.py --preset $(PRESET) --seed 42 --out $(CONTROLS)
 	$(PYTHON) sgd_control_analysis.py $(CONTROLS)
 	$(PYTHON) sgd_matched_valloss.py $(CONTROLS)
+	$(PYTHON) trajectory_nulls.py $(CONTROLS) --controls
 	$(PYTHON) beta2_sweep.py --preset $(PRESET) --seed 42 --out $(BETA2)
 	$(PYTHON) beta2_sweep.py --preset $(PRESET) --seed 42 --out $(BETA2) --beta2 0.95 0.0 --p-probe 0.20
 
