@@ -3,7 +3,8 @@
 Sources, all returning a list of story strings (`load_stories`):
   * "hub":      roneneldan/TinyStories through `datasets` (splits "train" / "validation"); needs network or the
                 local HF cache with HF_HUB_OFFLINE=1.
-  * a path:     a TinyStories text dump (stories separated by <|endoftext|>), a directory holding
+  * a path:     a TinyStories text dump (stories separated by <|endoftext|>; a single file holds no split, so
+                every 20th story is validation and the rest training, see split_description), a directory holding
                 TinyStories-train.txt / TinyStories-valid.txt (or *train* / *valid* .parquet/.jsonl/.json files,
                 as in a snapshot of the hub repository), or a single .jsonl/.json/.parquet file with a "text" column.
   * "embedded": simple children's stories from a fixed grammar (`generate_stories`); works anywhere, offline.

@@ -273,6 +273,21 @@ def test_disk_full_names_the_file_and_leaves_no_temp(tmp_path, monkeypatch, caps
     assert [m["step"] for m in ck.read_metrics(run)] == [1, 5, 6]
 
 
+def test_torch_disk_full_error_is_named(tmp_path, monkeypatch):
+    """torch.save reports a full disk as an opaque RuntimeError; the free space names the cause."""
+    def enforce_fail(obj, f, *a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1232768 vs 1232660")
+
+    class Full:
+        f_bavail, f_frsize = 3, 4096
+
+    monkeypatch.setattr(torch, "save", enforce_fail)
+    monkeypatch.setattr(os, "statvfs", lambda p: Full())
+    with pytest.raises(ck.RunError, match="resume.pt: No space left on device$"):
+        ck.atomic_torch_save({}, tmp_path / "resume.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
 def test_read_only_metrics_append_is_one_line_and_run_json_not_running(tmp_path, monkeypatch, capsys, code):
     real_fsync = os.fsync
