@@ -24,7 +24,6 @@ import csv
 import importlib.util
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -227,16 +226,19 @@ def ensure_run(cfg: Config, run_dir, init_from: str | None = None, progress: boo
         if _comparable(saved) != _comparable(cfg):
             raise ck.RunError(f"{run_dir} holds a run with a different config; choose another --out or delete it")
         status = ck.read_json(run_dir / "run.json").get("status")
-        if status != "running":
+        if status in ("finished", "early_stopped", "diverged"):  # killed, interrupted or failed: continue it
             return {**run_summary(run_dir), "action": "skipped"}
         if (run_dir / "resume.pt").exists():
             cfg, action = saved, "resumed"
         elif set(ck.list_steps(run_dir)) <= {0}:
-            shutil.rmtree(run_dir)  # killed before it saved anything but the initialization: start over
+            action = "restarted"  # stopped before it saved anything but the initialization: start over
         else:
-            raise ck.RunError(f"{run_dir} was interrupted and has no resume.pt; delete it and train it again")
+            raise ck.RunError(f"{run_dir} was interrupted and has no resume.pt; start it over with "
+                              f"`python train.py --restart {run_dir}`")
     try:
-        train(cfg, run_dir, resume=action == "resumed", init_from=init_from, argv=argv, progress=progress)
+        # the restart clears the directory under the run lock, so a trainer still writing there is never deleted
+        train(cfg, run_dir, resume=action == "resumed", restart=action == "restarted", init_from=init_from,
+              argv=argv, progress=progress)
     except DivergedError:
         pass
     return {**run_summary(run_dir), "action": action}

@@ -246,6 +246,15 @@ def test_run_killed_before_first_resume_point_has_one_way_out(tmp_path, monkeypa
     assert ck.read_json(run / "run.json")["status"] == "finished" and ck.list_steps(run) == [0, 1, 5, 6]
 
 
+def test_sweeps_continue_an_interrupted_run_instead_of_skipping_it(tiny_run_copy):
+    from drift.controls import ensure_run
+    _set_info(tiny_run_copy, status="interrupted", error="KeyboardInterrupt: ")
+    cfg = resolve("tiny", seed=1)
+    res = ensure_run(cfg, tiny_run_copy, progress=False)
+    assert res["action"] == "resumed" and ck.read_json(tiny_run_copy / "run.json")["status"] == "finished"
+    assert ensure_run(cfg, tiny_run_copy, progress=False)["action"] == "skipped"
+
+
 def test_disk_full_names_the_file_and_leaves_no_temp(tmp_path, monkeypatch, capsys):
     real_save = torch.save
 
