@@ -84,6 +84,18 @@ def holder(run_dir) -> dict | None:
         os.close(fd)
 
 
+def held_error(run_dir, h: dict) -> RunError:
+    return RunError(f"{run_dir} is being written by another process ({_describe(h)}); wait for it to finish or "
+                    f"stop it, or choose another --out")
+
+
+def refuse_if_held(run_dir) -> None:
+    """The early form of the lock's refusal, for checks made before the lock is taken."""
+    h = holder(run_dir)
+    if h is not None:
+        raise held_error(run_dir, h)
+
+
 class RunLock:
     """Exclusive, non-blocking lock on <run_dir>/run.lock; a context manager. The directory must exist."""
 
@@ -105,9 +117,7 @@ class RunLock:
                 os.close(fd)
                 if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise RunError(f"cannot lock {self.path}: {e.strerror}") from None
-                who = _describe(_read_holder(self.path))
-                raise RunError(f"{self.run_dir} is being written by another process ({who}); wait for it to "
-                               f"finish or stop it, or choose another --out") from None
+                raise held_error(self.run_dir, _read_holder(self.path)) from None
             # The previous holder may have removed the file between our open and flock: lock the file at the path.
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino

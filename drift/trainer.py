@@ -32,7 +32,7 @@ from drift.corpus import split_description
 from drift.model import GPT
 from drift.optim import build_optimizer, lambda_at, lr_at, set_lr
 from drift.probe import probe_accuracy
-from drift.runlock import RunLock, remove_stale_temps
+from drift.runlock import RunLock, refuse_if_held, remove_stale_temps
 
 
 class DivergedError(RuntimeError):
@@ -110,10 +110,12 @@ def _restart_hint(run_dir: Path) -> str:
     return f"start it over with `python train.py --restart {run_dir}`"
 
 
-def _check_run_dir(cfg: Config, run_dir: Path, resume: bool) -> None:
+def _check_run_dir(cfg: Config, run_dir: Path, resume: bool, locked: bool = False) -> None:
     """Read-only checks of --out / --resume, done before anything is written (and again under the lock)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ck.RunError(f"--out {run_dir} is a file, not a run directory; choose another --out")
+    if not locked:
+        refuse_if_held(run_dir)  # a live writer is the first thing to report
     run_json = run_dir / "run.json"
     if resume:
         if not run_json.exists():
@@ -254,7 +256,7 @@ def train(cfg: Config, run_dir, resume: bool = False, init_from: str | None = No
             removed = _clear_run(run_dir)
             print(f"{run_dir}: restarting from step 0; removed {', '.join(removed) or 'nothing'}", file=sys.stderr)
         else:
-            _check_run_dir(cfg, run_dir, resume)  # again: another process may have started it meanwhile
+            _check_run_dir(cfg, run_dir, resume, locked=True)  # again: another may have started it meanwhile
         ctx.run_dir = run_dir
         return _train_locked(cfg, ctx, resume, init_from, argv, progress, preset)
 
