@@ -59,6 +59,10 @@ def _atomic(path: Path):
     except (OSError, RuntimeError) as e:
         error = None if isinstance(e, RunError) else write_error(path, e)  # before unlinking frees the space
         with contextlib.suppress(OSError):
+            # truncate first: torch's writer can keep the file open (the traceback holds it), and an unlinked but
+            # open file keeps its blocks, so the disk would stay full
+            os.truncate(tmp, 0)
+        with contextlib.suppress(OSError):
             tmp.unlink()
         if error is None:
             raise

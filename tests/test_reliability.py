@@ -257,11 +257,14 @@ def test_sweeps_continue_an_interrupted_run_instead_of_skipping_it(tiny_run_copy
 
 def test_disk_full_names_the_file_and_leaves_no_temp(tmp_path, monkeypatch, capsys):
     real_save = torch.save
+    still_open = []
 
     def full_disk(obj, f, *a, **k):
         if "ckpt_000005" in str(f):
-            with open(f, "wb") as fh:
-                fh.write(b"\0" * 4096)  # a partial file, as a full disk leaves it
+            fh = open(f, "wb")
+            fh.write(b"\0" * 4096)  # a partial file, as a full disk leaves it,
+            fh.flush()
+            still_open.append(fh)  # and kept open, as torch's writer does while the traceback lives
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_save(obj, f, *a, **k)
 
@@ -270,7 +273,9 @@ def test_disk_full_names_the_file_and_leaves_no_temp(tmp_path, monkeypatch, caps
     with pytest.raises(ck.RunError) as e:
         train(resolve("tiny", seed=1, overrides=SHORT), run, progress=False)
     assert str(e.value) == f"cannot write {run / 'ckpt_000005.pt'}: No space left on device"
-    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # the temp file is gone
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # the temp file is gone,
+    assert os.fstat(still_open[0].fileno()).st_size == 0  # and its blocks are freed although it is still open
+    still_open[0].close()
     info = ck.read_json(run / "run.json")
     assert info["status"] == "failed" and "No space left" in info["error"]
     monkeypatch.undo()
