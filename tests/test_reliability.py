@@ -1,7 +1,6 @@
 """Reliability: each test reproduces one failure case of a run directory (two writers, a holed or running
 trajectory, mismatched inputs, a full or read-only disk, bad arguments) and checks the refusal or recovery."""
 import errno
-import json
 import os
 import shutil
 import signal
@@ -20,7 +19,7 @@ from drift import checkpoint as ck
 from drift.config import ConfigError, resolve, validate
 from drift.controls import load_controls
 from drift.corpus import SINGLE_FILE_VAL_EVERY, load_stories, split_description
-from drift.runinfo import check_seed_set, checked_run, load_run, schedule_holes
+from drift.runinfo import check_seed_set, checked_run, schedule_holes
 from drift.runlock import LOCK_NAME, RunLock, holder
 from drift.trainer import train
 
@@ -179,7 +178,8 @@ def test_holed_trajectory_is_refused_unless_allowed(tiny_run_copy, capsys):
     ck.ckpt_path(tiny_run_copy, 15).unlink()
     assert schedule_holes(ck.read_json(tiny_run_copy / "run.json"), ck.list_steps(tiny_run_copy)) == [15]
     assert backbone_update_analysis.main([str(tiny_run_copy), "--scope", "trunk"]) == 2
-    assert "lacks 1 checkpoint(s) of its own schedule (step 15)" in _one_line_error(capsys, "backbone_update_analysis.py")
+    msg = _one_line_error(capsys, "backbone_update_analysis.py")
+    assert "lacks 1 checkpoint(s) of its own schedule (step 15)" in msg
     assert backbone_update_analysis.main([str(tiny_run_copy), "--scope", "trunk", "--allow-missing"]) == 0
     run = _analysis(tiny_run_copy)["run"]
     assert run["missing_steps"] == [15] and run["steps_used"] == [1, 5, 10, 20, 25, 30]
