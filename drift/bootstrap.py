@@ -111,7 +111,8 @@ def _apt_prefix() -> list[str] | None:
 
 
 def tex_install_command() -> str:
-    return "sudo apt-get update && sudo apt-get install -y " + " ".join(TEX_DEBIAN_PACKAGES)
+    sudo = "" if hasattr(os, "geteuid") and os.geteuid() == 0 else "sudo "
+    return f"{sudo}apt-get update && {sudo}apt-get install -y " + " ".join(TEX_DEBIAN_PACKAGES)
 
 
 def ensure_tex(install: bool = True, tex: Path = PAPER_TEX) -> None:
