@@ -76,6 +76,7 @@ controls:
 	$(PYTHON) beta2_sweep.py --preset $(PRESET) --seed 42 --out $(BETA2) --beta2 0.95 0.0 --p-probe 0.20
 
 reproduce:
+	@$(PYTHON) -m drift.bootstrap tex
 	for s in $(SEEDS); do ./run_seed.sh $$s --preset $(PRESET) || exit 1; done
 	$(MAKE) controls PRESET=$(PRESET)
 	$(MAKE) pdf PRESET=$(PRESET) SEEDS="$(SEEDS)"
