@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from drift.bootstrap import default_cache_dir  # noqa: F401  (re-exported: the one definition of the cache root)
 from drift.tokenizer import EmbeddedTokenizer, Tokenizer, tokenizer_fingerprint
 
 HUB_DATASET = "roneneldan/TinyStories"
@@ -44,11 +45,6 @@ _FETCH_HINT = ("download TinyStories on a machine with internet and pass data_so
 
 class DataUnavailableError(RuntimeError):
     """A story source cannot be read (no network for the hub, a missing path, an unreadable file)."""
-
-
-def default_cache_dir() -> Path:
-    """$DRIFT_CACHE, else ~/.cache/drift."""
-    return Path(os.environ.get("DRIFT_CACHE") or Path.home() / ".cache" / "drift")
 
 
 # --------------------------------------------------------------------------------------------------------------

