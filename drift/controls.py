@@ -218,27 +218,37 @@ def ensure_run(cfg: Config, run_dir, init_from: str | None = None, progress: boo
     """Train `cfg` into run_dir unless it is done. Finished, early-stopped or diverged: skipped. Killed: resumed
     (or restarted when it died before its first checkpoint). A different config there: RunError. A divergence is
     recorded by the trainer in run.json and reported here as status "diverged", never raised."""
+    from drift import distributed as dist
     from drift.trainer import DivergedError, train  # the trainer pulls in the data layer; keep tables light
     run_dir = Path(run_dir)
-    action = "trained"
-    if (run_dir / "run.json").exists():
-        saved = Config.from_dict(ck.read_json(run_dir / "run.json")["config"])
-        if _comparable(saved) != _comparable(cfg):
-            raise ck.RunError(f"{run_dir} holds a run with a different config; choose another --out or delete it")
-        status = ck.read_json(run_dir / "run.json").get("status")
-        if status != "running":
-            return {**run_summary(run_dir), "action": "skipped"}
-        if (run_dir / "resume.pt").exists():
-            cfg, action = saved, "resumed"
-        elif set(ck.list_steps(run_dir)) <= {0}:
-            shutil.rmtree(run_dir)  # killed before it saved anything but the initialization: start over
-        else:
-            raise ck.RunError(f"{run_dir} was interrupted and has no resume.pt; delete it and train it again")
+    # Under torchrun rank 0 reads the directory and decides (it may delete it); every rank follows that decision.
+    action, saved = dist.on_main(_plan_run, cfg, run_dir)
+    if action == "skipped":
+        return {**run_summary(run_dir), "action": "skipped"}
+    cfg = Config.from_dict(saved) if saved is not None else cfg
     try:
         train(cfg, run_dir, resume=action == "resumed", init_from=init_from, argv=argv, progress=progress)
     except DivergedError:
         pass
     return {**run_summary(run_dir), "action": action}
+
+
+def _plan_run(cfg: Config, run_dir: Path) -> tuple[str, dict | None]:
+    """("skipped" | "resumed" | "trained", the saved config dict when resuming) for ensure_run."""
+    if not (run_dir / "run.json").exists():
+        return "trained", None
+    info = ck.read_json(run_dir / "run.json")
+    saved = Config.from_dict(info["config"])
+    if _comparable(saved) != _comparable(cfg):
+        raise ck.RunError(f"{run_dir} holds a run with a different config; choose another --out or delete it")
+    if info.get("status") != "running":
+        return "skipped", None
+    if (run_dir / "resume.pt").exists():
+        return "resumed", saved.to_dict()
+    if set(ck.list_steps(run_dir)) <= {0}:
+        shutil.rmtree(run_dir)  # killed before it saved anything but the initialization: start over
+        return "trained", None
+    raise ck.RunError(f"{run_dir} was interrupted and has no resume.pt; delete it and train it again")
 
 
 # --------------------------------------------------------------------------------------------------------------
