@@ -92,9 +92,11 @@ def test_reproduce_targets_one_job_per_run_in_order(tmp_path):
     assert len(train) == 2 + 4 + 7 == len(set(train)) and len(reheat) == 2 * 3
     plan = _make("-n", "analyses", "PRESET=tiny", "SEEDS=1", f"ROOT={root}", "GPUS=0,1")
     jobs_run = [line for line in plan if "drift.jobs slot" in line]
-    assert len(jobs_run) == 18 and all("--gpus 0,1" in line for line in jobs_run)  # every job takes a GPU slot
+    # a seed: train, analyses, 3 reheat runs, reheat table, figures; controls: 4 runs + tables; beta2: 7 runs + table
+    assert len(jobs_run) == 7 + 5 + 8 and all("--gpus 0,1" in line for line in jobs_run)
     first = lambda text: next(i for i, line in enumerate(plan) if text in line)  # noqa: E731
-    assert first("--only env,train,check") < first("--only trajectory") < first("--only reheat") < first("--only figures")
+    assert (first("--only env,train,check") < first("--only trajectory") < first("--only reheat")
+            < first("--only figures"))
     assert first("--only env,train,check") < first("reheat.py") < first("--only reheat")
     assert max(first(f"--runs {r}") for r in "ABC") < first("sgd_control_analysis.py")
     assert first("--beta2 0.0 --p-probe 0.20") < first("--analyze-only")
