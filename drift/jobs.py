@@ -26,8 +26,13 @@ import sys
 import time
 from pathlib import Path
 
-# Keys whose values measure time or record when something ran, not what was computed.
+# Keys whose values measure time or record when something ran, not what was computed (and any "seconds*" key,
+# e.g. the Fisher analysis's seconds_gradients).
 TIMING_KEYS = {"created", "wall_s", "timers", "start_time", "end_time", "elapsed_s", "seconds"}
+
+
+def is_timing(key: str) -> bool:
+    return key in TIMING_KEYS or key.startswith("seconds")
 
 
 def acquire_slot(lock_dir: Path, n_slots: int, poll_s: float = 0.5):
@@ -97,10 +102,10 @@ def _run(cmd: list[str], env: dict, cores: list[int] | None, log: Path | None) -
 
 def diff_values(a, b, where: str, root_a: str, root_b: str, out: list[str]) -> None:
     """Append to `out` every place where a and b differ: numbers exactly (NaN equals NaN), strings after mapping
-    root_a to root_b, keys in TIMING_KEYS ignored."""
+    root_a to root_b, timing keys ignored."""
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b)):
-            if k in TIMING_KEYS:
+            if is_timing(k):
                 continue
             if k not in a or k not in b:
                 out.append(f"{where}/{k}: only in {'the first' if k in a else 'the second'}")

@@ -63,10 +63,11 @@ def _write(root: Path, rel: str, obj) -> None:
 def test_compare_ignores_timing_and_root_but_not_numbers(tmp_path):
     a, b = tmp_path / "j1", tmp_path / "j2"
     rec = {"analysis": "x", "created": "2026-01-01T00:00:00", "run_dir": str(a / "cpu_s1"),
-           "results": {"pc1": 0.731, "rows": [{"wall_s": 3.0, "peak": 0.25, "note": None}]}}
+           "results": {"pc1": 0.731, "rows": [{"wall_s": 3.0, "seconds_gradients": 7.3, "peak": 0.25, "note": None}]}}
     _write(a, "cpu_s1/analysis/x.json", rec)
     other = json.loads(json.dumps(rec).replace(str(a), str(b)))
     other["created"], other["results"]["rows"][0]["wall_s"] = "2026-02-02T00:00:00", 9.0
+    other["results"]["rows"][0]["seconds_gradients"] = 12.4
     _write(b, "cpu_s1/analysis/x.json", other)
     files, diffs = jobs.compare_roots(a, b)
     assert files == ["cpu_s1/analysis/x.json"] and diffs == []
