@@ -135,7 +135,8 @@ print-train-targets:
 print-reheat-targets:
 	@printf '%s\n' $(STAMP_REHEAT)
 
-# CI: the whole tiny set twice, with 2 jobs and with 1, then the same numbers in every analysis JSON, then the PDF.
+# CI: the whole tiny set twice, with 2 jobs and with 1, then the same numbers in every analysis JSON, then the PDF
+# (about 25 min on 2 shared cores; each build alone about 10).
 ci-e2e:
 	rm -rf runs/ci_j1 runs/ci_j2
 	$(MAKE) -j 2 analyses PRESET=tiny SEEDS=1 ROOT=runs/ci_j2 JOB_THREADS=1
