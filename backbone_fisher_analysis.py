@@ -21,6 +21,7 @@ import argparse
 import sys
 
 from drift.mechanism import PAPER, figure_fisher, fisher_analysis, run_script
+from drift.runinfo import add_check_args, checked_run
 
 PROG = "backbone_fisher_analysis.py"
 
@@ -33,6 +34,7 @@ def parse_args(argv):
     p.add_argument("--k", type=int, default=10, help="random directions orthogonal to v_b (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random directions (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_check_args(p)
     return p.parse_args(argv)
 
 
@@ -57,6 +59,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def compute():
+        checked_run(args.run_dir, args, require_steps=0)
         return fisher_analysis(args.run_dir, args.steps, args.m, args.k, args.seed, not args.no_progress)
 
     return run_script(PROG, args.run_dir, "fisher", compute, figure_fisher, report)

@@ -21,6 +21,7 @@ import argparse
 import sys
 
 from drift.mechanism import PAPER, figure_gradient_alignment, gradient_alignment_analysis, run_script
+from drift.runinfo import add_check_args, checked_run
 
 PROG = "backbone_gradient_analysis.py"
 
@@ -35,6 +36,7 @@ def parse_args(argv):
                    help="random directions for the empirical floor (default: 32)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random directions (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_check_args(p)
     return p.parse_args(argv)
 
 
@@ -61,6 +63,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def compute():
+        checked_run(args.run_dir, args, require_steps=0)
         return gradient_alignment_analysis(args.run_dir, args.steps, args.n_batches, args.scope, args.n_random,
                                            args.seed, not args.no_progress)
 

@@ -19,6 +19,7 @@ import argparse
 import sys
 
 from drift.mechanism import PAPER, figure_update_alignment, update_alignment_analysis, run_script
+from drift.runinfo import add_check_args, checked_run
 
 PROG = "backbone_update_analysis.py"
 
@@ -36,6 +37,7 @@ def parse_args(argv):
     p.add_argument("--persist", type=int, default=2, help="points a sign flip must persist (default: 2)")
     p.add_argument("--backbone-rows", choices=("regular", "all"), default="regular",
                    help="drift rows of v_b: the regular checkpoints (default) or every checkpoint (beta2 sweep)")
+    add_check_args(p)
     return p.parse_args(argv)
 
 
@@ -60,6 +62,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def compute():
+        checked_run(args.run_dir, args, require_steps=0)
         return update_alignment_analysis(args.run_dir, args.scope, args.lag, args.early_step, args.persist,
                                          args.backbone_rows)
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from drift import distributed as dist
 from drift import plotting as pl
-from drift.checkpoint import RunError
+from drift.checkpoint import RunError, list_steps
 from drift.config import ConfigError, add_config_args, resolve
 from drift.controls import beta2_config, beta2_run_name, beta2_table, ensure_run, flat_row, write_csv
-from drift.runinfo import analysis_dir, figures_dir, write_analysis
+from drift.runinfo import add_check_args, analysis_dir, figures_dir, run_block, write_analysis
 
 COLUMNS = ["name", "beta2", "p_probe", "status", "marker", "final_val", "best_p_ood", "pc1", "pc2", "raw_pc1",
            "drift", "pc1_common", "drift_common", "common_last_step", "mean_abs_cos", "early_abs_cos",
@@ -80,6 +80,7 @@ def main(argv=None) -> int:
                         help="train (or resume) the runs and stop; no table (parallel jobs, then --analyze-only)")
     parser.add_argument("--no-figure", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
+    add_check_args(parser)
     args = parser.parse_args(argv)
     args.seed = 42 if args.seed is None else args.seed
     args.out = args.out or f"runs/beta2_s{args.seed}"
@@ -88,12 +89,13 @@ def main(argv=None) -> int:
             run_sweep(args, sys.argv if argv is None else argv)
         if args.train_only or not dist.is_main():  # the table is written once, by rank 0
             return 0
-        results = beta2_table(args.out)
+        results = beta2_table(args.out, args.allow_missing, args.allow_running)
     except (ConfigError, RunError) as e:
         print(f"beta2_sweep.py: error: {e}", file=sys.stderr)
         return 2
     path = write_analysis(args.out, "beta2_sweep", results, params={"scope": "trunk", "ref_step": 1},
-                          inputs={r["name"]: r["run_dir"] for r in results["rows"]})
+                          inputs={r["name"]: r["run_dir"] for r in results["rows"]},
+                          run={r["name"]: run_block(r["run_dir"], list_steps(r["run_dir"])) for r in results["rows"]})
     write_csv(analysis_dir(args.out) / "beta2_sweep.csv", [flat_row(r) for r in results["rows"]], COLUMNS)
     if not args.no_figure:
         plot_sweep(results, figures_dir(args.out) / "beta2_sweep")

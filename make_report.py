@@ -23,6 +23,7 @@ from drift.checkpoint import RunError
 from drift.claims import default_inputs, load_evidence
 from drift.config import ConfigError
 from drift.report import write_report
+from drift.runinfo import check_seed_set, check_sweep_matches
 
 PROG = "make_report.py"
 
@@ -40,6 +41,10 @@ def main(argv=None) -> int:
         if not runs:
             raise RunError("no main run given or found (runs/cpu_s42, runs/cpu_s271, ...); train one with "
                            "`./run_seed.sh 42` or pass --runs RUN_DIR")
+        check_seed_set(runs)  # side-by-side seeds must share every other setting
+        for option, given in (("--controls", args.controls), ("--beta2", args.beta2)):
+            if given:
+                check_sweep_matches(given, runs[0], option)
         ev = load_evidence(runs, args.controls or controls, args.beta2 or beta2)
         paths, claims = write_report(ev, args.out)
     except (RunError, ConfigError) as e:

@@ -22,7 +22,7 @@ from drift import distributed as dist
 from drift import plotting as pl
 from drift.config import Config, ConfigError
 from drift.controls import ensure_run, flat_row, reheat_config, reheat_run_name, reheat_table, write_csv
-from drift.runinfo import analysis_dir, figures_dir, load_run, write_analysis
+from drift.runinfo import add_check_args, analysis_dir, checked_run, figures_dir, write_analysis
 
 COLUMNS = ["lr", "name", "status", "start_p_ood", "step1", "peak", "peak_step", "first_above", "end", "end_step",
            "a_start", "a_end", "r_start", "r_end", "wall_s", "paper_peak", "paper_peak_step", "paper_first_060",
@@ -60,11 +60,12 @@ def main(argv=None) -> int:
     parser.add_argument("--train-only", action="store_true", help="train (or resume) the runs and stop; no table")
     parser.add_argument("--no-figure", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
+    add_check_args(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for the reheat runs")
     args = parser.parse_intermixed_args(argv)  # overrides may follow options
     main_dir = Path(args.run)
     try:
-        main_run = load_run(main_dir)
+        main_run = checked_run(main_dir, args)
         init = str(ck.ckpt_path(main_dir, main_run.last_step))
         dirs = {lr: main_dir / "reheat" / reheat_run_name(lr) for lr in args.lrs}
         for lr, d in dirs.items():
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
         return 2
     path = write_analysis(main_dir, "reheat", results,
                           params={"lrs": args.lrs, "threshold": args.threshold, "init_from": init},
-                          inputs={str(k): str(v) for k, v in dirs.items()})
+                          inputs={str(k): str(v) for k, v in dirs.items()}, steps=main_run.steps)
     rows = []
     for r in results["rows"]:
         k = r["coords"]

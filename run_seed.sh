@@ -36,20 +36,37 @@ PY="${PYTHON:-python3}"
 cd "$(dirname "$0")"
 mkdir -p "$RUN/.stages"
 
+# INT/TERM are forwarded to the running stage, so stopping this script never leaves a trainer writing $RUN.
+# (A kill -9 of this script cannot be forwarded; the trainer's run lock then refuses a second trainer.)
+CHILD=""
+on_signal() {
+  local sig="$1"
+  if [[ -n "$CHILD" ]]; then kill -TERM "$CHILD" 2>/dev/null || true; wait "$CHILD" 2>/dev/null || true; fi
+  echo "run_seed.sh: stopped by SIG$sig; rerun to continue" >&2
+  exit $((128 + $(kill -l "$sig")))
+}
+trap 'on_signal INT' INT
+trap 'on_signal TERM' TERM
+
 stage() {  # stage NAME COMMAND...: run once, mark done; on failure name the stage and stop
   local name="$1"; shift
   if [[ " $SKIP " == *" $name "* ]]; then echo "== [$name] skipped (--skip)"; return; fi
   if [[ -n "$ONLY" && " $ONLY " != *" $name "* ]]; then return; fi
   if [[ -f "$RUN/.stages/$name.done" ]]; then echo "== [$name] already done"; return; fi
   echo "== [$name] $*"
-  if ! "$@"; then echo "run_seed.sh: error: stage '$name' failed for $RUN; fix it and rerun to continue" >&2; exit 1; fi
+  "$@" &  # in the background, so that a signal reaches the trap while the stage runs
+  CHILD=$!
+  if ! wait "$CHILD"; then
+    CHILD=""; echo "run_seed.sh: error: stage '$name' failed for $RUN; fix it and rerun to continue" >&2; exit 1
+  fi
+  CHILD=""
   date -u +%FT%TZ > "$RUN/.stages/$name.done"
 }
 
 check_reference() {  # the new seed's config must equal the reference seed's but for the seed
   local ref; ref="$(dirname "$RUN")/${PRESET}_s42"
   [[ "$SEED" == 42 || ! -f "$ref/run.json" ]] && return 0
-  "$PY" -m drift.runinfo same-but-seed "$ref" "$RUN"
+  exec "$PY" -m drift.runinfo same-but-seed "$ref" "$RUN"
 }
 
 env_snapshot() {
@@ -57,9 +74,9 @@ env_snapshot() {
     git rev-parse HEAD 2>/dev/null || true; "$PY" -m pip freeze 2>/dev/null; } > "$RUN/environment.txt"
 }
 
-train() {
-  if [[ -f "$RUN/run.json" ]]; then "$PY" train.py --resume "$RUN"
-  else "$PY" train.py --preset "$PRESET" --seed "$SEED" --out "$RUN"; fi
+train() {  # exec: the stage's process is the trainer itself, so the forwarded signal reaches it
+  if [[ -f "$RUN/run.json" ]]; then exec "$PY" train.py --resume "$RUN"
+  else exec "$PY" train.py --preset "$PRESET" --seed "$SEED" --out "$RUN"; fi
 }
 
 stage env env_snapshot

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 from drift import plotting as pl
-from drift.checkpoint import RunError
+from drift.checkpoint import RunError, list_steps
 from drift.config import ConfigError
 from drift.controls import RUN_LABELS, control_table, flat_row, write_csv
-from drift.runinfo import analysis_dir, figures_dir, write_analysis
+from drift.runinfo import add_check_args, analysis_dir, figures_dir, run_block, write_analysis
 
 COLUMNS = ["run", "optimizer", "status", "marker", "final_step", "final_val", "best_p_ood", "best_p_ood_step",
            "pc1", "pc1_top10", "k95", "k99", "drift", "wall_s", "paper_final_val", "paper_best_p_ood", "paper_pc1",
@@ -52,16 +52,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", help="directory holding the control runs A, B, C, C_prime")
     parser.add_argument("--no-figure", action="store_true", help="skip the figure")
+    add_check_args(parser)
     args = parser.parse_args(argv)
     try:
-        results = control_table(args.root)
+        results = control_table(args.root, args.allow_missing, args.allow_running)
     except (ConfigError, RunError) as e:
         print(f"sgd_control_analysis.py: error: {e}", file=sys.stderr)
         return 2
     root = Path(args.root)
     path = write_analysis(root, "sgd_control", results, params={"window": "first dense_ckpt window",
                                                                 "row_normalized": True, "scope": "trunk"},
-                          inputs={r["run"]: r["run_dir"] for r in results["rows"]})
+                          inputs={r["run"]: r["run_dir"] for r in results["rows"]},
+                          run={r["run"]: run_block(r["run_dir"], list_steps(r["run_dir"])) for r in results["rows"]})
     write_csv(analysis_dir(root) / "sgd_control.csv", [flat_row(r) for r in results["rows"]], COLUMNS)
     if not args.no_figure:
         plot_controls(results, figures_dir(root) / "sgd_control")

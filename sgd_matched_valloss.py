@@ -14,10 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from drift.checkpoint import RunError
+from drift.checkpoint import RunError, list_steps
 from drift.config import ConfigError
 from drift.controls import matched_table, write_csv
-from drift.runinfo import analysis_dir, write_analysis
+from drift.runinfo import add_check_args, analysis_dir, run_block, write_analysis
 
 COLUMNS = ["run", "optimizer", "target", "matched_step", "matched_val", "within_tol", "window", "kind",
            "first_step", "last_step", "n_steps", "pc1", "pc1_top10", "k95", "k99", "drift", "note",
@@ -47,16 +47,19 @@ def main(argv=None) -> int:
                         help="val loss to match (default: the lowest val loss of run C)")
     parser.add_argument("--rel-tol", type=float, default=0.02,
                         help="a checkpoint matches if |val - target| <= rel_tol * target (default 0.02)")
+    add_check_args(parser)
     args = parser.parse_args(argv)
     try:
-        results = matched_table(args.root, args.target, args.rel_tol)
+        results = matched_table(args.root, args.target, args.rel_tol, args.allow_missing, args.allow_running)
     except (ConfigError, RunError) as e:
         print(f"sgd_matched_valloss.py: error: {e}", file=sys.stderr)
         return 2
     root = Path(args.root)
     path = write_analysis(root, "sgd_matched_valloss", results,
                           params={"target": results["target"], "rel_tol": args.rel_tol, "scope": "trunk"},
-                          inputs={r["run"]: str(root / r["run"]) for r in results["rows"]})
+                          inputs={r["run"]: str(root / r["run"]) for r in results["rows"]},
+                          run={r["run"]: run_block(root / r["run"], list_steps(root / r["run"]))
+                               for r in results["rows"]})
     rows = csv_rows(results)
     write_csv(analysis_dir(root) / "sgd_matched_valloss.csv", rows, COLUMNS)
     print(f"target val loss {results['target']:.3f} (tolerance {args.rel_tol:.0%})")

@@ -5,13 +5,17 @@ Examples:
     python train.py --preset cpu --seed 42 --out runs/cpu_s42          # minutes on 2 cores, offline
     python train.py --preset paper --seed 42 --out runs/paper_s42      # the paper's run (GPU, TinyStories, GPT-2 BPE)
     python train.py --resume runs/cpu_s42                              # continue a run that was killed
+    python train.py --restart runs/cpu_s42                             # start it over from step 0 (same config)
     python train.py --preset cpu --out runs/reheat lr=6e-4 --init-from runs/cpu_s42/ckpt_001000.pt
     torchrun --standalone --nproc_per_node=2 train.py --preset paper --seed 42 --out runs/paper_s42   # 2 GPUs
 
 Writes run.json, metrics.jsonl (one line per eval), codewords.json and ckpt_XXXXXX.pt into the run directory.
 """
 import argparse
+import os
+import signal
 import sys
+from pathlib import Path
 
 from drift import distributed as dist
 from drift.checkpoint import RunError, read_json
@@ -19,27 +23,64 @@ from drift.config import Config, ConfigError, add_config_args, resolve
 from drift.trainer import DivergedError, train
 
 
+def saved_preset(info: dict) -> str | None:
+    """The preset a run was made with: run.json's "preset", else read from the argv train.py recorded."""
+    if info.get("preset"):
+        return info["preset"]
+    argv = info.get("argv") or []
+    if argv and Path(str(argv[0])).name == "train.py":
+        return argv[argv.index("--preset") + 1] if "--preset" in argv[:-1] else "cpu"
+    return None
+
+
+def continued_config(args) -> tuple[Config, str]:
+    """Config and directory of --resume / --restart RUN_DIR, refusing options that disagree with the run."""
+    flag, run_dir = ("--resume", args.resume) if args.resume else ("--restart", args.restart)
+    if args.overrides or args.init_from:
+        raise ConfigError(f"{flag} takes the config from the run's run.json; drop the overrides and --init-from")
+    info = read_json(f"{run_dir}/run.json", "run file", f"nothing to continue; start the run without {flag}")
+    cfg = Config.from_dict(info["config"])
+    if args.seed is not None and args.seed != cfg.train.seed:
+        raise ConfigError(f"{flag} {run_dir}: --seed {args.seed} disagrees with the run's seed "
+                          f"{cfg.train.seed}; drop --seed (the run keeps its own)")
+    if args.preset is not None and args.preset != saved_preset(info):
+        known = saved_preset(info)
+        raise ConfigError(f"{flag} {run_dir}: --preset {args.preset} disagrees with the run's preset "
+                          f"{known or '(not recorded)'}; drop --preset (the run keeps its own)")
+    if args.out is not None and os.path.realpath(args.out) != os.path.realpath(run_dir):
+        raise ConfigError(f"{flag} {run_dir} writes into {run_dir}, not --out {args.out}; drop --out")
+    return cfg, run_dir
+
+
+def _stop_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds: the run lock is released and run.json says "interrupted"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
+    add_config_args(parser, default_preset=None)
     parser.add_argument("--out", help="run directory to create (default: runs/<preset>_s<seed>)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    group.add_argument("--restart", metavar="RUN_DIR",
+                       help="start the run in RUN_DIR over from step 0 with its run.json config (removes its "
+                            "checkpoints, metrics and resume point)")
     parser.add_argument("--init-from", metavar="CKPT", help="start from these weights with a fresh optimizer")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if argv is None:
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        if args.resume:
-            if args.overrides or args.init_from:
-                raise ConfigError("--resume takes the config from the run's run.json; drop the overrides")
-            cfg = Config.from_dict(read_json(f"{args.resume}/run.json", "run file",
-                                             "nothing to resume; start the run without --resume")["config"])
-            out = args.resume
+        if args.resume or args.restart:
+            cfg, out = continued_config(args)
+            preset = saved_preset(read_json(f"{out}/run.json"))
         else:
-            cfg = resolve(args.preset, args.seed, args.overrides)
-            out = args.out or f"runs/{args.preset}_s{cfg.train.seed}"
-        info = train(cfg, out, resume=bool(args.resume), init_from=args.init_from,
-                     argv=sys.argv if argv is None else argv, progress=not args.no_progress)
-    except (ConfigError, RunError, DivergedError, RuntimeError) as e:
+            preset = args.preset or "cpu"
+            cfg = resolve(preset, args.seed, args.overrides)
+            out = args.out or f"runs/{preset}_s{cfg.train.seed}"
+        info = train(cfg, out, resume=bool(args.resume), restart=bool(args.restart), init_from=args.init_from,
+                     argv=sys.argv if argv is None else argv, progress=not args.no_progress, preset=preset)
+    except (ConfigError, RunError, DivergedError, RuntimeError, ValueError, OSError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
     if dist.is_main():

@@ -18,7 +18,7 @@ import sys
 from drift.backbone import analyze_run, draw_figures, save_directions
 from drift.checkpoint import RunError
 from drift.config import ConfigError
-from drift.runinfo import load_run, write_analysis
+from drift.runinfo import add_check_args, checked_run, write_analysis
 
 
 def _pct(x) -> str:
@@ -72,13 +72,15 @@ def main(argv=None) -> int:
     p.add_argument("--save-directions", action="store_true",
                    help="also write analysis/directions.pt (one more pass over the checkpoints)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_check_args(p)
     args = p.parse_args(argv)
     try:
-        run = load_run(args.run_dir)
+        run = checked_run(args.run_dir, args)
         results = analyze_run(run, ref_step=args.ref_step, window=args.window, split_step=args.split_step,
                               stride=args.stride, steps=args.steps, progress=not args.no_progress)
         params = {"ref_step": args.ref_step, "window": args.window, "split_step": results["setup"]["split_step"],
-                  "stride": results["setup"]["stride"]}
+                  "stride": results["setup"]["stride"], "allow_missing": args.allow_missing,
+                  "allow_running": args.allow_running}
         path = write_analysis(run.run_dir, "trajectory_pca", results, params,
                               {"steps": results["setup"]["analysis_steps"], "ref_step": args.ref_step})
         if not args.no_figures:

@@ -8,6 +8,8 @@ corrupt.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
@@ -32,11 +34,45 @@ def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
+def write_error(path: Path, e: BaseException) -> RunError:
+    """One line naming the file and the cause. torch.save reports a full disk as an opaque
+    '[enforce fail ...] unexpected pos' RuntimeError, so the free space is looked at to name it."""
+    if isinstance(e, OSError) and e.errno:
+        cause = os.strerror(e.errno)
+    else:
+        try:
+            st = os.statvfs(path.parent)
+            full = st.f_bavail * st.f_frsize < (1 << 20)
+        except OSError:
+            full = False
+        cause = os.strerror(errno.ENOSPC) if full else f"{type(e).__name__}: {str(e)[:80]}"
+    return RunError(f"cannot write {path}: {cause}")
+
+
+@contextlib.contextmanager
+def _atomic(path: Path):
+    """Yield a temporary name for `path`; rename on success; on failure remove it and raise a RunError."""
+    tmp = _tmp(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        error = None if isinstance(e, RunError) else write_error(path, e)  # before unlinking frees the space
+        with contextlib.suppress(OSError):
+            # truncate first: torch's writer can keep the file open (the traceback holds it), and an unlinked but
+            # open file keeps its blocks, so the disk would stay full
+            os.truncate(tmp, 0)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if error is None:
+            raise
+        raise error from None
+
+
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     path = Path(path)
-    tmp = _tmp(path)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with _atomic(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _json_default(o):
@@ -58,12 +94,15 @@ def _clean(o):
     return o
 
 
-def atomic_write_json(obj, path: str | os.PathLike) -> None:
+def atomic_write_text(text: str, path: str | os.PathLike) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    tmp.write_text(json.dumps(_clean(json.loads(json.dumps(obj, default=_json_default))), indent=1) + "\n")
-    os.replace(tmp, path)
+    with _atomic(path) as tmp:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+
+
+def atomic_write_json(obj, path: str | os.PathLike) -> None:
+    atomic_write_text(json.dumps(_clean(json.loads(json.dumps(obj, default=_json_default))), indent=1) + "\n", path)
 
 
 def read_json(path: str | os.PathLike, what: str = "file", hint: str = "") -> dict:
@@ -90,18 +129,23 @@ def save_checkpoint(run_dir, step: int, model_state: dict, config: dict) -> Path
     return path
 
 
+def _ckpt_hint(path: Path) -> str:
+    """What works for any analysis script and any run state (a finished run has nothing left to resume)."""
+    return (f"rerun the analysis with --allow-missing (the step is left out and the steps used are recorded), "
+            f"or retrain the run with `python train.py --restart {path.parent}`")
+
+
 def load_checkpoint_file(path, step: int | None = None, mmap: bool = False) -> dict:
     """Load a checkpoint file to CPU, checking it is one of ours. mmap=True maps the file so only the tensors
     touched are read."""
     path = Path(path)
     if not path.exists():
-        raise RunError(f"checkpoint {path} is missing; rerun training with --resume, or drop the step from the "
-                       f"analysis (--steps)")
+        raise RunError(f"checkpoint {path} is missing; {_ckpt_hint(path)}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as e:  # torch raises several types for truncated or garbled files
-        raise RunError(f"checkpoint {path} is corrupt ({type(e).__name__}: {str(e)[:80]}); delete it and rerun "
-                       f"training with --resume, or drop the step from the analysis (--steps)") from None
+        raise RunError(f"checkpoint {path} is corrupt ({type(e).__name__}: {str(e)[:80]}); delete it and "
+                       f"{_ckpt_hint(path)}") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or (step is not None and ckpt.get("step") != step):
         raise RunError(f"checkpoint {path} does not hold {'a' if step is None else f'step {step}'} model "
                        f"written by this project")
@@ -140,7 +184,10 @@ def read_metrics(run_dir) -> list[dict]:
 
 
 def append_jsonl(path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(_clean(record)) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(_clean(record)) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise write_error(Path(path), e) from None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from dataclasses import dataclass, field
 
 
@@ -173,17 +175,68 @@ def resolve(preset: str, seed: int | None = None, overrides: list[str] | dict | 
     return cfg
 
 
+OPTIMIZERS = ("adamw", "sgd", "sgd_momentum", "nesterov_sgdw")
+TOKENIZERS = ("gpt2", "embedded")
+AMP_MODES = ("auto", "bf16", "off")
+DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _rules(m: ModelConfig, t: TrainConfig) -> list[tuple[bool, str]]:
+    """(holds, what to do) for every field's range and the relations between fields."""
+    fin = math.isfinite
+    return [
+        (m.n_layer >= 1, f"n_layer={m.n_layer}: needs at least 1 block"),
+        (m.d_model >= 1, f"d_model={m.d_model}: must be >= 1"),
+        (m.n_head >= 1, f"n_head={m.n_head}: must be >= 1"),
+        (m.n_head < 1 or m.d_model % m.n_head == 0, f"d_model={m.d_model} is not divisible by n_head={m.n_head}"),
+        (m.d_ff >= 1, f"d_ff={m.d_ff}: must be >= 1"),
+        (m.seq_len >= 2, f"seq_len={m.seq_len}: must be >= 2"),
+        (m.vocab_size >= 1, f"vocab_size={m.vocab_size}: must be >= 1"),
+        (bool(t.data_source.strip()), "data_source is empty; use hub, embedded or a local path"),
+        (t.tokenizer in TOKENIZERS, f"tokenizer={t.tokenizer!r}; choose {' or '.join(TOKENIZERS)}"),
+        (t.n_train_stories >= 1 and t.n_val_stories >= 1, "n_train_stories and n_val_stories must be >= 1"),
+        (t.min_story_chars >= 0, f"min_story_chars={t.min_story_chars}: must be >= 0"),
+        (0.0 <= t.p_probe <= 1.0, f"p_probe={t.p_probe}: a probability, must lie in [0, 1]"),
+        (t.n_codewords >= 1 and t.n_probe_eval >= 1, "n_codewords and n_probe_eval must be >= 1"),
+        (0 <= t.gap_in_min <= t.gap_in_max, f"gap_in_min={t.gap_in_min}, gap_in_max={t.gap_in_max}: need "
+                                            f"0 <= gap_in_min <= gap_in_max"),
+        (t.gap_ood_min <= t.gap_ood_max, f"gap_ood_min={t.gap_ood_min} exceeds gap_ood_max={t.gap_ood_max}"),
+        (t.gap_ood_min > t.gap_in_max, "gap_ood_min must exceed gap_in_max (the OOD probe tests longer gaps than "
+                                       "training)"),
+        (t.optimizer in OPTIMIZERS, f"optimizer={t.optimizer!r}; choose {', '.join(OPTIMIZERS)}"),
+        (fin(t.lr) and t.lr > 0, f"lr={t.lr}: must be a finite number > 0"),
+        (0.0 <= t.beta1 < 1.0 and 0.0 <= t.beta2 < 1.0, f"beta1={t.beta1}, beta2={t.beta2}: each must lie in [0, 1)"),
+        (fin(t.eps) and t.eps > 0, f"eps={t.eps}: must be a finite number > 0"),
+        (0.0 <= t.momentum < 1.0, f"momentum={t.momentum}: must lie in [0, 1)"),
+        (fin(t.weight_decay) and t.weight_decay >= 0, f"weight_decay={t.weight_decay}: must be finite and >= 0"),
+        (t.grad_clip > 0, f"grad_clip={t.grad_clip}: must be > 0 (inf turns clipping off)"),
+        (t.warmup_steps >= 0 and t.schedule_steps >= 0, "warmup_steps and schedule_steps must be >= 0"),
+        (t.total_steps >= 1 and t.micro_batch >= 1 and t.grad_accum >= 1,
+         "total_steps, micro_batch and grad_accum must be positive"),
+        (0.0 <= t.min_lr_frac <= 1.0, f"min_lr_frac={t.min_lr_frac}: must lie in [0, 1]"),
+        (fin(t.lambda_early) and fin(t.lambda_late) and t.lambda_early >= 0 and t.lambda_late >= 0,
+         f"lambda_early={t.lambda_early}, lambda_late={t.lambda_late}: must be finite and >= 0"),
+        (t.lambda_switch_step >= 0, f"lambda_switch_step={t.lambda_switch_step}: must be >= 0"),
+        (t.eval_every >= 1, f"eval_every={t.eval_every}: must be >= 1"),
+        (t.ckpt_every >= 1, f"ckpt_every={t.ckpt_every}: must be >= 1"),
+        (t.val_batches >= 1 and t.val_batch_size >= 1, "val_batches and val_batch_size must be >= 1"),
+        (t.early_stop_step >= 0, f"early_stop_step={t.early_stop_step}: must be >= 0 (0 = off)"),
+        (t.early_stop_min_p_ood >= 0.0, f"early_stop_min_p_ood={t.early_stop_min_p_ood}: must be >= 0 (above 1: "
+                                        f"the p_ood condition always holds)"),
+        (not math.isnan(t.early_stop_max_val), "early_stop_max_val is NaN"),
+        (bool(DEVICE_RE.match(t.device)), f"device={t.device!r}; choose auto, cpu, cuda, cuda:N or mps"),
+        (t.amp in AMP_MODES, f"amp={t.amp!r}; choose {', '.join(AMP_MODES)} (anything else would mean no autocast)"),
+        (t.threads >= 0, f"threads={t.threads}: must be >= 0 (0 = torch's default)"),
+    ]
+
+
 def validate(cfg: Config) -> None:
-    m, t = cfg.model, cfg.train
-    if m.d_model % m.n_head:
-        raise ConfigError(f"d_model={m.d_model} is not divisible by n_head={m.n_head}")
-    if t.optimizer not in ("adamw", "sgd", "sgd_momentum", "nesterov_sgdw"):
-        raise ConfigError(f"optimizer={t.optimizer!r}; choose adamw, sgd, sgd_momentum or nesterov_sgdw")
-    if t.gap_ood_min <= t.gap_in_max:
-        raise ConfigError("gap_ood_min must exceed gap_in_max (the OOD probe tests longer gaps than training)")
-    if t.total_steps < 1 or t.micro_batch < 1 or t.grad_accum < 1:
-        raise ConfigError("total_steps, micro_batch and grad_accum must be positive")
-    parse_dense(t.dense_ckpt)
+    """Every field's range and the relations between fields; the first violation is a one-line ConfigError.
+    (That the probe items fit seq_len depends on the tokenizer: drift.context.check_probe_fits.)"""
+    for holds, message in _rules(cfg.model, cfg.train):
+        if not holds:
+            raise ConfigError(message)
+    parse_dense(cfg.train.dense_ckpt)
 
 
 def parse_dense(spec: str) -> list[tuple[int, int, int]]:
@@ -200,10 +253,12 @@ def parse_dense(spec: str) -> list[tuple[int, int, int]]:
     return windows
 
 
-def add_config_args(parser, default_preset: str = "cpu") -> None:
-    """The CLI shared by every training script: --preset, --seed, and key=value overrides."""
+def add_config_args(parser, default_preset: str | None = "cpu") -> None:
+    """The CLI shared by every training script: --preset, --seed, and key=value overrides. default_preset=None
+    leaves --preset None when it is not given (train.py: so --resume can tell a given --preset from the default;
+    it then means cpu)."""
     parser.add_argument("--preset", default=default_preset, choices=sorted(PRESETS),
-                        help=f"named hyper-parameter set (default: {default_preset})")
+                        help=f"named hyper-parameter set (default: {default_preset or 'cpu'})")
     parser.add_argument("--seed", type=int, default=None, help="run seed (default: the preset's, 42)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="override any ModelConfig/TrainConfig field, e.g. total_steps=200 lr=3e-4")

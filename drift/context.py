@@ -17,7 +17,7 @@ import torch
 
 from drift import checkpoint as ck
 from drift.batches import TrainBatches, validation_batches
-from drift.config import Config, ModelConfig
+from drift.config import Config, ConfigError, ModelConfig
 from drift.corpus import cached_tokens
 from drift.probe import EvalSet, ProbeTask, build_eval_set
 from drift.tokenizer import get_tokenizer, select_codewords
@@ -76,8 +76,8 @@ def filler_ids(tokenizer, exclude: set[int]) -> np.ndarray:
     return np.array([i for i in ids if i not in exclude], dtype=np.int64)
 
 
-def codewords_for(tokenizer, cfg: Config, run_dir: Path | None) -> list[str]:
-    words = select_codewords(tokenizer, cfg.train.n_codewords)
+def codewords_for(tokenizer, cfg: Config, run_dir: Path | None, words: list[str] | None = None) -> list[str]:
+    words = words if words is not None else select_codewords(tokenizer, cfg.train.n_codewords)
     if run_dir is not None:
         path = run_dir / "codewords.json"
         if path.exists():
@@ -88,6 +88,17 @@ def codewords_for(tokenizer, cfg: Config, run_dir: Path | None) -> list[str]:
         else:
             ck.atomic_write_json({"tokenizer": tokenizer.name, "codewords": words}, path)
     return words
+
+
+def check_probe_fits(task: ProbeTask, cfg: Config) -> None:
+    """The longest probe eval item (filler prefix of up to 10, KEY, gap_ood_max filler, QUERY) must fit seq_len;
+    it depends on the tokenizer, so config.validate cannot check it."""
+    longest = (10 + max(len(k) for ks in task.keys for k in ks) + cfg.train.gap_ood_max
+               + max(len(q) for qs in task.queries for q in qs))
+    if longest > cfg.model.seq_len:
+        raise ConfigError(f"seq_len={cfg.model.seq_len} is too short for the longest probe eval item ({longest} "
+                          f"tokens with gap_ood_max={cfg.train.gap_ood_max}); raise seq_len to at least {longest} "
+                          f"or lower gap_ood_max")
 
 
 def build_context(cfg: Config, run_dir=None, stream: int = 0) -> RunContext:
@@ -103,7 +114,9 @@ def build_context(cfg: Config, run_dir=None, stream: int = 0) -> RunContext:
     train_stories = cached_tokens(t.data_source, "train", t.n_train_stories, **common)
     val_stories = cached_tokens(t.data_source, "validation", t.n_val_stories, **common)
     run_dir = Path(run_dir) if run_dir is not None else None
-    task = ProbeTask(tokenizer, codewords_for(tokenizer, cfg, run_dir))
+    task = ProbeTask(tokenizer, select_codewords(tokenizer, t.n_codewords))
+    check_probe_fits(task, cfg)  # before codewords.json is written
+    codewords_for(tokenizer, cfg, run_dir, task.codewords)
     cfg.model.vocab_size = tokenizer.vocab_size  # recorded in run.json and every checkpoint
     pool = filler_ids(tokenizer, {tokenizer.eos_id} | {int(q[-1]) for q in task.queries[0]})
     L = cfg.model.seq_len

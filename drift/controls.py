@@ -24,7 +24,6 @@ import csv
 import importlib.util
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -35,7 +34,7 @@ from drift.config import Config, apply_overrides, resolve, validate
 from drift.fits import pearson_table, power_law_table
 from drift.geometry import (Trajectory, decompose, drift_pca, jsonable, rolling_backbone, update_alignment,
                             window_geometry)
-from drift.runinfo import RunInfo, check_same_setup, load_run
+from drift.runinfo import RunInfo, check_run, check_same_setup, load_run
 
 PAPER_MAIN_STEPS = 10_000
 PAPER_VOCAB = 50_257
@@ -44,6 +43,7 @@ VAL_FRACTION_OF_UNIFORM = PAPER_MAX_VAL / math.log(PAPER_VOCAB)
 
 CONTROL_RUNS = ("A", "B", "C", "C_prime")
 RUN_LABELS = {"A": "AdamW", "B": "SGD", "C": "SGD+momentum", "C_prime": "Nesterov SGDW"}
+OPTIMIZER_LABELS = {"adamw": "AdamW", "sgd": "SGD", "sgd_momentum": "SGD+momentum", "nesterov_sgdw": "Nesterov SGDW"}
 RUN_OPTIMIZERS = {  # PROTOCOL E2 table
     "A": dict(optimizer="adamw", lr=1e-3, weight_decay=0.5),
     "B": dict(optimizer="sgd", lr=1e-3, weight_decay=0.5),
@@ -221,34 +221,38 @@ def ensure_run(cfg: Config, run_dir, init_from: str | None = None, progress: boo
     from drift import distributed as dist
     from drift.trainer import DivergedError, train  # the trainer pulls in the data layer; keep tables light
     run_dir = Path(run_dir)
-    # Under torchrun rank 0 reads the directory and decides (it may delete it); every rank follows that decision.
+    # Under torchrun rank 0 reads the directory and decides; every rank follows that decision.
     action, saved = dist.on_main(_plan_run, cfg, run_dir)
     if action == "skipped":
         return {**run_summary(run_dir), "action": "skipped"}
     cfg = Config.from_dict(saved) if saved is not None else cfg
     try:
-        train(cfg, run_dir, resume=action == "resumed", init_from=init_from, argv=argv, progress=progress)
+        # the restart clears the directory under the run lock (rank 0), so a trainer still writing there is never
+        # deleted
+        train(cfg, run_dir, resume=action == "resumed", restart=action == "restarted", init_from=init_from,
+              argv=argv, progress=progress)
     except DivergedError:
         pass
     return {**run_summary(run_dir), "action": action}
 
 
 def _plan_run(cfg: Config, run_dir: Path) -> tuple[str, dict | None]:
-    """("skipped" | "resumed" | "trained", the saved config dict when resuming) for ensure_run."""
+    """("skipped" | "resumed" | "restarted" | "trained", the saved config dict when resuming) for ensure_run.
+    Reads only."""
     if not (run_dir / "run.json").exists():
         return "trained", None
     info = ck.read_json(run_dir / "run.json")
     saved = Config.from_dict(info["config"])
     if _comparable(saved) != _comparable(cfg):
         raise ck.RunError(f"{run_dir} holds a run with a different config; choose another --out or delete it")
-    if info.get("status") != "running":
+    if info.get("status") in ("finished", "early_stopped", "diverged"):  # killed, interrupted or failed: continue it
         return "skipped", None
     if (run_dir / "resume.pt").exists():
         return "resumed", saved.to_dict()
     if set(ck.list_steps(run_dir)) <= {0}:
-        shutil.rmtree(run_dir)  # killed before it saved anything but the initialization: start over
-        return "trained", None
-    raise ck.RunError(f"{run_dir} was interrupted and has no resume.pt; delete it and train it again")
+        return "restarted", None  # stopped before it saved anything but the initialization: start over
+    raise ck.RunError(f"{run_dir} was interrupted and has no resume.pt; start it over with "
+                      f"`python train.py --restart {run_dir}`")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -375,16 +379,30 @@ def _eval_summary(run: RunInfo) -> dict:
 # Table 4 (A12, standard window) and Table 5 (matched validation loss)
 # --------------------------------------------------------------------------------------------------------------
 
-def load_controls(root, runs: Sequence[str] = CONTROL_RUNS) -> dict[str, RunInfo]:
-    """The control runs present under root (root/A, root/B, ...), checked to share model and data."""
+def load_controls(root, runs: Sequence[str] = CONTROL_RUNS, allow_missing: bool = False,
+                  allow_running: bool = False) -> dict[str, RunInfo]:
+    """The control runs present under root (root/A, root/B, ...), checked to share model and data, to hold the
+    optimizer their directory name stands for (a row is labelled from run.json, never from the name), and to pass
+    the analysis checks (runinfo.check_run)."""
     root = Path(root)
-    found = {r: load_run(root / r) for r in runs if (root / r / "run.json").exists()}
+    found = {r: check_run(load_run(root / r), allow_missing, allow_running)
+             for r in runs if (root / r / "run.json").exists()}
     if not found:
         raise ck.RunError(f"{root} holds none of the control runs {', '.join(runs)}; run sgd_control.py first")
     first = next(iter(found.values()))
     for run in found.values():
         check_same_setup(first, run)
+    for name, run in found.items():
+        have, want = run.config.train.optimizer, RUN_OPTIMIZERS[name]["optimizer"] if name in RUN_OPTIMIZERS else None
+        if want is not None and have != want:
+            raise ck.RunError(f"{run.run_dir} holds a {have} run (its run.json), but {name} is the {want} control; "
+                              f"move it to the directory of its optimizer or retrain {name}")
     return found
+
+
+def optimizer_label(run: RunInfo) -> str:
+    t = run.config.train.optimizer
+    return OPTIMIZER_LABELS.get(t, t)
 
 
 def standard_window(cfg: Config) -> list[int]:
@@ -415,7 +433,7 @@ def _alignment_extras(traj: Trajectory, window: list[int], sc: Scale, paper_ts: 
 
 def control_row(name: str, run: RunInfo) -> dict:
     """One Table 4 row: status, eval summary, standard-window geometry (+ alignment extras)."""
-    row = {"run": name, "optimizer": RUN_LABELS.get(name, name), **run_summary(run.run_dir), **_eval_summary(run)}
+    row = {"run": name, "optimizer": optimizer_label(run), **run_summary(run.run_dir), **_eval_summary(run)}
     sc = Scale.of_control(run.config)
     window, missing = _present(standard_window(run.config), run)
     row.update(window=[window[0], window[-1]] if window else None, window_missing=missing)
@@ -438,8 +456,8 @@ def control_row(name: str, run: RunInfo) -> dict:
     return row
 
 
-def control_table(root) -> dict:
-    runs = load_controls(root)
+def control_table(root, allow_missing: bool = False, allow_running: bool = False) -> dict:
+    runs = load_controls(root, allow_missing=allow_missing, allow_running=allow_running)
     rows = [control_row(name, run) for name, run in runs.items()]
     return {"rows": rows, "curves": {name: _curves(run) for name, run in runs.items()},
             "scale": Scale.of_control(next(iter(runs.values())).config).factor}
@@ -462,10 +480,11 @@ def _matched_windows(name: str, run: RunInfo, match: dict, sc: Scale) -> list[di
     return out
 
 
-def matched_table(root, target: float | None = None, rel_tol: float = 0.02) -> dict:
+def matched_table(root, target: float | None = None, rel_tol: float = 0.02, allow_missing: bool = False,
+                  allow_running: bool = False) -> dict:
     """Table 5: the matched-loss checkpoint of every optimizer and the geometry of the paper's and centred windows.
     Default target: the lowest val loss run C (SGD+momentum) reaches."""
-    runs = load_controls(root)
+    runs = load_controls(root, allow_missing=allow_missing, allow_running=allow_running)
     if target is None:
         if "C" not in runs or not runs["C"].metrics:
             raise ck.RunError(f"{root}/C (SGD+momentum) has no evals; train it or pass --target")
@@ -476,7 +495,7 @@ def matched_table(root, target: float | None = None, rel_tol: float = 0.02) -> d
         note = None if match["within_tol"] else (
             f"no checkpoint within {rel_tol:.0%} of {target:.3f}: nearest is step {match['step']} "
             f"(val {match['val_loss']:.3f})" if match["step"] is not None else "no evals")
-        rows.append({"run": name, "optimizer": RUN_LABELS.get(name, name), "match": match, "note": note,
+        rows.append({"run": name, "optimizer": optimizer_label(run), "match": match, "note": note,
                      "windows": _matched_windows(name, run, match, Scale.of_control(run.config))})
     return {"target": target, "rel_tol": rel_tol, "rows": rows}
 
@@ -536,13 +555,13 @@ def beta2_row(run_dir) -> dict:
     return row
 
 
-def beta2_table(root) -> dict:
+def beta2_table(root, allow_missing: bool = False, allow_running: bool = False) -> dict:
     root = Path(root)
     dirs = sorted((p for p in root.iterdir() if (p / "run.json").exists()),
                   key=lambda p: (-ck.read_json(p / "run.json")["config"]["train"]["beta2"], p.name))
     if not dirs:
         raise ck.RunError(f"{root} holds no beta2 runs; run beta2_sweep.py first")
-    runs = [load_run(d, require_steps=1) for d in dirs]
+    runs = [check_run(load_run(d, require_steps=1), allow_missing, allow_running) for d in dirs]
     for r in runs[1:]:
         check_same_setup(runs[0], r)
     rows = [beta2_row(d) for d in dirs]

@@ -3,7 +3,8 @@
 Sources, all returning a list of story strings (`load_stories`):
   * "hub":      roneneldan/TinyStories through `datasets` (splits "train" / "validation"); needs network or the
                 local HF cache with HF_HUB_OFFLINE=1.
-  * a path:     a TinyStories text dump (stories separated by <|endoftext|>), a directory holding
+  * a path:     a TinyStories text dump (stories separated by <|endoftext|>; a single file holds no split, so
+                every 20th story is validation and the rest training, see split_description), a directory holding
                 TinyStories-train.txt / TinyStories-valid.txt (or *train* / *valid* .parquet/.jsonl/.json files,
                 as in a snapshot of the hub repository), or a single .jsonl/.json/.parquet file with a "text" column.
   * "embedded": simple children's stories from a fixed grammar (`generate_stories`); works anywhere, offline.
@@ -525,11 +526,48 @@ _DIR_SPLIT_WORDS = {"train": "train", "validation": "valid"}  # hub snapshots na
 _TABLE_SUFFIXES = (".parquet", ".jsonl", ".json")
 
 
+# A single file holds no split: story i goes to validation when i % SINGLE_FILE_VAL_EVERY == VAL_EVERY - 1, else to
+# train, so the two sets are disjoint (the first validation stories are not the first training stories).
+SINGLE_FILE_VAL_EVERY = 20
+
+
+def split_description(source: str) -> str:
+    """How the train and validation stories of `source` are kept apart (recorded in run.json and the log)."""
+    if source == "embedded":
+        return "embedded: train and validation stories come from separate generator streams"
+    if source == "hub":
+        return f"hub: the train and validation splits of {HUB_DATASET}"
+    path = Path(source).expanduser()
+    if path.is_file():
+        k = SINGLE_FILE_VAL_EVERY
+        return (f"single file {path.name}: every {k}th story (index i with i % {k} == {k - 1}) is validation, "
+                f"the others are training; the two sets are disjoint")
+    return f"directory {path}: its train and validation files"
+
+
+def _single_file_split(path: Path, split: str, n: int) -> list[str]:
+    """The first n stories of one split of a single file, under the every-20th rule."""
+    k = SINGLE_FILE_VAL_EVERY
+    keep = (lambda i: i % k == k - 1) if split == "validation" else (lambda i: i % k != k - 1)
+    if path.suffix in _TABLE_SUFFIXES:
+        # enough rows for n stories of this split (the ratio is k-1 : 1)
+        need = n * k if split == "validation" else n + n // (k - 1) + 1
+        rows = _read_tables([path], need)
+        return [t for i, t in enumerate(rows) if keep(i)][:n]
+    out = []
+    for i, story in enumerate(_iter_text_dump(path)):
+        if len(out) >= n:
+            break
+        if keep(i):
+            out.append(story)
+    return out
+
+
 def _load_local(path: Path, split: str, n: int) -> list[str]:
     if not path.exists():
         raise DataUnavailableError(f"data source {str(path)!r} does not exist; {_FETCH_HINT}")
     if path.is_file():
-        return _read_text_dump(path, n) if path.suffix not in _TABLE_SUFFIXES else _read_tables([path], n)
+        return _single_file_split(path, split, n)
     text_file = path / _DIR_TEXT_FILES[split]
     if text_file.is_file():
         return _read_text_dump(text_file, n)
@@ -664,6 +702,8 @@ def token_cache_key(source: str, split: str, n: int, tokenizer: Tokenizer, min_c
     spec = {"source": source, "split": split, "n": n, "min_chars": min_chars, "seed": seed,
             "tokenizer": tokenizer.name, "vocab": tokenizer_fingerprint(tokenizer),
             "grammar": _GRAMMAR_VERSION if source == "embedded" else None, "files": files}
+    if files is not None and Path(source).is_file():  # token caches made before the disjoint split must not be reused
+        spec["single_file_val_every"] = SINGLE_FILE_VAL_EVERY
     digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
     label = source if source in ("embedded", "hub") else Path(source).name or "local"
     label = "".join(c if c.isalnum() or c in "-_" else "_" for c in label)[:40]

@@ -20,6 +20,7 @@ from drift.claims import (HELD, NOT_HELD, NOT_MEASURED, Evidence, RunEvidence, b
                           finite, relative_change)
 from drift.config import Config, resolve
 from drift.controls import PAPER_BETA2, PAPER_REHEAT, PAPER_REHEAT_START, PAPER_TABLE4
+from drift.runinfo import status_text
 
 PAPER_N_PARAMS = 51_045_888
 
@@ -165,6 +166,7 @@ SETUP_ROWS: list[tuple[str, Callable[[Config, dict], object]]] = [
     ("lambda early -> late", lambda c, i: f"{c.train.lambda_early:g} -> {c.train.lambda_late:g}"),
     ("eval / checkpoint every", lambda c, i: f"{c.train.eval_every} / {c.train.ckpt_every}"),
     ("checkpoints saved", lambda c, i: len(i.get("ckpt_steps", [])) or "n/a"),
+    ("run status", lambda c, i: status_text(i)),  # "diverged at step N" must reach the report
     ("device; wall time", lambda c, i: f"{i.get('device', '?')}; "
                                        f"{sum((i.get('timers') or {}).values()) / 60:.1f} min"),
 ]
@@ -184,7 +186,8 @@ def setup_table(ev: Evidence) -> str:
             ["seeds", "42 / 271", esc(" / ".join(str(r.config.train.seed) for r in ev.runs))]]
     for name, get in SETUP_ROWS:
         ours = [str(get(r.config, r.info)) for r in ev.runs]
-        ref = {"device; wall time": "GPU; n/a", "checkpoints saved": "51"}.get(name) or get(paper, paper_info)
+        ref = {"device; wall time": "GPU; n/a", "checkpoints saved": "51", "run status": "finished"}.get(name) \
+            or get(paper, paper_info)
         rows.append([esc(name), esc(ref), _same_or_each(ours)])
     columns = "l" + r">{\raggedright\arraybackslash}p{0.28\linewidth}" * 2
     return table(label, caption, columns, ["quantity", "paper", seeds_header(ev)], rows)

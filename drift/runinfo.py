@@ -6,6 +6,12 @@ one way analyses write their results.
     run.switch_step      # lambda switch (4000 for the paper, 400 for the cpu preset)
     run.metric("p_ood", run.steps)   # aligned with the steps, NaN where no eval exists
     write_analysis(run.run_dir, "trajectory_pca", results, params={...}, inputs={...})
+
+Checks every analysis script makes before reading a trajectory (`add_check_args` + `checked_run`): a run whose
+run.json says "running" is refused unless --allow-running (it says whether a process still holds the run lock);
+a run with holes in its own checkpoint schedule (run.json's ckpt_steps, up to the last checkpoint it reached) is
+refused unless --allow-missing. Every analysis JSON carries a "run" block: the run's status ("diverged at step N"),
+the steps the analysis used and the scheduled steps it lacked.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from drift import checkpoint as ck
+from drift import runlock
 from drift.config import Config
 
 
@@ -80,6 +87,71 @@ def check_same_setup(a: RunInfo, b: RunInfo, ignore: tuple[str, ...] = ()) -> No
         raise ck.RunError(f"runs {a.run_dir} and {b.run_dir} differ in {', '.join(diffs)}; they cannot be compared")
 
 
+def status_text(info: dict) -> str:
+    """run.json's status in words: "finished", "diverged at step N", "running", ..."""
+    status = info.get("status") or "unknown"
+    if status == "diverged" and info.get("diverged_step") is not None:
+        return f"diverged at step {info['diverged_step']}"
+    return status
+
+
+def schedule_holes(info: dict, steps: list[int]) -> list[int]:
+    """Steps of the run's own checkpoint schedule with no file on disk: up to the schedule's end for a finished
+    run, else up to the last checkpoint the run reached (a killed or diverged run is short, not holed)."""
+    schedule = info.get("ckpt_steps") or []
+    if not schedule:
+        return []
+    limit = max(schedule) if info.get("status") == "finished" or not steps else max(steps)
+    present = set(steps)
+    return [s for s in schedule if s <= limit and s not in present]
+
+
+def add_check_args(parser) -> None:
+    """--allow-missing and --allow-running, shared by every analysis script."""
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="analyse a run with holes in its checkpoint schedule (the steps used are recorded)")
+    parser.add_argument("--allow-running", action="store_true",
+                        help="analyse a run whose run.json still says running")
+
+
+def check_run(run: RunInfo, allow_missing: bool = False, allow_running: bool = False) -> RunInfo:
+    """Refuse a running run and a holed trajectory unless allowed (see the module docstring)."""
+    d = run.run_dir
+    if run.info.get("status") == "running" and not allow_running:
+        h = runlock.holder(d)
+        why = (f"pid {h.get('pid')} on {h.get('host')} is training it" if h else
+               f"no process holds its lock, so it was killed: continue it with `python train.py --resume {d}`")
+        raise ck.RunError(f"{d} is still running according to its run.json ({why}); analyse it when it has "
+                          f"ended, or pass --allow-running")
+    holes = schedule_holes(run.info, run.steps)
+    if holes and not allow_missing:
+        shown = ", ".join(map(str, holes[:8])) + (" ..." if len(holes) > 8 else "")
+        raise ck.RunError(f"{d} lacks {len(holes)} checkpoint(s) of its own schedule (step {shown}); pass "
+                          f"--allow-missing to analyse the steps present (they are recorded), or retrain it with "
+                          f"`python train.py --restart {d}`")
+    return run
+
+
+def checked_run(run_dir, args, require_steps: int = 2) -> RunInfo:
+    """load_run + check_run with the script's --allow-missing / --allow-running."""
+    return check_run(load_run(run_dir, require_steps), getattr(args, "allow_missing", False),
+                     getattr(args, "allow_running", False))
+
+
+def run_block(run_dir, steps=None) -> dict | None:
+    """The "run" block of an analysis JSON: status, diverged step, steps used, scheduled steps missing."""
+    path = Path(run_dir) / "run.json"
+    if not path.exists():
+        return None
+    info = ck.read_json(path)
+    on_disk = ck.list_steps(run_dir)
+    block = {"status": info.get("status"), "status_text": status_text(info),
+             "diverged_step": info.get("diverged_step"), "missing_steps": schedule_holes(info, on_disk)}
+    if steps is not None:
+        block["steps_used"] = [int(s) for s in steps]
+    return block
+
+
 def analysis_dir(run_dir) -> Path:
     path = Path(run_dir) / "analysis"
     path.mkdir(parents=True, exist_ok=True)
@@ -92,11 +164,19 @@ def figures_dir(run_dir) -> Path:
     return path
 
 
-def write_analysis(run_dir, name: str, results: dict, params: dict, inputs: dict | None = None) -> Path:
-    """analysis/<name>.json = {"analysis", "run_dir", "created", "params", "inputs", "results"}."""
+def write_analysis(run_dir, name: str, results: dict, params: dict, inputs: dict | None = None,
+                   steps=None, run: dict | None = None) -> Path:
+    """analysis/<name>.json = {"analysis", "run_dir", "created", "params", "inputs", "run", "results"}. "run" is
+    run_block(run_dir, steps) (steps default: inputs["steps"], else params["steps"]) unless given (a directory of
+    several runs passes one block per run)."""
     path = analysis_dir(run_dir) / f"{name}.json"
+    inputs = inputs or {}
+    if steps is None:
+        steps = inputs.get("steps", params.get("steps"))
+    if run is None:
+        run = run_block(run_dir, steps)
     ck.atomic_write_json({"analysis": name, "run_dir": str(run_dir), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                          "params": params, "inputs": inputs or {}, "results": results}, path)
+                          "params": params, "inputs": inputs, "run": run, "results": results}, path)
     return path
 
 
@@ -117,6 +197,36 @@ def differences_but_seed(ref_dir, run_dir) -> list[str]:
              for part in ("model", "train") for k in getattr(a, part).__dataclass_fields__
              if k not in _NOT_SCIENCE and getattr(getattr(a, part), k) != getattr(getattr(b, part), k)]
     return diffs
+
+
+def check_seed_set(run_dirs) -> None:
+    """Runs reported side by side as seeds of one experiment must differ in the seed and in nothing else."""
+    run_dirs = [Path(d) for d in run_dirs]
+    seeds = {}
+    for d in run_dirs:
+        seed = load_run(d, require_steps=0).config.train.seed
+        if seed in seeds:
+            raise ck.RunError(f"{seeds[seed]} and {d} have the same seed {seed}; pass one run per seed")
+        seeds[seed] = d
+    for d in run_dirs[1:]:
+        diffs = differences_but_seed(run_dirs[0], d)
+        if diffs:
+            shown = "; ".join(diffs[:3]) + (f"; ... ({len(diffs)} fields)" if len(diffs) > 3 else "")
+            raise ck.RunError(f"{d} cannot be reported as another seed of {run_dirs[0]}: their configs differ in "
+                              f"more than the seed ({shown}); report them separately")
+
+
+def check_sweep_matches(sweep_dir, main_dir, option: str) -> None:
+    """A control or sweep directory must hold runs of the main run's model and data (seed aside)."""
+    subs = sorted(Path(sweep_dir).glob("*/run.json"))
+    if not subs:
+        raise ck.RunError(f"{option} {sweep_dir} holds no runs (no */run.json); train them first")
+    a, b = load_run(main_dir, require_steps=0), load_run(subs[0].parent, require_steps=0)
+    try:
+        check_same_setup(a, b, ignore=("seed",))
+    except ck.RunError as e:
+        raise ck.RunError(f"{option} {sweep_dir}: {e} (another preset?); pass the directory made with the main "
+                          f"runs' preset") from None
 
 
 def _main(argv=None) -> int:

@@ -14,6 +14,7 @@ appended to metrics.jsonl as they happen, resume state rewritten atomically at e
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -30,11 +31,13 @@ from tqdm import tqdm
 
 from drift import checkpoint as ck
 from drift import distributed as dist
-from drift.config import Config, parse_dense
-from drift.context import RunContext, build_context
+from drift.config import Config, parse_dense, validate
+from drift.context import RunContext, build_context, codewords_for
+from drift.corpus import split_description
 from drift.model import GPT
 from drift.optim import build_optimizer, lambda_at, lr_at, set_lr
 from drift.probe import probe_accuracy
+from drift.runlock import RunLock, refuse_if_held, remove_stale_temps
 
 
 class DivergedError(RuntimeError):
@@ -108,7 +111,16 @@ def _provenance(cfg: Config, argv: list[str] | None, device: torch.device, extra
             "lambda_switch_step": cfg.train.lambda_switch_step, "status": "running", **extra}
 
 
-def _prepare_run_dir(cfg: Config, run_dir: Path, resume: bool) -> None:
+def _restart_hint(run_dir: Path) -> str:
+    return f"start it over with `python train.py --restart {run_dir}`"
+
+
+def _check_run_dir(cfg: Config, run_dir: Path, resume: bool, locked: bool = False) -> None:
+    """Read-only checks of --out / --resume, done before anything is written (and again under the lock)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ck.RunError(f"--out {run_dir} is a file, not a run directory; choose another --out")
+    if not locked:
+        refuse_if_held(run_dir)  # a live writer is the first thing to report
     run_json = run_dir / "run.json"
     if resume:
         if not run_json.exists():
@@ -118,10 +130,28 @@ def _prepare_run_dir(cfg: Config, run_dir: Path, resume: bool) -> None:
             d["model"].pop("vocab_size")  # derived from the tokenizer when the run starts
         if saved != current:
             raise ck.RunError(f"--resume: the config differs from {run_json}; resume without overrides")
+        if not (run_dir / "resume.pt").exists() and ck.read_json(run_json).get("status") not in FINAL:
+            raise ck.RunError(f"{run_dir} has no resume point (resume.pt): it stopped before its first checkpoint; "
+                              f"{_restart_hint(run_dir)}")
         return
     if run_json.exists() or any(ck.CKPT_RE.match(p.name) for p in run_dir.glob("ckpt_*.pt")):
-        raise ck.RunError(f"{run_dir} already holds a run; continue it with --resume or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
+        if (run_dir / "resume.pt").exists():
+            raise ck.RunError(f"{run_dir} already holds a run; continue it with `python train.py --resume "
+                              f"{run_dir}` or choose another --out")
+        raise ck.RunError(f"{run_dir} already holds a run that stopped before its first checkpoint (no resume.pt); "
+                          f"{_restart_hint(run_dir)}, or choose another --out")
+
+
+# Files a training run writes at the top of its directory; --restart removes them (analysis/ and figures/ stay).
+RUN_FILES = ("run.json", "metrics.jsonl", "codewords.json", "resume.pt")
+FINAL = ("finished", "early_stopped")
+
+
+def _clear_run(run_dir: Path) -> list[str]:
+    gone = [p for p in run_dir.iterdir() if p.name in RUN_FILES or ck.CKPT_RE.match(p.name)]
+    for p in gone:
+        p.unlink()
+    return sorted(p.name for p in gone)
 
 
 def _save_resume(run_dir: Path, model, opt, state: LoopState) -> None:
@@ -133,11 +163,11 @@ def _save_resume(run_dir: Path, model, opt, state: LoopState) -> None:
 def _load_resume(run_dir: Path, model, opt) -> LoopState:
     path = run_dir / "resume.pt"
     if not path.exists():
-        raise ck.RunError(f"{path} is missing: the run never reached its first checkpoint; start it again")
+        raise ck.RunError(f"{path} is missing: the run stopped before its first checkpoint; {_restart_hint(run_dir)}")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
-        raise ck.RunError(f"{path} is corrupt ({type(e).__name__}); restart the run from scratch") from None
+        raise ck.RunError(f"{path} is corrupt ({type(e).__name__}); {_restart_hint(run_dir)}") from None
     model.load_state_dict(saved["model"])
     opt.load_state_dict(saved["optimizer"])
     torch.set_rng_state(saved["torch_rng"])
@@ -150,9 +180,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """Drop eval records written after the resume point, so the resumed run does not log them twice."""
     if path.exists():
         records = [r for r in ck.read_metrics(path.parent) if r["step"] <= step]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-        tmp.replace(path)
+        ck.atomic_write_text("".join(json.dumps(r) + "\n" for r in records), path)
 
 
 def _train_step(model, fwd, opt, ctx: RunContext, step: int, state: LoopState) -> float:
@@ -212,40 +240,128 @@ def _early_stop(rec: dict, state: LoopState, cfg: Config) -> str | None:
 
 
 def train(cfg: Config, run_dir, resume: bool = False, init_from: str | None = None,
-          argv: list[str] | None = None, progress: bool = True) -> dict:
-    """Train (or resume) one run into run_dir; returns the final run.json dict."""
+          argv: list[str] | None = None, progress: bool = True, restart: bool = False,
+          preset: str | None = None) -> dict:
+    """Train (or resume, or restart from step 0) one run into run_dir; returns the final run.json dict.
+
+    Everything that can be checked is checked before anything is written: the config (ranges and relations), the
+    config against the tokenizer (probe items fit seq_len), and --out / --resume. The run directory is then locked
+    for the whole training (drift.runlock), so a second writer is refused.
+
+    Under torchrun every rank validates the config and builds the context alike; the directory checks, the lock,
+    the restart's clearing and every write are rank 0's, and the other ranks follow its decisions (an error there
+    is raised on every rank)."""
+    validate(cfg)
     run_dir = Path(run_dir)
     dist.micro_indices(cfg.train.grad_accum)  # fail early when there are more ranks than micro-batches
-    dist.on_main(_prepare_run_dir, cfg, run_dir, resume)
-    with dist.main_first():  # rank 0 fills the token cache and writes codewords.json; the others then read them
-        ctx = build_context(cfg, run_dir)
+    if not restart:
+        dist.on_main(_check_run_dir, cfg, run_dir, resume)
+    with dist.main_first():  # rank 0 fills the token cache; the others then read it
+        ctx = build_context(cfg)  # no run_dir: writes nothing there
+    dist.on_main(_make_run_dir, run_dir)
+    with _run_lock(run_dir):
+        dist.on_main(_prepare_locked, cfg, run_dir, resume, restart)
+        ctx.run_dir = run_dir
+        return _train_locked(cfg, ctx, resume, init_from, argv, progress, preset)
+
+
+def _make_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ck.RunError(f"cannot create the run directory {run_dir}: {e.strerror}") from None
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path):
+    """The run directory's lock, held by rank 0 for the whole training; the other ranks, which write nothing, take
+    none. A refusal on rank 0 is raised on every rank."""
+    lock = RunLock(run_dir) if dist.is_main() else None
+    dist.on_main(_acquire, lock)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _acquire(lock: RunLock) -> None:
+    lock.acquire()
+
+
+def _prepare_locked(cfg: Config, run_dir: Path, resume: bool, restart: bool) -> None:
+    """With the lock held (rank 0): remove stale temporary files, then clear the run for a restart or check the
+    directory again (another writer may have started it between the first check and the lock)."""
+    for p in remove_stale_temps(run_dir):
+        print(f"{run_dir}: removed the stale temporary file {p.name}", file=sys.stderr)
+    if restart:
+        removed = _clear_run(run_dir)
+        print(f"{run_dir}: restarting from step 0; removed {', '.join(removed) or 'nothing'}", file=sys.stderr)
+    else:
+        _check_run_dir(cfg, run_dir, resume, locked=True)
+
+
+def _train_locked(cfg: Config, ctx: RunContext, resume: bool, init_from: str | None, argv, progress: bool,
+                  preset: str | None) -> dict:
+    run_dir = ctx.run_dir
+    dist.on_main(codewords_for, ctx.tokenizer, cfg, run_dir, ctx.task.codewords)  # rank 0 writes or checks them
     model = GPT(ctx.model_cfg).to(ctx.device)
-    extra = {"n_params": model.num_params(), "init_from": init_from, "world_size": dist.world()}
+    extra = {"n_params": model.num_params(), "init_from": init_from, "preset": preset,
+             "data_split": split_description(cfg.train.data_source), "world_size": dist.world()}
     if init_from:
         model.load_state_dict(ck.load_checkpoint_file(init_from)["model"])
     opt = build_optimizer(model, cfg.train)
     fwd = torch.compile(model) if cfg.train.compile else model
     if resume:
-        state = _load_resume(run_dir, model, opt)
-        info = ck.read_json(run_dir / "run.json")
-        if info.get("status") in ("finished", "early_stopped"):
+        info = dist.on_main(ck.read_json, run_dir / "run.json")  # every rank takes rank 0's record
+        if info.get("status") in FINAL:
             return info  # nothing left to do; keep the record of when it really ended
+        state = _load_resume(run_dir, model, opt)
+        for key in ("error", "diverged_step", "end_time"):
+            info.pop(key, None)
+        info["status"] = "running"
         if dist.world() != info.get("world_size", 1):
             info["resumed_world_size"] = dist.world()
+        if dist.is_main():
+            ck.atomic_write_json(info, run_dir / "run.json")
     else:
         info = _provenance(cfg, argv, ctx.device, extra)
         if dist.is_main():
             ck.atomic_write_json(info, run_dir / "run.json")
-            ck.save_checkpoint(run_dir, 0, model.state_dict(), cfg.to_dict())
-        state = LoopState()
-    dist.sync_params(model)
-    info["status"] = _loop(model, fwd, opt, ctx, state, progress)
+        state = None
+    if dist.is_main():
+        print(f"{run_dir}: data split: {info.get('data_split') or split_description(cfg.train.data_source)}",
+              file=sys.stderr)
+    try:
+        if state is None:
+            if dist.is_main():
+                ck.save_checkpoint(run_dir, 0, model.state_dict(), cfg.to_dict())
+            state = LoopState()
+        dist.sync_params(model)
+        info["status"] = _loop(model, fwd, opt, ctx, state, progress)
+    except DivergedError:
+        raise
+    except BaseException as e:  # a failed write, an interrupt: run.json must not keep saying "running"
+        if dist.is_main():
+            _mark_stopped(run_dir, "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed", e)
+        raise
     info["end_time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     info["timers"] = state.timers
     if dist.is_main():
         ck.atomic_write_json(info, run_dir / "run.json")
-    dist.barrier()  # every file is written before any rank returns
+    dist.barrier()  # every file is written before any rank returns (and before rank 0 releases the lock)
     return info
+
+
+def _mark_stopped(run_dir: Path, status: str, error: BaseException) -> None:
+    """Best effort: on a read-only disk run.json cannot be rewritten either (analyses then see no lock holder)."""
+    try:
+        info = ck.read_json(run_dir / "run.json")
+        info.update(status=status, error=f"{type(error).__name__}: {error}"[:300],
+                    end_time=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        ck.atomic_write_json(info, run_dir / "run.json")
+    except (ck.RunError, OSError, ValueError):
+        pass
 
 
 def _loop(model, fwd, opt, ctx: RunContext, state: LoopState, progress: bool) -> str:

@@ -1,0 +1,240 @@
+"""Probe-scaling study: in which laptop-scale regime is the key-retrieval probe learned, as in the paper's run?
+
+A study is a list of named configs (override lists on top of a base preset) trained for a few seeds, one run at a
+time, into `<root>/<name>_s<seed>`. Runs are resumable: a finished run is skipped, an interrupted one is resumed
+from its last checkpoint, a run killed before its first resume state is started again. Each run is judged by the
+probe-regime criteria (PROTOCOL section 6, C1's rule; the eval-set size requirement of the probe issue):
+
+    learned      best p_in >= 0.9
+    rises        best p_ood > 0.4
+    drops        at least one peak -> next-trough fall of p_ood passing claims.oscillation_drops (3 binomial std)
+    val_falls    validation loss falls steadily (claims.val_falls)
+    eval_size    n_probe_eval >= 1000 (binomial std of p_ood at 0.5 <= 0.016)
+
+The x axis everything is compared on is *probe sequences seen* = step x sequences per step x p_probe, the quantity
+the paper's own run needed about 23,000 of before the probe appeared.
+
+    from drift.probe_study import STUDY, summarize_run
+    for spec in STUDY: print(spec.name, spec.overrides)
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from drift import checkpoint as ck
+from drift.claims import oscillation_drops, val_falls
+from drift.config import Config, resolve
+from drift.geometry import find_peaks_troughs
+
+# The paper's seed-42 probe time series (authors' published metrics; p_probe 0.10, 128 sequences per step).
+PAPER_SEQS_PER_STEP = 128 * 0.10
+PAPER_S42_P_OOD = {1800: 0.52, 2800: 0.71, 5000: 0.78, 5800: 0.34, 6400: 0.71, 7600: 0.14, 10000: 0.17}
+PAPER_S42_P_IN = {1800: 0.57, 2800: 0.85}
+
+MIN_EVAL = 1000        # examples per probe eval set: binomial std <= 0.016 at p = 0.5
+P_IN_LEARNED = 0.9
+P_OOD_RISES = 0.4
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str
+    overrides: tuple[str, ...]
+    why: str                      # what this config varies, in a few words
+    base: str = "cpu"             # preset the overrides apply to
+
+
+def _run(total: int, p_probe: float, warmup: int | None = None, **extra) -> tuple[str, ...]:
+    """Overrides that keep the paper's structure at a given run length: the lambda switch at 40% of the run, about
+    50 evaluations and a resume state every 10% (checkpoints are not needed for the probe curves)."""
+    warmup = round(0.15 * total) if warmup is None else warmup
+    o = {"total_steps": total, "lambda_switch_step": round(0.4 * total), "warmup_steps": warmup,
+         "p_probe": p_probe, "n_probe_eval": 1024, "eval_every": max(10, total // 50),
+         "ckpt_every": max(10, total // 10)}
+    o.update(extra)
+    return tuple(f"{k}={v}" for k, v in o.items())
+
+
+# Ordered by how much each answers: the config that learned the probe in a first try, then one knob at a time.
+STUDY: tuple[StudyConfig, ...] = (
+    StudyConfig("p20_T2500_w150", _run(2500, 0.2, warmup=150), "the first config seen to learn the probe"),
+    StudyConfig("p10_T2500_w150", _run(2500, 0.1, warmup=150), "the paper's p_probe"),
+    StudyConfig("p20_T2500", _run(2500, 0.2), "warmup at the paper's 15% of the run"),
+    StudyConfig("p20_T1500_w150", _run(1500, 0.2, warmup=150), "a shorter run"),
+    StudyConfig("p10_T4000_w150", _run(4000, 0.1, warmup=150), "the paper's p_probe, longer run"),
+    StudyConfig("p20_T2500_lam1", _run(2500, 0.2, warmup=150, lambda_early=1.0, lambda_late=2.0), "half lambda"),
+    StudyConfig("p20_T2500_cw256", _run(2500, 0.2, warmup=150, n_codewords=256), "256 codewords"),
+    StudyConfig("p20_T2500_b32", _run(2500, 0.2, warmup=150, grad_accum=1), "half the batch"),
+    StudyConfig("p20_T2500_d192", _run(2500, 0.2, warmup=150, d_model=192, n_head=6, d_ff=768), "a wider model"),
+)
+SEEDS = (42, 271)
+
+
+def config_for(spec: StudyConfig, seed: int) -> Config:
+    return resolve(spec.base, seed, list(spec.overrides))
+
+
+def find(name: str) -> StudyConfig:
+    for spec in STUDY:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"unknown study config {name!r}; choose from {', '.join(s.name for s in STUDY)}")
+
+
+def run_status(run_dir: Path) -> str:
+    """'missing', 'finished' (or early_stopped/diverged: done either way), 'resumable' or 'restart'."""
+    info_path = run_dir / "run.json"
+    if not info_path.exists():
+        return "missing"
+    status = json.loads(info_path.read_text()).get("status")
+    if status in ("finished", "early_stopped", "diverged"):
+        return "finished"
+    return "resumable" if (run_dir / "resume.pt").exists() else "restart"
+
+
+def train_one(spec: StudyConfig, seed: int, root: Path, progress: bool = True) -> Path:
+    """Train (or resume, or skip) one study run; the run's wall time accumulates in study_time.json."""
+    from drift.trainer import DivergedError, train
+    run_dir = root / f"{spec.name}_s{seed}"
+    status = run_status(run_dir)
+    if status == "finished":
+        return run_dir
+    if status == "restart":  # killed before its first resume state: nothing to keep
+        shutil.rmtree(run_dir)
+    timing = run_dir / "study_time.json"
+    spent = json.loads(timing.read_text())["wall_s"] if timing.exists() else 0.0
+    t0 = time.perf_counter()
+    try:
+        train(config_for(spec, seed), run_dir, resume=(status == "resumable"), progress=progress,
+              argv=["probe_study", spec.name, str(seed)])
+    except DivergedError:
+        pass  # recorded in run.json and reported as such
+    finally:
+        if run_dir.exists():
+            ck.atomic_write_json({"wall_s": spent + time.perf_counter() - t0}, timing)
+    return run_dir
+
+
+def read_metrics(run_dir: Path) -> dict[str, np.ndarray]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if "p_ood" in r]
+    return {k: np.array([r[k] for r in rows], dtype=np.float64) for k in ("step", "p_in", "p_ood", "val_loss")}
+
+
+def summarize_run(run_dir: Path) -> dict:
+    """The probe-regime verdict of one run, from its run.json and metrics.jsonl only."""
+    info = json.loads((run_dir / "run.json").read_text())
+    cfg = Config.from_dict(info["config"])
+    t = cfg.train
+    m = read_metrics(run_dir)
+    seqs_per_step = t.micro_batch * t.grad_accum * t.p_probe
+    ext = find_peaks_troughs(m["p_ood"])
+    drops = oscillation_drops(m["p_ood"], t.n_probe_eval)
+    i_ood = int(np.argmax(m["p_ood"])) if m["p_ood"].size else 0
+    learned_at = next((int(s) for s, p in zip(m["step"], m["p_in"]) if p >= P_IN_LEARNED), None)
+    timing = run_dir / "study_time.json"
+    out = {
+        "run": run_dir.name, "seed": t.seed, "status": info.get("status"), "steps_done": int(m["step"][-1]) if m["step"].size else 0,
+        "total_steps": t.total_steps, "p_probe": t.p_probe, "seqs_per_step": seqs_per_step,
+        "n_probe_eval": t.n_probe_eval, "n_params": info.get("n_params"),
+        "best_p_in": float(m["p_in"].max()) if m["p_in"].size else math.nan,
+        "p_in_learned_step": learned_at,
+        "best_p_ood": float(m["p_ood"][i_ood]) if m["p_ood"].size else math.nan,
+        "best_p_ood_step": int(m["step"][i_ood]) if m["p_ood"].size else None,
+        "p_ood_peaks": [[int(m["step"][i]), round(float(m["p_ood"][i]), 4)] for i in ext["peaks"]],
+        "p_ood_troughs": [[int(m["step"][i]), round(float(m["p_ood"][i]), 4)] for i in ext["troughs"]],
+        "significant_drops": [round(d, 4) for d in drops],
+        "val_first": float(m["val_loss"][0]) if m["val_loss"].size else math.nan,
+        "val_last": float(m["val_loss"][-1]) if m["val_loss"].size else math.nan,
+        "wall_s": json.loads(timing.read_text())["wall_s"] if timing.exists() else None,
+    }
+    crit = {
+        "learned": out["best_p_in"] >= P_IN_LEARNED,
+        "rises": out["best_p_ood"] > P_OOD_RISES,
+        "drops": bool(drops),
+        "val_falls": val_falls(m["step"], m["val_loss"]),
+        "eval_size": t.n_probe_eval >= MIN_EVAL,
+    }
+    out["criteria"] = crit
+    out["meets_all"] = all(crit.values()) and out["status"] == "finished"
+    return out
+
+
+def summarize(root: Path, names: Sequence[str] | None = None) -> list[dict]:
+    """Every existing study run under root, in STUDY order; a config passes only when every seed run meets all."""
+    rows = []
+    for spec in STUDY:
+        if names and spec.name not in names:
+            continue
+        for seed in SEEDS:
+            run_dir = root / f"{spec.name}_s{seed}"
+            if (run_dir / "metrics.jsonl").exists():
+                row = summarize_run(run_dir)
+                row.update(config=spec.name, why=spec.why, overrides=list(spec.overrides))
+                rows.append(row)
+    return rows
+
+
+def config_verdicts(rows: Sequence[dict]) -> dict[str, str]:
+    """'passes' when every seed in SEEDS ran and met all criteria, 'fails' when a finished seed did not,
+    else 'incomplete'."""
+    out = {}
+    for name in dict.fromkeys(r["config"] for r in rows):
+        mine = {r["seed"]: r for r in rows if r["config"] == name}
+        if any(r["status"] == "finished" and not r["meets_all"] for r in mine.values()):
+            out[name] = "fails"
+        elif all(s in mine and mine[s]["meets_all"] for s in SEEDS):
+            out[name] = "passes"
+        else:
+            out[name] = "incomplete"
+    return out
+
+
+def table_markdown(rows: Sequence[dict]) -> str:
+    verdicts = config_verdicts(rows)
+    head = ("| config | seed | status | steps | p_probe | best p_in (step >= 0.9) | best p_ood @step | "
+            "significant drops | val first -> last | wall min | criteria met | config verdict |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        crit = ", ".join(k for k, v in r["criteria"].items() if v) or "none"
+        wall = f"{r['wall_s'] / 60:.1f}" if r["wall_s"] else "?"
+        lines.append(
+            f"| {r['config']} | {r['seed']} | {r['status']} | {r['steps_done']}/{r['total_steps']} | {r['p_probe']} | "
+            f"{r['best_p_in']:.3f} ({r['p_in_learned_step']}) | {r['best_p_ood']:.3f} @{r['best_p_ood_step']} | "
+            f"{', '.join(f'{d:.2f}' for d in r['significant_drops']) or 'none'} | "
+            f"{r['val_first']:.2f} -> {r['val_last']:.2f} | {wall} | {crit} | {verdicts[r['config']]} |")
+    return "\n".join(lines) + "\n"
+
+
+def fig_probe_study(rows: Sequence[dict], root: Path):
+    """p_in and p_ood against probe sequences seen, one curve per run, the paper's seed-42 points overlaid."""
+    from drift import plotting as pl
+    pl.apply_style()
+    fig, (ax_in, ax_ood) = pl.new_figure(2, 1, sharex=True, height=5.0)
+    names = list(dict.fromkeys(r["config"] for r in rows))
+    colours = [f"C{i % 10}" for i in range(len(names))]
+    for r in rows:
+        m = read_metrics(root / r["run"])
+        x = m["step"] * r["seqs_per_step"]
+        c = colours[names.index(r["config"])]
+        style = "-" if r["seed"] == SEEDS[0] else "--"
+        label = f"{r['config']} s{r['seed']}"
+        ax_in.plot(x, m["p_in"], style, color=c, lw=1.0, label=label)
+        ax_ood.plot(x, m["p_ood"], style, color=c, lw=1.0, label=label)
+    for ax, pts in ((ax_in, PAPER_S42_P_IN), (ax_ood, PAPER_S42_P_OOD)):
+        ax.plot([s * PAPER_SEQS_PER_STEP for s in pts], list(pts.values()), "k*", ms=7, label="paper s42")
+        ax.set_ylim(0, 1)
+    ax_in.set_ylabel("p_in")
+    ax_ood.set_ylabel("p_ood")
+    ax_ood.set_xlabel("probe sequences seen")
+    ax_ood.set_xscale("symlog", linthresh=1000)
+    ax_in.legend(fontsize=5, ncol=2)
+    return fig

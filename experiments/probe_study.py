@@ -1,0 +1,67 @@
+"""Probe-scaling study: train the configs of drift/probe_study.py (one run at a time, resumable) and write the
+table and the figure of p_in / p_ood against probe sequences seen, with the paper's seed-42 points overlaid.
+
+    python -m experiments.probe_study --list                          # the grid, what each config varies
+    python -m experiments.probe_study --run p20_T2500_w150 --seeds 42 271
+    python -m experiments.probe_study --run all                       # everything not finished yet
+    python -m experiments.probe_study --summarize                     # table + figure from what exists
+
+Runs go to runs/probe_study/<config>_s<seed> (not committed); the table (markdown + JSON) and the figure go to
+experiments/results/ (committed). Killing it loses at most the steps since the run's last resume state.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from drift import checkpoint as ck
+from drift import plotting as pl
+from drift import probe_study as ps
+from drift.config import ConfigError
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, default=Path("runs/probe_study"), help="where the study runs live")
+    parser.add_argument("--out", type=Path, default=Path("experiments/results"), help="table and figure directory")
+    parser.add_argument("--list", action="store_true", help="print the grid and exit")
+    parser.add_argument("--run", nargs="+", metavar="CONFIG", help="configs to train ('all' for the whole grid)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(ps.SEEDS), help="seeds (default 42 271)")
+    parser.add_argument("--summarize", action="store_true", help="write the table and the figure")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if not (args.list or args.run or args.summarize):
+        parser.error("nothing to do: pass --list, --run CONFIG... or --summarize")
+    if args.list:
+        for spec in ps.STUDY:
+            print(f"{spec.name:18s} {spec.why:45s} {spec.base}: {' '.join(spec.overrides)}")
+    try:
+        specs = ps.STUDY if args.run == ["all"] else [ps.find(n) for n in args.run or []]
+        for spec in specs:
+            for seed in args.seeds:
+                run_dir = ps.train_one(spec, seed, args.root, progress=not args.no_progress)
+                print(f"{run_dir}: {json.loads((run_dir / 'run.json').read_text())['status']}", flush=True)
+                if args.summarize:
+                    write_results(args.root, args.out)
+    except (KeyError, ConfigError, ck.RunError) as e:
+        print(f"probe_study: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 2
+    if args.summarize:
+        write_results(args.root, args.out)
+    return 0
+
+
+def write_results(root: Path, out: Path) -> None:
+    rows = ps.summarize(root)
+    if not rows:
+        print(f"probe_study: no study runs under {root} yet", file=sys.stderr)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    ck.atomic_write_json({"runs": rows, "verdicts": ps.config_verdicts(rows)}, out / "probe_study.json")
+    (out / "probe_study.md").write_text(ps.table_markdown(rows))
+    paths = pl.save_figure(ps.fig_probe_study(rows, root), out / "probe_study")
+    print(f"wrote {out / 'probe_study.md'}, {out / 'probe_study.json'}, {', '.join(map(str, paths))}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The probe-scaling study: its verdicts on crafted probe curves, and one real (tiny) study run end to end."""
+import json
+
+import numpy as np
+import pytest
+
+from drift import probe_study as ps
+from drift.config import resolve
+
+
+def _fake_run(path, p_in, p_ood, val, n_eval=1024, status="finished", seed=42):
+    path.mkdir(parents=True)
+    cfg = resolve("tiny", seed, [f"n_probe_eval={n_eval}", "p_probe=0.2"])
+    (path / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "status": status, "n_params": 1}))
+    steps = np.arange(1, len(p_ood) + 1) * 10
+    (path / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": int(s), "p_in": a, "p_ood": b, "val_loss": v}) + "\n"
+        for s, a, b, v in zip(steps, p_in, p_ood, val)))
+    return path
+
+
+RISING_IN = [0.1, 0.3, 0.6, 0.92, 0.95, 0.96, 0.97, 0.97]
+FALLING_VAL = [8.0, 6.0, 5.0, 4.2, 3.9, 3.7, 3.6, 3.5]
+
+
+def test_oscillating_learned_run_meets_all(tmp_path):
+    row = ps.summarize_run(_fake_run(tmp_path / "a", RISING_IN, [0.1, 0.3, 0.8, 0.5, 0.45, 0.7, 0.3, 0.2],
+                                     FALLING_VAL))
+    assert row["meets_all"] and row["best_p_ood"] == 0.8 and row["best_p_ood_step"] == 30
+    assert row["p_in_learned_step"] == 40 and row["significant_drops"]
+    assert row["seqs_per_step"] == pytest.approx(16 * 0.2)  # tiny: 8 x 2 sequences per step
+
+
+def test_each_criterion_can_fail(tmp_path):
+    flat = [0.1, 0.2, 0.3, 0.35, 0.36, 0.37, 0.38, 0.39]  # never above 0.4, no drop
+    row = ps.summarize_run(_fake_run(tmp_path / "flat", RISING_IN, flat, FALLING_VAL))
+    assert not row["criteria"]["rises"] and not row["criteria"]["drops"] and not row["meets_all"]
+    # a 0.05 drop at p = 0.8 with 100 examples is within 3 binomial std (0.12): not significant
+    small = ps.summarize_run(_fake_run(tmp_path / "small", RISING_IN, [0.1, 0.5, 0.8, 0.75, 0.78, 0.8, 0.79, 0.8],
+                                       FALLING_VAL, n_eval=100))
+    assert not small["criteria"]["drops"] and not small["criteria"]["eval_size"]
+    unlearned = ps.summarize_run(_fake_run(tmp_path / "unl", [0.2] * 8, flat, FALLING_VAL))
+    assert not unlearned["criteria"]["learned"]
+    rising_val = ps.summarize_run(_fake_run(tmp_path / "val", RISING_IN, flat, FALLING_VAL[::-1]))
+    assert not rising_val["criteria"]["val_falls"]
+
+
+def test_config_verdict_needs_both_seeds():
+    ok = {"config": "c", "status": "finished", "meets_all": True}
+    assert ps.config_verdicts([dict(ok, seed=42)]) == {"c": "incomplete"}
+    assert ps.config_verdicts([dict(ok, seed=42), dict(ok, seed=271)]) == {"c": "passes"}
+    assert ps.config_verdicts([dict(ok, seed=42), dict(ok, seed=271, meets_all=False)]) == {"c": "fails"}
+
+
+def test_grid_keeps_the_papers_structure():
+    for spec in ps.STUDY:
+        cfg = ps.config_for(spec, 42)
+        t = cfg.train
+        assert t.lambda_switch_step == round(0.4 * t.total_steps), spec.name
+        assert t.n_probe_eval >= ps.MIN_EVAL and (t.beta1, t.beta2, t.weight_decay, t.grad_clip) == (0.9, 0.95, 0.5, 1.0)
+        assert 40 <= t.total_steps / t.eval_every <= 60, spec.name
+    assert len({s.name for s in ps.STUDY}) == len(ps.STUDY)
+
+
+def test_tiny_study_run_trains_resumes_and_summarizes(tmp_path):
+    spec = ps.StudyConfig("tiny_probe", ("total_steps=20", "n_probe_eval=32"), "test", base="tiny")
+    run_dir = ps.train_one(spec, 3, tmp_path, progress=False)
+    assert ps.run_status(run_dir) == "finished"
+    first = (run_dir / "metrics.jsonl").read_text()
+    assert ps.train_one(spec, 3, tmp_path, progress=False) == run_dir  # finished: skipped, nothing rewritten
+    assert (run_dir / "metrics.jsonl").read_text() == first
+    row = ps.summarize_run(run_dir)
+    assert row["steps_done"] == 20 and row["wall_s"] > 0 and not row["criteria"]["eval_size"]
