@@ -2,20 +2,24 @@
 PYTHON ?= python3
 PRESET ?= cpu
 SEEDS ?= 42 271
+# Where the runs go (the CI builds two roots and compares them).
+ROOT ?= runs
 # Main runs the figures and the report are made from (those that exist).
-RUNS ?= $(foreach s,$(SEEDS),runs/$(PRESET)_s$(s))
-CONTROLS ?= runs/ctrl_s42
-BETA2 ?= runs/beta2_s42
+RUNS ?= $(foreach s,$(SEEDS),$(ROOT)/$(PRESET)_s$(s))
+CONTROLS ?= $(ROOT)/ctrl_s42
+BETA2 ?= $(ROOT)/beta2_s42
 PAPER_DIR := paper
 TEX_OPTS := -pdf -interaction=nonstopmode -halt-on-error -outdir=$(PAPER_DIR)/build
 
-.PHONY: help install tex tokenizer test test-slow bench figures report pdf demo reproduce controls ci-e2e clean
+.PHONY: help install tex tokenizer test test-slow bench figures report pdf demo reproduce analyses controls ci-e2e clean \
+	print-train-targets print-reheat-targets
 
 help:
 	@echo "make demo        fresh machine: TeX check/install, requirements, seed 42 on the cpu preset, figures, PDF"
 	@echo "make test        requirements if missing, then the fast test suite (python -m pytest -q)"
 	@echo "make tokenizer   fetch and hash-check GPT-2's BPE ranks for tokenizer=gpt2 (offline afterwards)"
 	@echo "make reproduce   every experiment on PRESET (=$(PRESET)): seeds $(SEEDS), controls, beta2 sweep, reheating, PDF"
+	@echo "                 in parallel: make reproduce -j 8 GPUS=0,1,2,3,4,5,6,7   or   -j 4 JOB_THREADS=2 (CPU)"
 	@echo "make figures     paper figures from the analysis JSON of RUNS -> paper/figures"
 	@echo "make pdf         tables + figures from JSON, then paper/paper_backbone.pdf (needs latexmk)"
 	@echo "make bench       training throughput, streaming-PCA and null-model benchmarks"
@@ -68,27 +72,93 @@ demo:
 	./run_seed.sh 42 --preset cpu
 	$(MAKE) pdf PRESET=cpu SEEDS=42
 
-controls:
-	$(PYTHON) sgd_control.py --preset $(PRESET) --seed 42 --out $(CONTROLS)
-	$(PYTHON) sgd_nesterov_run.py --preset $(PRESET) --seed 42 --out $(CONTROLS)
-	$(PYTHON) sgd_control_analysis.py $(CONTROLS)
-	$(PYTHON) sgd_matched_valloss.py $(CONTROLS)
-	$(PYTHON) trajectory_nulls.py $(CONTROLS) --controls
-	$(PYTHON) beta2_sweep.py --preset $(PRESET) --seed 42 --out $(BETA2)
-	$(PYTHON) beta2_sweep.py --preset $(PRESET) --seed 42 --out $(BETA2) --beta2 0.95 0.0 --p-probe 0.20
+# ---- every experiment as its own make target, so `make -j N` runs independent ones side by side ---------------
+# One stamp per run or stage, in <run>/.stages/ (run_seed.sh's completion markers). Order: training -> analyses of
+# that run -> tables over runs -> figures and the report. Each job takes a slot (drift/jobs.py): with GPUS=0,1,..
+# one GPU each (CUDA_VISIBLE_DEVICES); with JOB_THREADS=T, T threads and its own block of T cores; with neither,
+# no pinning (Slurm pins jobs itself). A job's output goes to the log next to its stamp (shown when it fails).
+GPUS ?=
+JOB_THREADS ?=
+SLOT = $(PYTHON) -m drift.jobs slot --lock-dir $(ROOT)/.slots $(if $(GPUS),--gpus $(GPUS)) \
+	$(if $(JOB_THREADS),--threads $(JOB_THREADS))
+CONTROL_RUNS := A B C C_prime
+BETA2_VALUES ?= 0.99 0.95 0.9 0.8 0.0
+BETA2_P20 ?= 0.95 0.0
+REHEAT_LRS := 1e-3 6e-4 3e-4
+# reheat.py's defaults: the per-seed reheat table (run_seed.sh stage "reheat") covers exactly these
+MAIN_DIRS = $(foreach s,$(SEEDS),$(ROOT)/$(PRESET)_s$(s))
+STAMP_TRAIN = $(foreach d,$(MAIN_DIRS),$(d)/.stages/check.done) $(foreach r,$(CONTROL_RUNS),$(CONTROLS)/.stages/$(r).done) \
+	$(foreach b,$(BETA2_VALUES),$(BETA2)/.stages/b$(b).done) $(foreach b,$(BETA2_P20),$(BETA2)/.stages/b$(b)_p0.20.done)
+STAMP_REHEAT = $(foreach d,$(MAIN_DIRS),$(foreach lr,$(REHEAT_LRS),$(d)/.stages/reheat_lr$(lr).done))
+STAMP_FINAL = $(foreach d,$(MAIN_DIRS),$(d)/.stages/figures.done) $(CONTROLS)/.stages/analysis.done \
+	$(BETA2)/.stages/table.done
+
+define MAIN_RUN  # $(1) = seed: training, analyses, reheating runs, reheat table, figures of one main run
+$(ROOT)/$(PRESET)_s$(1)/.stages/check.done:
+	$$(SLOT) --log $$(@D)/train.log -- ./run_seed.sh $(1) --preset $(PRESET) --out $$(@D:/.stages=) --only env,train,check
+$(ROOT)/$(PRESET)_s$(1)/.stages/fisher.done: $(ROOT)/$(PRESET)_s$(1)/.stages/check.done
+	$$(SLOT) --log $$(@D)/analyses.log -- ./run_seed.sh $(1) --preset $(PRESET) --out $$(@D:/.stages=) \
+		--only trajectory,nulls,updates,gradients,fisher
+$(ROOT)/$(PRESET)_s$(1)/.stages/reheat.done: $(ROOT)/$(PRESET)_s$(1)/.stages/fisher.done \
+		$(foreach lr,$(REHEAT_LRS),$(ROOT)/$(PRESET)_s$(1)/.stages/reheat_lr$(lr).done)
+	$$(SLOT) --log $$(@D)/reheat.log -- ./run_seed.sh $(1) --preset $(PRESET) --out $$(@D:/.stages=) --only reheat
+$(ROOT)/$(PRESET)_s$(1)/.stages/figures.done: $(ROOT)/$(PRESET)_s$(1)/.stages/reheat.done
+	$$(SLOT) --log $$(@D)/figures.log -- ./run_seed.sh $(1) --preset $(PRESET) --out $$(@D:/.stages=) --only figures
+endef
+define REHEAT_RUN  # $(1) = seed, $(2) = peak lr
+$(ROOT)/$(PRESET)_s$(1)/.stages/reheat_lr$(2).done: $(ROOT)/$(PRESET)_s$(1)/.stages/check.done
+	$$(SLOT) --log $$(@D)/reheat_lr$(2).log -- $(PYTHON) reheat.py $(ROOT)/$(PRESET)_s$(1) --lrs $(2) --train-only --no-progress
+	touch $$@
+endef
+define BETA2_RUN  # $(1) = beta2, $(2) = p_probe ("" = the preset's), $(3) = stamp suffix
+$(BETA2)/.stages/b$(1)$(3).done:
+	$$(SLOT) --log $$(@D)/b$(1)$(3).log -- $(PYTHON) beta2_sweep.py --preset $(PRESET) --seed 42 --out $(BETA2) \
+		--beta2 $(1) $(if $(2),--p-probe $(2)) --train-only --no-progress
+	touch $$@
+endef
+$(foreach s,$(SEEDS),$(eval $(call MAIN_RUN,$(s))))
+$(foreach s,$(SEEDS),$(foreach lr,$(REHEAT_LRS),$(eval $(call REHEAT_RUN,$(s),$(lr)))))
+$(foreach b,$(BETA2_VALUES),$(eval $(call BETA2_RUN,$(b),,)))
+$(foreach b,$(BETA2_P20),$(eval $(call BETA2_RUN,$(b),0.20,_p0.20)))
+
+$(CONTROLS)/.stages/C_prime.done:
+	$(SLOT) --log $(@D)/C_prime.log -- $(PYTHON) sgd_nesterov_run.py --preset $(PRESET) --seed 42 --out $(CONTROLS) --no-progress
+	touch $@
+$(CONTROLS)/.stages/%.done:
+	$(SLOT) --log $(@D)/$*.log -- $(PYTHON) sgd_control.py --preset $(PRESET) --seed 42 --out $(CONTROLS) --runs $* --no-progress
+	touch $@
+$(CONTROLS)/.stages/analysis.done: $(foreach r,$(CONTROL_RUNS),$(CONTROLS)/.stages/$(r).done)
+	$(SLOT) --log $(@D)/analysis.log -- sh -c '$(PYTHON) sgd_control_analysis.py $(CONTROLS) && $(PYTHON) sgd_matched_valloss.py $(CONTROLS) && $(PYTHON) trajectory_nulls.py $(CONTROLS) --controls'
+	touch $@
+$(BETA2)/.stages/table.done: $(foreach b,$(BETA2_VALUES),$(BETA2)/.stages/b$(b).done) \
+		$(foreach b,$(BETA2_P20),$(BETA2)/.stages/b$(b)_p0.20.done)
+	$(SLOT) --log $(@D)/table.log -- $(PYTHON) beta2_sweep.py --seed 42 --out $(BETA2) --analyze-only
+	touch $@
+
+controls: $(CONTROLS)/.stages/analysis.done $(BETA2)/.stages/table.done
+
+# Every run and analysis (no PDF): what `make reproduce` builds before the report.
+analyses: $(STAMP_FINAL)
 
 reproduce:
 	@$(PYTHON) -m drift.bootstrap tex
-	for s in $(SEEDS); do ./run_seed.sh $$s --preset $(PRESET) || exit 1; done
-	$(MAKE) controls PRESET=$(PRESET)
-	$(MAKE) pdf PRESET=$(PRESET) SEEDS="$(SEEDS)"
+	$(MAKE) analyses
+	$(MAKE) pdf PRESET=$(PRESET) SEEDS="$(SEEDS)" RUNS="$(MAIN_DIRS)" CONTROLS=$(CONTROLS) BETA2=$(BETA2)
 
-# CI: the whole pipeline at the tiny scale, through the PDF (a few minutes on 2 cores).
+# For slurm/submit.sh: the runs that need nothing else, then the reheating runs (each needs its main run).
+print-train-targets:
+	@printf '%s\n' $(STAMP_TRAIN)
+print-reheat-targets:
+	@printf '%s\n' $(STAMP_REHEAT)
+
+# CI: the whole tiny set twice, with 2 jobs and with 1, then the same numbers in every analysis JSON, then the PDF
+# (about 25 min on 2 shared cores; each build alone about 10).
 ci-e2e:
-	rm -rf runs/ci_tiny runs/ci_ctrl runs/ci_beta2
-	./run_seed.sh 1 --preset tiny --out runs/ci_tiny
-	$(MAKE) controls PRESET=tiny CONTROLS=runs/ci_ctrl BETA2=runs/ci_beta2
-	$(MAKE) pdf RUNS=runs/ci_tiny CONTROLS=runs/ci_ctrl BETA2=runs/ci_beta2
+	rm -rf runs/ci_j1 runs/ci_j2
+	$(MAKE) -j 2 analyses PRESET=tiny SEEDS=1 ROOT=runs/ci_j2 JOB_THREADS=1
+	$(MAKE) -j 1 analyses PRESET=tiny SEEDS=1 ROOT=runs/ci_j1 JOB_THREADS=1
+	$(PYTHON) -m drift.jobs compare runs/ci_j1 runs/ci_j2
+	$(MAKE) pdf PRESET=tiny SEEDS=1 ROOT=runs/ci_j2
 
 clean:
 	rm -rf $(PAPER_DIR)/build .pytest_cache

@@ -12,11 +12,14 @@ Examples:
     python beta2_sweep.py --preset cpu --seed 42 --out runs/beta2_s42
     python beta2_sweep.py --preset cpu --seed 42 --out runs/beta2_s42 --beta2 0.95 0.0 --p-probe 0.20
     python beta2_sweep.py --out runs/beta2_s42 --analyze-only
+    python beta2_sweep.py --preset cpu --seed 42 --out runs/beta2_s42 --beta2 0.8 --train-only   # one run (make -j)
+    torchrun --standalone --nproc_per_node=2 beta2_sweep.py --preset paper --out runs/beta2_s42   # 2 GPUs per run
 """
 import argparse
 import sys
 from pathlib import Path
 
+from drift import distributed as dist
 from drift import plotting as pl
 from drift.checkpoint import RunError, list_steps
 from drift.config import ConfigError, add_config_args, resolve
@@ -59,8 +62,9 @@ def run_sweep(args, argv) -> None:
         run_dir = Path(args.out) / beta2_run_name(beta2, args.p_probe, default_p)
         res = ensure_run(cfg, run_dir, progress=not args.no_progress, argv=argv)
         extra = f" at step {res['diverged_step']}" if res["status"] == "diverged" else ""
-        print(f"beta2_sweep.py: {run_dir.name}: {res['action']}, {res['status']}{extra}, "
-              f"loop time {res['wall_s'] or 0:.0f} s")
+        if dist.is_main():
+            print(f"beta2_sweep.py: {run_dir.name}: {res['action']}, {res['status']}{extra}, "
+                  f"loop time {res['wall_s'] or 0:.0f} s")
 
 
 def main(argv=None) -> int:
@@ -72,6 +76,8 @@ def main(argv=None) -> int:
                         help="probe rate of the sweep runs (default: the preset's, 0.10; the paper's sweep "
                              "probably used 0.20)")
     parser.add_argument("--analyze-only", action="store_true", help="no training; tabulate the runs under --out")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train (or resume) the runs and stop; no table (parallel jobs, then --analyze-only)")
     parser.add_argument("--no-figure", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
     add_check_args(parser)
@@ -81,6 +87,8 @@ def main(argv=None) -> int:
     try:
         if not args.analyze_only:
             run_sweep(args, sys.argv if argv is None else argv)
+        if args.train_only or not dist.is_main():  # the table is written once, by rank 0
+            return 0
         results = beta2_table(args.out, args.allow_missing, args.allow_running)
     except (ConfigError, RunError) as e:
         print(f"beta2_sweep.py: error: {e}", file=sys.stderr)

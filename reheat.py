@@ -10,12 +10,15 @@ Examples:
     python reheat.py runs/cpu_s42 --lrs 1e-3 6e-4 3e-4
     python reheat.py runs/paper_s42 --lrs 1e-3 6e-4 3e-4
     python reheat.py runs/cpu_s42 --lrs 6e-4 --analyze-only
+    python reheat.py runs/cpu_s42 --lrs 6e-4 --train-only          # one run, no table (parallel make jobs)
+    torchrun --standalone --nproc_per_node=2 reheat.py runs/paper_s42   # 2 GPUs per run
 """
 import argparse
 import sys
 from pathlib import Path
 
 from drift import checkpoint as ck
+from drift import distributed as dist
 from drift import plotting as pl
 from drift.config import Config, ConfigError
 from drift.controls import ensure_run, flat_row, reheat_config, reheat_run_name, reheat_table, write_csv
@@ -54,6 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument("--lrs", nargs="+", type=float, default=[1e-3, 6e-4, 3e-4], help="peak learning rates")
     parser.add_argument("--threshold", type=float, default=0.60, help="re-entry threshold on p_ood (default 0.60)")
     parser.add_argument("--analyze-only", action="store_true", help="no training; tabulate existing reheat runs")
+    parser.add_argument("--train-only", action="store_true", help="train (or resume) the runs and stop; no table")
     parser.add_argument("--no-figure", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
     add_check_args(parser)
@@ -69,7 +73,11 @@ def main(argv=None) -> int:
                 cfg = reheat_config(Config.from_dict(main_run.info["config"]), lr, args.overrides)
                 res = ensure_run(cfg, d, init_from=init, progress=not args.no_progress,
                                  argv=sys.argv if argv is None else argv)
-                print(f"reheat.py: lr {lr:g}: {res['action']}, {res['status']}, loop time {res['wall_s'] or 0:.0f} s")
+                if dist.is_main():
+                    print(f"reheat.py: lr {lr:g}: {res['action']}, {res['status']}, "
+                          f"loop time {res['wall_s'] or 0:.0f} s")
+        if args.train_only or not dist.is_main():  # the table is written once, by rank 0
+            return 0
         results = reheat_table(main_dir, dirs, args.threshold)
     except (ConfigError, ck.RunError) as e:
         print(f"reheat.py: error: {e}", file=sys.stderr)

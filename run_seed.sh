@@ -6,24 +6,30 @@
 #   ./run_seed.sh 42 --preset paper           # the paper's pipeline on a GPU -> runs/paper_s42
 #   ./run_seed.sh 271 --preset cpu --out runs/my_s271
 #   ./run_seed.sh 1 --preset tiny --skip reheat
+#   ./run_seed.sh 42 --only trajectory,updates   # just these stages (make reproduce -j runs it stage by stage)
 #
-# A new seed's config must differ from the reference seed's (42, same preset, if it exists) only in the seed.
+# A new seed's config must differ from the reference seed's (42, same preset, same parent directory) only in the seed.
 set -euo pipefail
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 [[ $# -ge 1 ]] || usage 2
 [[ "$1" == "-h" || "$1" == "--help" ]] && usage 0
 SEED="$1"; shift
 [[ "$SEED" =~ ^[0-9]+$ ]] || { echo "run_seed.sh: error: seed must be a non-negative integer, got '$SEED'" >&2; exit 2; }
-PRESET=cpu; OUT=""; SKIP=""
+PRESET=cpu; OUT=""; SKIP=""; ONLY=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --preset) PRESET="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --skip) SKIP="$SKIP $2"; shift 2 ;;
+    --only) ONLY="$ONLY ${2//,/ }"; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "run_seed.sh: error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
+done
+STAGES=" env train check trajectory nulls updates gradients fisher reheat figures "
+for s in $ONLY $SKIP; do
+  [[ "$STAGES" == *" $s "* ]] || { echo "run_seed.sh: error: unknown stage '$s'; stages are:$STAGES" >&2; exit 2; }
 done
 RUN="${OUT:-runs/${PRESET}_s${SEED}}"
 PY="${PYTHON:-python3}"
@@ -45,6 +51,7 @@ trap 'on_signal TERM' TERM
 stage() {  # stage NAME COMMAND...: run once, mark done; on failure name the stage and stop
   local name="$1"; shift
   if [[ " $SKIP " == *" $name "* ]]; then echo "== [$name] skipped (--skip)"; return; fi
+  if [[ -n "$ONLY" && " $ONLY " != *" $name "* ]]; then return; fi
   if [[ -f "$RUN/.stages/$name.done" ]]; then echo "== [$name] already done"; return; fi
   echo "== [$name] $*"
   "$@" &  # in the background, so that a signal reaches the trap while the stage runs
@@ -57,7 +64,7 @@ stage() {  # stage NAME COMMAND...: run once, mark done; on failure name the sta
 }
 
 check_reference() {  # the new seed's config must equal the reference seed's but for the seed
-  local ref="runs/${PRESET}_s42"
+  local ref; ref="$(dirname "$RUN")/${PRESET}_s42"
   [[ "$SEED" == 42 || ! -f "$ref/run.json" ]] && return 0
   exec "$PY" -m drift.runinfo same-but-seed "$ref" "$RUN"
 }

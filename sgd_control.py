@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from drift import distributed as dist
 from drift.checkpoint import RunError
 from drift.config import ConfigError, add_config_args
 from drift.controls import RUN_LABELS, control_config, ensure_run
@@ -28,8 +29,9 @@ def train_controls(preset: str, seed: int | None, out: Path, runs: list[str], ov
         res = ensure_run(cfg, out / run, progress=progress, argv=argv)
         wall = f"{res['wall_s']:.0f} s" if res["wall_s"] is not None else "?"
         extra = f" at step {res['diverged_step']}" if res["status"] == "diverged" else ""
-        print(f"{script}: {run} ({RUN_LABELS[run]}): {res['action']}, {res['status']}{extra}, loop time {wall} "
-              f"-> {out / run}")
+        if dist.is_main():  # under torchrun every rank trains; one reports
+            print(f"{script}: {run} ({RUN_LABELS[run]}): {res['action']}, {res['status']}{extra}, loop time {wall} "
+                  f"-> {out / run}")
     return 0
 
 

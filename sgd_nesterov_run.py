@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from drift import distributed as dist
 from drift.checkpoint import RunError, read_metrics
 from drift.config import ConfigError, add_config_args
 from drift.controls import control_config, early_stop_decision, ensure_run
@@ -35,6 +36,8 @@ def main(argv=None) -> int:
     except (ConfigError, RunError) as e:
         print(f"sgd_nesterov_run.py: error: {e}", file=sys.stderr)
         return 2
+    if not dist.is_main():  # under torchrun every rank trains; one reports
+        return 0
     verdict = {True: "fired (run stopped)", False: "did not fire", None: "not reached"}[rule["fires"]]
     val = "n/a" if rule["val_loss"] is None else f"{rule['val_loss']:.3f}"
     print(f"sgd_nesterov_run.py: C': {res['action']}, {res['status']}; early-stop rule at step {rule['stop_step']} "

@@ -7,6 +7,7 @@ Examples:
     python train.py --resume runs/cpu_s42                              # continue a run that was killed
     python train.py --restart runs/cpu_s42                             # start it over from step 0 (same config)
     python train.py --preset cpu --out runs/reheat lr=6e-4 --init-from runs/cpu_s42/ckpt_001000.pt
+    torchrun --standalone --nproc_per_node=2 train.py --preset paper --seed 42 --out runs/paper_s42   # 2 GPUs
 
 Writes run.json, metrics.jsonl (one line per eval), codewords.json and ckpt_XXXXXX.pt into the run directory.
 """
@@ -16,6 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
+from drift import distributed as dist
 from drift.checkpoint import RunError, read_json
 from drift.config import Config, ConfigError, add_config_args, resolve
 from drift.trainer import DivergedError, train
@@ -81,7 +83,8 @@ def main(argv=None) -> int:
     except (ConfigError, RunError, DivergedError, RuntimeError, ValueError, OSError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
-    print(f"{out}: {info['status']}")
+    if dist.is_main():
+        print(f"{out}: {info['status']}")
     return 0
 
 

@@ -218,30 +218,41 @@ def ensure_run(cfg: Config, run_dir, init_from: str | None = None, progress: boo
     """Train `cfg` into run_dir unless it is done. Finished, early-stopped or diverged: skipped. Killed: resumed
     (or restarted when it died before its first checkpoint). A different config there: RunError. A divergence is
     recorded by the trainer in run.json and reported here as status "diverged", never raised."""
+    from drift import distributed as dist
     from drift.trainer import DivergedError, train  # the trainer pulls in the data layer; keep tables light
     run_dir = Path(run_dir)
-    action = "trained"
-    if (run_dir / "run.json").exists():
-        saved = Config.from_dict(ck.read_json(run_dir / "run.json")["config"])
-        if _comparable(saved) != _comparable(cfg):
-            raise ck.RunError(f"{run_dir} holds a run with a different config; choose another --out or delete it")
-        status = ck.read_json(run_dir / "run.json").get("status")
-        if status in ("finished", "early_stopped", "diverged"):  # killed, interrupted or failed: continue it
-            return {**run_summary(run_dir), "action": "skipped"}
-        if (run_dir / "resume.pt").exists():
-            cfg, action = saved, "resumed"
-        elif set(ck.list_steps(run_dir)) <= {0}:
-            action = "restarted"  # stopped before it saved anything but the initialization: start over
-        else:
-            raise ck.RunError(f"{run_dir} was interrupted and has no resume.pt; start it over with "
-                              f"`python train.py --restart {run_dir}`")
+    # Under torchrun rank 0 reads the directory and decides; every rank follows that decision.
+    action, saved = dist.on_main(_plan_run, cfg, run_dir)
+    if action == "skipped":
+        return {**run_summary(run_dir), "action": "skipped"}
+    cfg = Config.from_dict(saved) if saved is not None else cfg
     try:
-        # the restart clears the directory under the run lock, so a trainer still writing there is never deleted
+        # the restart clears the directory under the run lock (rank 0), so a trainer still writing there is never
+        # deleted
         train(cfg, run_dir, resume=action == "resumed", restart=action == "restarted", init_from=init_from,
               argv=argv, progress=progress)
     except DivergedError:
         pass
     return {**run_summary(run_dir), "action": action}
+
+
+def _plan_run(cfg: Config, run_dir: Path) -> tuple[str, dict | None]:
+    """("skipped" | "resumed" | "restarted" | "trained", the saved config dict when resuming) for ensure_run.
+    Reads only."""
+    if not (run_dir / "run.json").exists():
+        return "trained", None
+    info = ck.read_json(run_dir / "run.json")
+    saved = Config.from_dict(info["config"])
+    if _comparable(saved) != _comparable(cfg):
+        raise ck.RunError(f"{run_dir} holds a run with a different config; choose another --out or delete it")
+    if info.get("status") in ("finished", "early_stopped", "diverged"):  # killed, interrupted or failed: continue it
+        return "skipped", None
+    if (run_dir / "resume.pt").exists():
+        return "resumed", saved.to_dict()
+    if set(ck.list_steps(run_dir)) <= {0}:
+        return "restarted", None  # stopped before it saved anything but the initialization: start over
+    raise ck.RunError(f"{run_dir} was interrupted and has no resume.pt; start it over with "
+                      f"`python train.py --restart {run_dir}`")
 
 
 # --------------------------------------------------------------------------------------------------------------

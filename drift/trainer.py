@@ -1,6 +1,9 @@
 """The only training loop. train.py, the optimizer controls, the Nesterov run, the beta2 sweep and reheating all
 call `train(cfg, run_dir, ...)` with a different config.
 
+Under torchrun each rank computes its share of a step's micro-batches and the gradients are summed over ranks
+(drift/distributed.py); only rank 0 evaluates and writes to the run directory.
+
 One step: `grad_accum` micro-batches of L = L_LM + lambda * L_probe (each divided by grad_accum), global-norm
 clipping, one optimizer step at lr_at(step). Checkpoints at the schedule's steps (step 0 = initialization), evals
 appended to metrics.jsonl as they happen, resume state rewritten atomically at every checkpoint.
@@ -11,6 +14,7 @@ appended to metrics.jsonl as they happen, resume state rewritten atomically at e
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -26,6 +30,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from drift import checkpoint as ck
+from drift import distributed as dist
 from drift.config import Config, parse_dense, validate
 from drift.context import RunContext, build_context, codewords_for
 from drift.corpus import split_description
@@ -166,7 +171,8 @@ def _load_resume(run_dir: Path, model, opt) -> LoopState:
     model.load_state_dict(saved["model"])
     opt.load_state_dict(saved["optimizer"])
     torch.set_rng_state(saved["torch_rng"])
-    _truncate_metrics(run_dir / "metrics.jsonl", saved["step"])
+    if dist.is_main():
+        _truncate_metrics(run_dir / "metrics.jsonl", saved["step"])
     return LoopState(step=saved["step"], best_p_ood=saved["best_p_ood"], sums=saved["sums"], timers=saved["timers"])
 
 
@@ -184,7 +190,7 @@ def _train_step(model, fwd, opt, ctx: RunContext, step: int, state: LoopState) -
     opt.zero_grad(set_to_none=True)
     # loss, L_LM, L_probe summed over micro-batches on the device; read once per step (one sync, not three per micro)
     sums = torch.zeros(3, device=ctx.device)
-    for micro in range(t.grad_accum):
+    for micro in dist.micro_indices(t.grad_accum):  # all of them with one process
         t0 = time.perf_counter()
         x, y, mask = (z.to(ctx.device, non_blocking=True) for z in ctx.train_batches.get(step, micro))
         t1 = time.perf_counter()
@@ -196,6 +202,7 @@ def _train_step(model, fwd, opt, ctx: RunContext, step: int, state: LoopState) -
         sums += torch.stack([loss.detach(), loss_lm.detach() / t.grad_accum, loss_probe.detach() / t.grad_accum])
         state.timers["compute"] += time.perf_counter() - t1
     t2 = time.perf_counter()
+    sums = dist.all_reduce_grads(model.parameters(), sums)  # the 1-process sums; a no-op with one process
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
     loss_value, lm_value, probe_value = sums.tolist()
     if not (math.isfinite(loss_value) and math.isfinite(float(grad_norm))):
@@ -239,67 +246,110 @@ def train(cfg: Config, run_dir, resume: bool = False, init_from: str | None = No
 
     Everything that can be checked is checked before anything is written: the config (ranges and relations), the
     config against the tokenizer (probe items fit seq_len), and --out / --resume. The run directory is then locked
-    for the whole training (drift.runlock), so a second writer is refused."""
+    for the whole training (drift.runlock), so a second writer is refused.
+
+    Under torchrun every rank validates the config and builds the context alike; the directory checks, the lock,
+    the restart's clearing and every write are rank 0's, and the other ranks follow its decisions (an error there
+    is raised on every rank)."""
     validate(cfg)
     run_dir = Path(run_dir)
+    dist.micro_indices(cfg.train.grad_accum)  # fail early when there are more ranks than micro-batches
     if not restart:
-        _check_run_dir(cfg, run_dir, resume)
-    ctx = build_context(cfg)  # no run_dir: writes nothing there
+        dist.on_main(_check_run_dir, cfg, run_dir, resume)
+    with dist.main_first():  # rank 0 fills the token cache; the others then read it
+        ctx = build_context(cfg)  # no run_dir: writes nothing there
+    dist.on_main(_make_run_dir, run_dir)
+    with _run_lock(run_dir):
+        dist.on_main(_prepare_locked, cfg, run_dir, resume, restart)
+        ctx.run_dir = run_dir
+        return _train_locked(cfg, ctx, resume, init_from, argv, progress, preset)
+
+
+def _make_run_dir(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ck.RunError(f"cannot create the run directory {run_dir}: {e.strerror}") from None
-    with RunLock(run_dir):
-        for p in remove_stale_temps(run_dir):
-            print(f"{run_dir}: removed the stale temporary file {p.name}", file=sys.stderr)
-        if restart:
-            removed = _clear_run(run_dir)
-            print(f"{run_dir}: restarting from step 0; removed {', '.join(removed) or 'nothing'}", file=sys.stderr)
-        else:
-            _check_run_dir(cfg, run_dir, resume, locked=True)  # again: another may have started it meanwhile
-        ctx.run_dir = run_dir
-        return _train_locked(cfg, ctx, resume, init_from, argv, progress, preset)
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path):
+    """The run directory's lock, held by rank 0 for the whole training; the other ranks, which write nothing, take
+    none. A refusal on rank 0 is raised on every rank."""
+    lock = RunLock(run_dir) if dist.is_main() else None
+    dist.on_main(_acquire, lock)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _acquire(lock: RunLock) -> None:
+    lock.acquire()
+
+
+def _prepare_locked(cfg: Config, run_dir: Path, resume: bool, restart: bool) -> None:
+    """With the lock held (rank 0): remove stale temporary files, then clear the run for a restart or check the
+    directory again (another writer may have started it between the first check and the lock)."""
+    for p in remove_stale_temps(run_dir):
+        print(f"{run_dir}: removed the stale temporary file {p.name}", file=sys.stderr)
+    if restart:
+        removed = _clear_run(run_dir)
+        print(f"{run_dir}: restarting from step 0; removed {', '.join(removed) or 'nothing'}", file=sys.stderr)
+    else:
+        _check_run_dir(cfg, run_dir, resume, locked=True)
 
 
 def _train_locked(cfg: Config, ctx: RunContext, resume: bool, init_from: str | None, argv, progress: bool,
                   preset: str | None) -> dict:
     run_dir = ctx.run_dir
-    codewords_for(ctx.tokenizer, cfg, run_dir, ctx.task.codewords)
+    dist.on_main(codewords_for, ctx.tokenizer, cfg, run_dir, ctx.task.codewords)  # rank 0 writes or checks them
     model = GPT(ctx.model_cfg).to(ctx.device)
     extra = {"n_params": model.num_params(), "init_from": init_from, "preset": preset,
-             "data_split": split_description(cfg.train.data_source)}
+             "data_split": split_description(cfg.train.data_source), "world_size": dist.world()}
     if init_from:
         model.load_state_dict(ck.load_checkpoint_file(init_from)["model"])
     opt = build_optimizer(model, cfg.train)
     fwd = torch.compile(model) if cfg.train.compile else model
     if resume:
-        info = ck.read_json(run_dir / "run.json")
+        info = dist.on_main(ck.read_json, run_dir / "run.json")  # every rank takes rank 0's record
         if info.get("status") in FINAL:
             return info  # nothing left to do; keep the record of when it really ended
         state = _load_resume(run_dir, model, opt)
         for key in ("error", "diverged_step", "end_time"):
             info.pop(key, None)
         info["status"] = "running"
-        ck.atomic_write_json(info, run_dir / "run.json")
+        if dist.world() != info.get("world_size", 1):
+            info["resumed_world_size"] = dist.world()
+        if dist.is_main():
+            ck.atomic_write_json(info, run_dir / "run.json")
     else:
         info = _provenance(cfg, argv, ctx.device, extra)
-        ck.atomic_write_json(info, run_dir / "run.json")
+        if dist.is_main():
+            ck.atomic_write_json(info, run_dir / "run.json")
         state = None
-    print(f"{run_dir}: data split: {info.get('data_split') or split_description(cfg.train.data_source)}",
-          file=sys.stderr)
+    if dist.is_main():
+        print(f"{run_dir}: data split: {info.get('data_split') or split_description(cfg.train.data_source)}",
+              file=sys.stderr)
     try:
         if state is None:
-            ck.save_checkpoint(run_dir, 0, model.state_dict(), cfg.to_dict())
+            if dist.is_main():
+                ck.save_checkpoint(run_dir, 0, model.state_dict(), cfg.to_dict())
             state = LoopState()
+        dist.sync_params(model)
         info["status"] = _loop(model, fwd, opt, ctx, state, progress)
     except DivergedError:
         raise
     except BaseException as e:  # a failed write, an interrupt: run.json must not keep saying "running"
-        _mark_stopped(run_dir, "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed", e)
+        if dist.is_main():
+            _mark_stopped(run_dir, "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed", e)
         raise
     info["end_time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     info["timers"] = state.timers
-    ck.atomic_write_json(info, run_dir / "run.json")
+    if dist.is_main():
+        ck.atomic_write_json(info, run_dir / "run.json")
+    dist.barrier()  # every file is written before any rank returns (and before rank 0 releases the lock)
     return info
 
 
@@ -319,32 +369,39 @@ def _loop(model, fwd, opt, ctx: RunContext, state: LoopState, progress: bool) ->
     ckpts, evals = set(ckpt_schedule(cfg)), set(eval_schedule(cfg))
     model.train()
     bar = tqdm(range(state.step + 1, cfg.train.total_steps + 1), initial=state.step, total=cfg.train.total_steps,
-               desc=run_dir.name, disable=not progress, dynamic_ncols=True)
+               desc=run_dir.name, disable=not (progress and dist.is_main()), dynamic_ncols=True)
     for step in bar:
         try:
             grad_norm = _train_step(model, fwd, opt, ctx, step, state)
-        except DivergedError:
-            ck.append_jsonl(run_dir / "metrics.jsonl", {"step": step, "diverged": True})
-            info = ck.read_json(run_dir / "run.json")
-            info.update(status="diverged", diverged_step=step)
-            ck.atomic_write_json(info, run_dir / "run.json")
+        except DivergedError:  # raised on every rank at once: loss and gradient norm are the reduced ones
+            if dist.is_main():
+                ck.append_jsonl(run_dir / "metrics.jsonl", {"step": step, "diverged": True})
+                info = ck.read_json(run_dir / "run.json")
+                info.update(status="diverged", diverged_step=step)
+                ck.atomic_write_json(info, run_dir / "run.json")
+            dist.barrier()
             raise
         state.step = step
         stop = None
-        if step in ckpts:
+        if step in ckpts and dist.is_main():
             t0 = time.perf_counter()
             ck.save_checkpoint(run_dir, step, model.state_dict(), cfg.to_dict())
             state.timers["ckpt"] += time.perf_counter() - t0
-        if step in evals:
-            rec = _record_eval(model, ctx, step, state, grad_norm)
-            bar.set_postfix(val=f"{rec['val_loss']:.3f}", p_in=f"{rec['p_in']:.2f}", p_ood=f"{rec['p_ood']:.2f}")
-            stop = _early_stop(rec, state, cfg)
-        if step in ckpts or stop:
+        if step in evals:  # rank 0 evaluates and decides; every rank gets the decision
+            stop = dist.on_main(_eval_and_decide, model, ctx, step, state, grad_norm, bar)
+        if (step in ckpts or stop) and dist.is_main():
             t0 = time.perf_counter()
             _save_resume(run_dir, model, opt, state)
             state.timers["ckpt"] += time.perf_counter() - t0
         if stop:
-            ck.append_jsonl(run_dir / "metrics.jsonl", {"step": step, "early_stop": stop})
-            tqdm.write(stop)
+            if dist.is_main():
+                ck.append_jsonl(run_dir / "metrics.jsonl", {"step": step, "early_stop": stop})
+                tqdm.write(stop)
             return "early_stopped"
     return "finished"
+
+
+def _eval_and_decide(model, ctx: RunContext, step: int, state: LoopState, grad_norm: float, bar) -> str | None:
+    rec = _record_eval(model, ctx, step, state, grad_norm)
+    bar.set_postfix(val=f"{rec['val_loss']:.3f}", p_in=f"{rec['p_in']:.2f}", p_ood=f"{rec['p_ood']:.2f}")
+    return _early_stop(rec, state, ctx.cfg)
