@@ -78,7 +78,7 @@ class TrainConfig:
     seed: int = 42                    # seeds python, numpy, torch, the data order and the probe eval sets
     device: str = "auto"              # auto | cpu | cuda | mps
     compile: bool = False             # torch.compile the model (CUDA)
-    amp: str = "auto"                 # auto (bf16 on CUDA, off elsewhere) | bf16 | off
+    amp: str = "auto"                 # auto (bf16 on CUDA, off elsewhere) | bf16 | bf16_shadow | off
     threads: int = 0                  # CPU threads for torch; 0 = leave torch's default
 
 
@@ -177,7 +177,7 @@ def resolve(preset: str, seed: int | None = None, overrides: list[str] | dict | 
 
 OPTIMIZERS = ("adamw", "sgd", "sgd_momentum", "nesterov_sgdw")
 TOKENIZERS = ("gpt2", "embedded")
-AMP_MODES = ("auto", "bf16", "off")
+AMP_MODES = ("auto", "bf16", "bf16_shadow", "off")
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 

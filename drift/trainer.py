@@ -34,6 +34,7 @@ from drift import distributed as dist
 from drift.config import Config, parse_dense, validate
 from drift.context import RunContext, build_context, codewords_for
 from drift.corpus import split_description
+from drift.lowp import BF16Shadow
 from drift.model import GPT
 from drift.optim import build_optimizer, lambda_at, lr_at, set_lr
 from drift.probe import probe_accuracy
@@ -190,6 +191,9 @@ def _train_step(model, fwd, opt, ctx: RunContext, step: int, state: LoopState) -
     opt.zero_grad(set_to_none=True)
     # loss, L_LM, L_probe summed over micro-batches on the device; read once per step (one sync, not three per micro)
     sums = torch.zeros(3, device=ctx.device)
+    shadow = fwd if isinstance(fwd, BF16Shadow) else None  # amp=bf16_shadow: bf16 copy, float32 master
+    if shadow is not None:
+        shadow.pull()
     for micro in dist.micro_indices(t.grad_accum):  # all of them with one process
         t0 = time.perf_counter()
         x, y, mask = (z.to(ctx.device, non_blocking=True) for z in ctx.train_batches.get(step, micro))
@@ -199,6 +203,8 @@ def _train_step(model, fwd, opt, ctx: RunContext, step: int, state: LoopState) -
             loss_lm, loss_probe = composite_loss(fwd(x), y, mask)
         loss = (loss_lm + lam * loss_probe) / t.grad_accum
         loss.backward()
+        if shadow is not None:
+            shadow.push_grads()
         sums += torch.stack([loss.detach(), loss_lm.detach() / t.grad_accum, loss_probe.detach() / t.grad_accum])
         state.timers["compute"] += time.perf_counter() - t1
     t2 = time.perf_counter()
@@ -311,7 +317,10 @@ def _train_locked(cfg: Config, ctx: RunContext, resume: bool, init_from: str | N
     if init_from:
         model.load_state_dict(ck.load_checkpoint_file(init_from)["model"])
     opt = build_optimizer(model, cfg.train)
-    fwd = torch.compile(model) if cfg.train.compile else model
+    if cfg.train.amp == "bf16_shadow":
+        fwd = BF16Shadow(model, compile=cfg.train.compile)
+    else:
+        fwd = torch.compile(model) if cfg.train.compile else model
     if resume:
         info = dist.on_main(ck.read_json, run_dir / "run.json")  # every rank takes rank 0's record
         if info.get("status") in FINAL:
