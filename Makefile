@@ -44,6 +44,7 @@ test-slow: install
 
 bench:
 	$(PYTHON) -m bench.train_throughput --preset $(PRESET)
+	$(PYTHON) -m bench.train_levers --preset $(PRESET)
 	$(PYTHON) -m bench.pca_bench
 	OMP_NUM_THREADS=1 $(PYTHON) -m bench.nulls_bench
 
