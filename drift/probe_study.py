@@ -58,7 +58,8 @@ def _run(total: int, p_probe: float, warmup: int | None = None, **extra) -> tupl
     warmup = round(0.15 * total) if warmup is None else warmup
     o = {"total_steps": total, "lambda_switch_step": round(0.4 * total), "warmup_steps": warmup,
          "p_probe": p_probe, "n_probe_eval": 1024, "eval_every": max(10, total // 50),
-         "ckpt_every": max(10, total // 10)}
+         "ckpt_every": max(10, total // 10),
+         "threads": 1}  # one core per study run, so a study can share the machine with other work
     o.update(extra)
     return tuple(f"{k}={v}" for k, v in o.items())
 
