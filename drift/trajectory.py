@@ -12,6 +12,10 @@ located through the checkpoint's zip directory. Page-faulting a mapped tensor re
 ran 3-6x slower than the disk; large positioned reads run at disk speed, and a background thread reads the next
 tensor while the current one is multiplied. Files whose layout cannot be verified fall back to the mapped tensors.
 
+Integrity: each tensor's bytes are hashed (sha256) as they are read and compared with the digest the checkpoint
+stored at save (drift/integrity.py), so a file damaged on disk stops the analysis with its name instead of
+silently changing the Grams.
+
 Rows are anchored at the first step (theta_t - theta_first) before the product: differences cancel the anchor
 exactly in every drift formula, and anchoring keeps float64 cancellation error far below the smallest drifts.
 
@@ -30,14 +34,22 @@ import torch
 from tqdm import tqdm
 
 from drift import checkpoint as ck
+from drift import integrity
 from drift.params import scope_keys
 
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # zip local file header: 30 bytes, name/extra lengths last
 
 
-def open_trajectory(run_dir, steps: list[int]) -> list[dict]:
-    """Memory-map every checkpoint up front, so a missing or corrupt file is reported before any work is done."""
-    return [ck.load_checkpoint(run_dir, s, mmap=True)["model"] for s in steps]
+def open_trajectory(run_dir, steps: list[int]) -> tuple[list[dict], list[dict | None]]:
+    """Memory-map every checkpoint up front, so a missing or unreadable file is reported before any work is done.
+    Returns the states and each file's stored digests (None for files written before digests existed): the
+    tensors are verified as they are read, not here, so every byte is read once."""
+    ckpts = [ck.load_checkpoint(run_dir, s, mmap=True, verify=False) for s in steps]
+    digests = [c.get(integrity.FIELD) for c in ckpts]
+    for s, d in zip(steps, digests):
+        if d is None:
+            integrity.warn_unverified(ck.ckpt_path(run_dir, s))
+    return [c["model"] for c in ckpts], digests
 
 
 def _record_offsets(path) -> list[tuple[int, int]] | None:
@@ -88,8 +100,8 @@ class _RowReader:
     """Reads one tensor from every checkpoint into a (T, n) tensor: positioned reads where offsets are known,
     the mapped tensors otherwise."""
 
-    def __init__(self, run_dir, steps: list[int], states: list[dict]):
-        self.states = states
+    def __init__(self, run_dir, steps: list[int], states: list[dict], digests: list[dict | None]):
+        self.states, self.digests = states, digests
         self.paths = [ck.ckpt_path(run_dir, s) for s in steps]
         self.offsets = [tensor_offsets(p, st) if hasattr(os, "preadv") else None
                         for p, st in zip(self.paths, states)]
@@ -110,6 +122,8 @@ class _RowReader:
                                       f"with --resume, or drop the step from the analysis (--steps)")
             else:
                 rows[i].view(dtype).copy_(t.reshape(-1))
+            if self.digests[i] is not None and self.digests[i].get(key) != integrity.digest(rows[i].numpy()):
+                raise ck.RunError(integrity.corrupt_message(self.paths[i], key))
         return rows.view(dtype)
 
     def close(self) -> None:
@@ -140,10 +154,10 @@ def _accumulate(rows: torch.Tensor, chunk: int) -> np.ndarray:
 def gram_matrices(run_dir, steps: list[int], scopes: list[str], chunk: int = 1 << 15,
                   progress: bool = True) -> dict[str, np.ndarray]:
     """{scope: anchored Gram P[i, j] = <theta_i - theta_0, theta_j - theta_0>} over `steps` (float64)."""
-    states = open_trajectory(run_dir, steps)
+    states, digests = open_trajectory(run_dir, steps)
     keys_of = {s: scope_keys(states[0].keys(), s) for s in scopes}
     all_keys = sorted(set().union(*keys_of.values()))
-    reader = _RowReader(run_dir, steps, states)
+    reader = _RowReader(run_dir, steps, states, digests)
     per_key: dict[str, np.ndarray] = {}
     try:
         # One reader thread: the next tensor's reads overlap this tensor's products (both release the GIL).
