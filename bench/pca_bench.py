@@ -80,7 +80,7 @@ def warm(run_dir: Path) -> None:
                 pass
 
 
-def worker(kind: str, run_dir: Path) -> dict:
+def worker(kind: str, run_dir: Path, float32: bool = False) -> dict:
     steps = ck.list_steps(run_dir)
     t0 = time.perf_counter()
     out: dict = {}
@@ -90,7 +90,7 @@ def worker(kind: str, run_dir: Path) -> dict:
     elif kind == "stream":
         first = ck.load_checkpoint(run_dir, steps[0], mmap=True, verify=False)["model"]  # keys only
         n_blocks = len({k.split(".")[1] for k in first})
-        P = trajectory.gram_matrices(run_dir, steps, all_scopes(n_blocks), progress=False)
+        P = trajectory.gram_matrices(run_dir, steps, all_scopes(n_blocks), progress=False, float32=float32)
         pca = geo.drift_pca(geo.Trajectory(steps, P["trunk"]), steps[0])
         out["seconds"] = time.perf_counter() - t0
         out.update(rho1=pca.rho1, pc1_coords=pca.coords[:, 0].tolist())
@@ -121,9 +121,10 @@ def _signed(coords: torch.Tensor) -> torch.Tensor:
     return -coords if coords[-1] < 0 else coords
 
 
-def run_worker(kind: str, run_dir: Path, cache: str) -> dict:
+def run_worker(kind: str, run_dir: Path, cache: str, float32: bool = False) -> dict:
     evict(run_dir) if cache == "cold" else warm(run_dir)
-    res = subprocess.run([sys.executable, "-m", "bench.pca_bench", "--worker", kind, "--dir", str(run_dir)],
+    res = subprocess.run([sys.executable, "-m", "bench.pca_bench", "--worker", kind, "--dir", str(run_dir)]
+                         + (["--float32"] if float32 else []),
                          cwd=REPO, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         raise RuntimeError(f"{kind} worker failed:\n{res.stderr[-2000:]}")
@@ -157,10 +158,12 @@ def main(argv=None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the checkpoints (and reuse them if present)")
     p.add_argument("--cache", choices=["cold", "warm", "both"], default="both")
     p.add_argument("--no-dense", action="store_true", help="skip (c), which needs ~3x the trajectory in RAM")
+    p.add_argument("--float32", action="store_true", help="(b) with float32 chunk products accumulated in "
+                   "float64 (faster, less exact) instead of float64 products")
     p.add_argument("--worker", choices=["io", "stream", "dense"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.dir)))
+        print(json.dumps(worker(args.worker, args.dir, args.float32)))
         return 0
     run_dir = args.dir or Path(tempfile.mkdtemp(prefix="pca_bench_"))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +186,7 @@ def main(argv=None) -> int:
         kinds = ["io", "stream"] + ([] if args.no_dense else ["dense"])
         caches = ["cold", "warm"] if args.cache == "both" else [args.cache]
         # (c) runs once: at minutes of compute, the page-cache state does not matter to it.
-        results = {c: {k: run_worker(k, run_dir, c) for k in kinds if k != "dense" or c == caches[0]}
+        results = {c: {k: run_worker(k, run_dir, c, args.float32) for k in kinds if k != "dense" or c == caches[0]}
                    for c in caches}
         print(f"trunk D = {args.n_blocks * 3_145_728:,}, T = {args.n_ckpt}, torch threads = {torch.get_num_threads()}")
         report(results, kinds)
