@@ -2,19 +2,20 @@
 
 Every geometry analysis needs only the T x T Gram matrix of the checkpoint vectors (drifts, windows, phases and
 directions are linear combinations of checkpoints; see geometry.py). `gram_matrices` builds it for many parameter
-scopes in one pass: for each parameter tensor, the T checkpoints' copies are read (T x n), and column chunks of it
-(float64) are multiplied into the Grams of the scopes that contain it. Peak memory is one tensor's rows plus the
-Grams, never T x D; every byte of every file is read once.
+scopes in one pass: each parameter tensor's T copies (one per checkpoint) give that tensor's Gram once, in column
+chunks, and a scope's Gram is the sum of its tensors' (the trunk's is the sum of the blocks'). Peak memory is a
+few tensors' rows plus the Grams, never T x D; every byte of every file is read once.
 
 I/O: the checkpoints are opened memory-mapped (which validates every file up front and gives each tensor's
-shape and dtype), but their data is read with positioned reads (`os.preadv`) at the tensor's offset in the file,
-located through the checkpoint's zip directory. Page-faulting a mapped tensor reads it a few pages at a time and
-ran 3-6x slower than the disk; large positioned reads run at disk speed, and a background thread reads the next
-tensor while the current one is multiplied. Files whose layout cannot be verified fall back to the mapped tensors.
+shape and dtype); each tensor's data is then mapped on its own at its offset in the file, located through the
+checkpoint's zip directory, so hashing and products read the page cache with no copy, and the pages leave the
+process (and its RSS) with the tensor. A prefetch thread asks the kernel to read the next tensors
+(posix_fadvise WILLNEED) while the current one is hashed and multiplied, so a cold read runs at disk speed
+instead of faulting a few pages at a time. Files whose layout cannot be verified fall back to the mapped tensors.
 
-Integrity: each tensor's bytes are hashed (sha256) as they are read and compared with the digest the checkpoint
-stored at save (drift/integrity.py), so a file damaged on disk stops the analysis with its name instead of
-silently changing the Grams.
+Integrity: each tensor's bytes are hashed (sha256) and compared with the digest the checkpoint stored at save
+(drift/integrity.py), so a file damaged on disk stops the analysis with its name instead of silently changing
+the Grams. Hashes and column slices of the products are jobs of one thread pool (both release the GIL).
 
 Rows are anchored at the first step (theta_t - theta_first) before the product: differences cancel the anchor
 exactly in every drift formula, and anchoring keeps float64 cancellation error far below the smallest drifts.
