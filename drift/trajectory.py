@@ -150,8 +150,9 @@ def _gram_part(values: list[np.ndarray], lo: int, hi: int, chunk: int, float32: 
     B is float64 (the difference of two float32 values of similar size is exact in it), the product is a symmetric rank-k update
     (`b @ b.T`: half the flops of a general product), and a (T, chunk) block stays in cache between the subtract
     and the product. float32=True runs B and the chunk products in float32, accumulated in float64 across
-    chunks: 1.5x faster, but at the paper's size its PC1 share is 2.3-2.5e-9 off a float64 Gram (1e-9 is the
-    target; README, Benchmarks) and re-anchored window Grams lose ~1e-7 relative, so it is off by default."""
+    chunks: faster (README, Benchmarks), but its PC1 share is 2.0-2.5e-9 off a float64 Gram (the target is 1e-9;
+    the error is the float32 sums inside BLAS) and re-anchored window Grams lose ~1e-7 relative, so it is off by
+    default."""
     T = len(values)
     dtype = np.float32 if float32 and values[0].dtype == np.float32 else np.float64
     out = np.zeros((T, T))
