@@ -133,7 +133,7 @@ def trajectory_grams(run_dir, steps: Sequence[int], scopes: Sequence[str],
     if cache is not None:
         all_steps |= set(cache["steps"].tolist())
         all_names += cache["scopes"].tolist()
-    state = ck.load_checkpoint(run_dir, steps[0], mmap=True)["model"]
+    state = ck.load_checkpoint(run_dir, steps[0], mmap=True, verify=False)["model"]  # keys only; read below
     all_names += all_scopes(n_layer_of(state.keys()))
     all_steps, all_names = sorted(all_steps), list(dict.fromkeys(all_names))
     grams = trajectory.gram_matrices(run_dir, all_steps, all_names, progress=progress)

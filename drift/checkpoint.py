@@ -19,6 +19,8 @@ from typing import Iterable, Iterator
 
 import torch
 
+from drift import integrity
+
 CKPT_RE = re.compile(r"^ckpt_(\d{6,})\.pt$")
 
 
@@ -125,7 +127,8 @@ def list_steps(run_dir: str | os.PathLike) -> list[int]:
 def save_checkpoint(run_dir, step: int, model_state: dict, config: dict) -> Path:
     path = ckpt_path(run_dir, step)
     state = {k: v.detach().to("cpu") for k, v in model_state.items()}
-    atomic_torch_save({"step": step, "model": state, "config": config}, path)
+    atomic_torch_save({"step": step, "model": state, "config": config,
+                       integrity.FIELD: integrity.state_digests(state)}, path)
     return path
 
 
@@ -135,9 +138,10 @@ def _ckpt_hint(path: Path) -> str:
             f"or retrain the run with `python train.py --restart {path.parent}`")
 
 
-def load_checkpoint_file(path, step: int | None = None, mmap: bool = False) -> dict:
-    """Load a checkpoint file to CPU, checking it is one of ours. mmap=True maps the file so only the tensors
-    touched are read."""
+def load_checkpoint_file(path, step: int | None = None, mmap: bool = False, verify: bool = True) -> dict:
+    """Load a checkpoint file to CPU, checking it is one of ours and (verify=True) that every tensor matches the
+    sha256 stored at save (drift/integrity.py; this reads every byte, also with mmap=True). mmap=True maps the
+    file so only the tensors touched are read."""
     path = Path(path)
     if not path.exists():
         raise RunError(f"checkpoint {path} is missing; {_ckpt_hint(path)}")
@@ -149,17 +153,23 @@ def load_checkpoint_file(path, step: int | None = None, mmap: bool = False) -> d
     if not isinstance(ckpt, dict) or "model" not in ckpt or (step is not None and ckpt.get("step") != step):
         raise RunError(f"checkpoint {path} does not hold {'a' if step is None else f'step {step}'} model "
                        f"written by this project")
+    if verify:
+        if integrity.FIELD not in ckpt:
+            integrity.warn_unverified(path)
+        elif (bad := integrity.first_mismatch(ckpt["model"], ckpt[integrity.FIELD])) is not None:
+            raise RunError(integrity.corrupt_message(path, bad))
     return ckpt
 
 
-def load_checkpoint(run_dir, step: int, mmap: bool = False) -> dict:
-    return load_checkpoint_file(ckpt_path(run_dir, step), step, mmap)
+def load_checkpoint(run_dir, step: int, mmap: bool = False, verify: bool = True) -> dict:
+    return load_checkpoint_file(ckpt_path(run_dir, step), step, mmap, verify)
 
 
-def iter_checkpoints(run_dir, steps: Iterable[int], mmap: bool = True) -> Iterator[tuple[int, dict]]:
+def iter_checkpoints(run_dir, steps: Iterable[int], mmap: bool = True,
+                     verify: bool = True) -> Iterator[tuple[int, dict]]:
     """Yield (step, state_dict) one checkpoint at a time, so memory stays near one checkpoint."""
     for step in steps:
-        yield step, load_checkpoint(run_dir, step, mmap=mmap)["model"]
+        yield step, load_checkpoint(run_dir, step, mmap=mmap, verify=verify)["model"]
 
 
 def read_run(run_dir) -> dict:

@@ -180,6 +180,11 @@ def test_streaming_gram_equals_dense(tiny_run, monkeypatch):
         X = X - X[0]
         dense = X @ X.T
         np.testing.assert_allclose(grams[scope], dense, rtol=0, atol=1e-10 * np.abs(dense).max())
+    # The float32 option: products rounded to float32 within a chunk, accumulated in float64 across chunks.
+    grams32 = trajectory.gram_matrices(tiny_run, steps, scopes, progress=False, float32=True, chunk=64)
+    for scope in scopes:
+        np.testing.assert_allclose(grams32[scope], grams[scope], rtol=0, atol=1e-6 * np.abs(grams[scope]).max())
+        assert not np.array_equal(grams32[scope], grams[scope])  # it did take the float32 route
     # The fast path located every tensor in the file; the fallback (the mapped tensors) gives the same numbers.
     path = ck.ckpt_path(tiny_run, steps[-1])
     state = ck.load_checkpoint(tiny_run, steps[-1], mmap=True)["model"]
