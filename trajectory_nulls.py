@@ -20,7 +20,7 @@ from drift.backbone import prepare
 from drift.checkpoint import RunError
 from drift.config import ConfigError
 from drift.nulls import NULLS, control_window_nulls, null_statistics
-from drift.runinfo import figures_dir, load_run, read_analysis, write_analysis
+from drift.runinfo import add_check_args, checked_run, figures_dir, read_analysis, write_analysis
 
 PROG = "trajectory_nulls.py"
 HEADLINE = ("trunk_pc1_raw", "trunk_pc1_rownorm", "trunk_pc2_rownorm", "blocks_pc1_raw_min",
@@ -68,13 +68,14 @@ def main(argv=None) -> int:
     p.add_argument("--no-figures", action="store_true", help="write the JSON only")
     p.add_argument("--controls", action="store_true",
                    help="run_dir is an optimizer-control directory: bands of its Table 4-5 windows instead")
+    add_check_args(p)
     args = p.parse_args(argv)
     if args.draws < 20 or args.workers < 1:
         p.error("--draws must be >= 20 (a 95%% band needs them) and --workers >= 1")
     if args.controls:
         return controls_main(args)
     try:
-        run = load_run(args.run_dir)
+        run = checked_run(args.run_dir, args)  # a running or holed run is refused, as in every analysis
         traj = read_analysis(run.run_dir, "trajectory_pca", "trajectory_pca_uncentered.py")
         prm, inp = traj["params"], traj["inputs"]
         su = prepare(run, prm["ref_step"], inp["steps"], prm["split_step"], prm["stride"], progress=False)

@@ -10,6 +10,7 @@ Run: pytest tests/test_nulls.py
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -204,6 +205,13 @@ def test_trajectory_nulls_script(tiny_run_copy, capsys):
     assert all(e[k]["n"] == 20 and e[k]["lo"] <= e[k]["median"] <= e[k]["hi"] for k in nulls.NULLS)
     assert len(res["draws"]["N3"]["trunk_pc1_raw"]) == 20
     assert (tiny_run_copy / "figures" / "nulls_spectrum.png").stat().st_size > 1000
+    # like every analysis: a run whose run.json says running is refused unless --allow-running
+    info = json.loads((tiny_run_copy / "run.json").read_text())
+    (tiny_run_copy / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    capsys.readouterr()
+    assert trajectory_nulls.main([str(tiny_run_copy), "--draws", "20", "--no-figures"]) == 2
+    assert "--allow-running" in capsys.readouterr().err
+    assert trajectory_nulls.main([str(tiny_run_copy), "--draws", "20", "--no-figures", "--allow-running"]) == 0
 
 
 def test_trajectory_nulls_help_and_bad_input(capsys):
