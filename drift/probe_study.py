@@ -236,6 +236,7 @@ def fig_probe_study(rows: Sequence[dict], root: Path):
     ax_in.set_ylabel("p_in")
     ax_ood.set_ylabel("p_ood")
     ax_ood.set_xlabel("probe sequences seen")
-    ax_ood.set_xscale("symlog", linthresh=1000)
+    ax_ood.set_xscale("log")
+    ax_ood.set_xlim(left=100)  # nothing is learned before a few thousand probe sequences
     ax_in.legend(fontsize=5, ncol=2)
     return fig
