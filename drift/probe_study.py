@@ -19,7 +19,6 @@ the paper's own run needed about 23,000 of before the probe appeared.
 """
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -95,7 +94,7 @@ def run_status(run_dir: Path) -> str:
     info_path = run_dir / "run.json"
     if not info_path.exists():
         return "missing"
-    status = json.loads(info_path.read_text()).get("status")
+    status = ck.read_json(info_path).get("status")
     if status in ("finished", "early_stopped", "diverged"):
         return "finished"
     return "resumable" if (run_dir / "resume.pt").exists() else "restart"
@@ -111,7 +110,7 @@ def train_one(spec: StudyConfig, seed: int, root: Path, progress: bool = True) -
     if status == "restart":  # killed before its first resume state: nothing to keep
         shutil.rmtree(run_dir)
     timing = run_dir / "study_time.json"
-    spent = json.loads(timing.read_text())["wall_s"] if timing.exists() else 0.0
+    spent = ck.read_json(timing)["wall_s"] if timing.exists() else 0.0
     t0 = time.perf_counter()
     try:
         train(config_for(spec, seed), run_dir, resume=(status == "resumable"), progress=progress,
@@ -125,14 +124,13 @@ def train_one(spec: StudyConfig, seed: int, root: Path, progress: bool = True) -
 
 
 def read_metrics(run_dir: Path) -> dict[str, np.ndarray]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if "p_ood" in r]
+    rows = [r for r in ck.read_metrics(run_dir) if "p_ood" in r]  # tolerates the torn last line of a live run
     return {k: np.array([r[k] for r in rows], dtype=np.float64) for k in ("step", "p_in", "p_ood", "val_loss")}
 
 
 def summarize_run(run_dir: Path) -> dict:
     """The probe-regime verdict of one run, from its run.json and metrics.jsonl only."""
-    info = json.loads((run_dir / "run.json").read_text())
+    info = ck.read_json(run_dir / "run.json")
     cfg = Config.from_dict(info["config"])
     t = cfg.train
     m = read_metrics(run_dir)
@@ -155,7 +153,7 @@ def summarize_run(run_dir: Path) -> dict:
         "significant_drops": [round(d, 4) for d in drops],
         "val_first": float(m["val_loss"][0]) if m["val_loss"].size else math.nan,
         "val_last": float(m["val_loss"][-1]) if m["val_loss"].size else math.nan,
-        "wall_s": json.loads(timing.read_text())["wall_s"] if timing.exists() else None,
+        "wall_s": ck.read_json(timing)["wall_s"] if timing.exists() else None,
     }
     crit = {
         "learned": out["best_p_in"] >= P_IN_LEARNED,

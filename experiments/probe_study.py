@@ -10,7 +10,6 @@ Runs go to runs/probe_study/<config>_s<seed> (not committed); the table (markdow
 experiments/results/ (committed). Killing it loses at most the steps since the run's last resume state.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def main(argv=None) -> int:
         for spec in specs:
             for seed in args.seeds:
                 run_dir = ps.train_one(spec, seed, args.root, progress=not args.no_progress)
-                print(f"{run_dir}: {json.loads((run_dir / 'run.json').read_text())['status']}", flush=True)
+                print(f"{run_dir}: {ck.read_json(run_dir / 'run.json')['status']}", flush=True)
                 if args.summarize:
                     write_results(args.root, args.out)
     except (KeyError, ConfigError, ck.RunError) as e:
