@@ -4,7 +4,7 @@ rule in drift/controls.py). Each run gets its own subdirectory; finished runs ar
 Run C' (Nesterov SGDW with the early-stop rule) has its own script, sgd_nesterov_run.py.
 
 Examples:
-    python sgd_control.py --preset cpu --seed 42 --out runs/ctrl_s42              # A, B, C (cpu: 400 steps each)
+    python sgd_control.py --preset cpu --seed 42 --out runs/ctrl_s42              # A, B, C (cpu: 1,000 steps each)
     python sgd_control.py --preset cpu --seed 42 --out runs/ctrl_s42 --runs A C
     python sgd_control.py --preset paper --seed 42 --out runs/ctrl_s42            # the paper's controls (GPU)
     python sgd_control.py --preset tiny --out /tmp/ctrl total_steps=8             # overrides apply to every run

@@ -48,7 +48,7 @@ class StudyConfig:
     name: str
     overrides: tuple[str, ...]
     why: str                      # what this config varies, in a few words
-    base: str = "cpu"             # preset the overrides apply to
+    base: str = "cpu_small"       # preset the overrides apply to (the cpu preset before this study)
 
 
 def _run(total: int, p_probe: float, warmup: int | None = None, **extra) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from drift.claims import (HELD, NOT_HELD, NOT_MEASURED, Evidence, RunEvidence, beta2_groups, evaluate_claims,
                           finite, relative_change)
-from drift.config import Config, resolve
+from drift.config import PRESETS, Config, resolve
 from drift.controls import PAPER_BETA2, PAPER_REHEAT, PAPER_REHEAT_START, PAPER_TABLE4
 from drift.runinfo import status_text
 
@@ -167,7 +167,7 @@ def infer_preset(cfg: Config) -> str:
     """The named preset a config came from ("cpu"), or the closest one with the differing fields listed."""
     ours = {**cfg.to_dict()["model"], **cfg.to_dict()["train"]}
     best = None
-    for name in ("paper", "cpu", "tiny"):
+    for name in PRESETS:
         ref = resolve(name, cfg.train.seed).to_dict()
         ref = {**ref["model"], **ref["train"]}
         diff = sorted(k for k in ref if k not in IGNORED_FOR_PRESET and ref[k] != ours.get(k))

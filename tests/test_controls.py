@@ -60,31 +60,40 @@ def test_paper_nesterov_run_and_its_rule():
     assert early_stop_max_val(50_257) == PAPER_MAX_VAL
 
 
-def test_cpu_controls_follow_the_scaling_rule():
-    main = resolve("cpu", 42)
-    cfg = control_config("cpu", 42, "A")
+def test_cpu_small_controls_follow_the_scaling_rule():
+    main = resolve("cpu_small", 42)
+    cfg = control_config("cpu_small", 42, "A")
     t = cfg.train
     assert Scale.of_main(main).factor == 0.1 == Scale.of_control(cfg).factor
     assert (t.total_steps, t.schedule_steps, t.warmup_steps, t.eval_every) == (400, 400, main.train.warmup_steps, 20)
     assert t.dense_ckpt == "60:200:5,200:400:10" and t.lambda_switch_step == 400
     assert ckpt_schedule(cfg) == [0] + [Scale(0.1).step(s) for s in PAPER_CKPTS]
-    cp = control_config("cpu", 42, "C_prime", ["early_stop_max_val=4.5"])
+    cp = control_config("cpu_small", 42, "C_prime", ["early_stop_max_val=4.5"])
     assert (cp.train.total_steps, cp.train.early_stop_step, cp.train.schedule_steps) == (200, 200, 400)
     assert cp.train.early_stop_max_val == 4.5  # an explicit option, recorded in the config
-    default = control_config("cpu", 42, "C_prime").train.early_stop_max_val
+    default = control_config("cpu_small", 42, "C_prime").train.early_stop_max_val
     assert 0 < default < PAPER_MAX_VAL  # 0.4713 * ln(vocab), the embedded vocab being far below 50,257
 
 
 def test_beta2_and_reheat_configs():
-    b = beta2_config("cpu", 42, 0.8, p_probe=0.2)
+    b = beta2_config("cpu_small", 42, 0.8, p_probe=0.2)
     assert (b.train.beta2, b.train.p_probe, b.train.optimizer, b.train.total_steps) == (0.8, 0.2, "adamw", 400)
     assert beta2_run_name(0.0) == "b0.0" and beta2_run_name(0.95, 0.2, 0.1) == "b0.95_p0.20"
     assert beta2_run_name(0.9, 0.1, 0.1) == "b0.9"
     r = reheat_config(resolve("paper", 42), 6e-4).train
     assert (r.lr, r.warmup_steps, r.total_steps, r.eval_every, r.ckpt_every) == (6e-4, 200, 2000, 100, 100)
     assert all(lambda_at(s, r) == 4.0 for s in (1, 1000, 2000)) and r.min_lr_frac == 0.1
-    c = reheat_config(resolve("cpu", 42), 1e-3).train
+    c = reheat_config(resolve("cpu_small", 42), 1e-3).train
     assert (c.warmup_steps, c.total_steps, c.eval_every) == (20, 200, 10)
+
+
+def test_cpu_controls_scale_by_a_quarter():
+    cfg = control_config("cpu", 42, "A").train
+    assert Scale.of_main(resolve("cpu", 42)).factor == 0.25 == Scale.of_control(control_config("cpu", 42, "A")).factor
+    assert (cfg.total_steps, cfg.schedule_steps, cfg.dense_ckpt) == (1000, 1000, "150:500:13,500:1000:25")
+    assert control_config("cpu", 42, "C_prime").train.total_steps == 500
+    r = reheat_config(resolve("cpu", 42), 1e-3).train
+    assert (r.warmup_steps, r.total_steps, r.eval_every, r.ckpt_every) == (50, 500, 25, 25)
 
 
 # ------------------------------------------------------------------------------------------------- pure rules
