@@ -23,7 +23,8 @@ from drift import distributed as dist
 from drift import plotting as pl
 from drift.checkpoint import RunError, list_steps
 from drift.config import ConfigError, add_config_args, resolve
-from drift.controls import beta2_config, beta2_run_name, beta2_table, ensure_run, flat_row, write_csv
+from drift.control_runs import beta2_config, beta2_run_name, ensure_run
+from drift.control_tables import beta2_table, flat_row, write_csv
 from drift.runinfo import add_check_args, analysis_dir, figures_dir, run_block, write_analysis
 
 COLUMNS = ["name", "beta2", "p_probe", "status", "marker", "final_val", "best_p_ood", "pc1", "pc2", "raw_pc1",

@@ -21,7 +21,8 @@ from drift import checkpoint as ck
 from drift import distributed as dist
 from drift import plotting as pl
 from drift.config import Config, ConfigError
-from drift.controls import ensure_run, flat_row, reheat_config, reheat_run_name, reheat_table, write_csv
+from drift.control_runs import ensure_run, reheat_config, reheat_run_name
+from drift.control_tables import flat_row, reheat_table, write_csv
 from drift.runinfo import add_check_args, analysis_dir, checked_run, figures_dir, write_analysis
 
 COLUMNS = ["lr", "name", "status", "start_p_ood", "step1", "peak", "peak_step", "first_above", "end", "end_step",

@@ -18,7 +18,8 @@ from pathlib import Path
 from drift import plotting as pl
 from drift.checkpoint import RunError, list_steps
 from drift.config import ConfigError
-from drift.controls import RUN_LABELS, control_table, flat_row, write_csv
+from drift.control_runs import RUN_LABELS
+from drift.control_tables import control_table, flat_row, write_csv
 from drift.runinfo import add_check_args, analysis_dir, figures_dir, run_block, write_analysis
 
 COLUMNS = ["run", "optimizer", "status", "marker", "final_step", "final_val", "best_p_ood", "best_p_ood_step",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from drift.checkpoint import RunError, list_steps
 from drift.config import ConfigError
-from drift.controls import matched_table, write_csv
+from drift.control_tables import matched_table, write_csv
 from drift.runinfo import add_check_args, analysis_dir, run_block, write_analysis
 
 COLUMNS = ["run", "optimizer", "target", "matched_step", "matched_val", "within_tol", "window", "kind",

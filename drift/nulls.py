@@ -373,7 +373,7 @@ def control_window_nulls(root, n_draws: int = 200, seed: int = 0, kinds: Sequenc
     from pathlib import Path
 
     from drift import checkpoint as ck
-    from drift.controls import load_controls, standard_window, trunk_trajectory
+    from drift.control_tables import load_controls, standard_window, trunk_trajectory
     root = Path(root)
     matched_path = root / "analysis" / "sgd_matched_valloss.json"
     matched = ck.read_json(matched_path, "analysis")["results"] if matched_path.exists() else None

@@ -19,7 +19,7 @@ import numpy as np
 from drift.claims import (HELD, NOT_HELD, NOT_MEASURED, Evidence, RunEvidence, beta2_groups, evaluate_claims,
                           finite, relative_change)
 from drift.config import PRESETS, Config, resolve
-from drift.controls import PAPER_BETA2, PAPER_REHEAT, PAPER_REHEAT_START, PAPER_TABLE4
+from drift.control_tables import PAPER_BETA2, PAPER_REHEAT, PAPER_REHEAT_START, PAPER_TABLE4
 from drift.runinfo import status_text
 
 PAPER_N_PARAMS = 51_045_888

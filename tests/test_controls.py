@@ -8,9 +8,9 @@ import pytest
 
 from drift import checkpoint as ck
 from drift.config import resolve
-from drift.controls import (PAPER_MAX_VAL, Scale, beta2_config, beta2_run_name, centred_windows, control_config,
-                            early_stop_decision, early_stop_max_val, ensure_run, load_controls, match_val_loss,
-                            reheat_config)
+from drift.control_runs import (PAPER_MAX_VAL, Scale, beta2_config, beta2_run_name, control_config, early_stop_decision,
+                                early_stop_max_val, ensure_run, reheat_config)
+from drift.control_tables import centred_windows, load_controls, match_val_loss
 from drift.optim import lambda_at, lr_at
 from drift.trainer import LoopState, _early_stop, ckpt_schedule, eval_schedule
 
@@ -239,7 +239,7 @@ def test_reheat_end_to_end(tmp_path, monkeypatch):
     assert (main / "figures" / "reheat.png").exists()
     # drift.backbone's stored v_b and the in-module fallback agree (same steps, same sign convention).
     import importlib.util
-    from drift.controls import main_backbone
+    from drift.control_tables import main_backbone
     _, v_stored, info = main_backbone(main)
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",

@@ -17,7 +17,7 @@ import make_report
 import train as train_script
 from drift import checkpoint as ck
 from drift.config import ConfigError, resolve, validate
-from drift.controls import load_controls
+from drift.control_tables import load_controls
 from drift.corpus import SINGLE_FILE_VAL_EVERY, load_stories, split_description
 from drift.runinfo import check_seed_set, checked_run, schedule_holes
 from drift.runlock import LOCK_NAME, RunLock, holder
@@ -159,7 +159,7 @@ def test_report_refuses_runs_that_are_not_seeds_of_one_setup(tiny_run, tmp_path,
 def test_control_rows_are_labelled_from_run_json(tiny_run, tmp_path):
     root = tmp_path / "ctrl"
     shutil.copytree(tiny_run, root / "A")
-    from drift.controls import optimizer_label
+    from drift.control_tables import optimizer_label
     assert optimizer_label(load_controls(root)["A"]) == "AdamW"
     shutil.copytree(tiny_run, root / "B")  # an AdamW run placed where the SGD control belongs
     with pytest.raises(ck.RunError, match="B holds a adamw run .* B is the sgd control"):
@@ -247,7 +247,7 @@ def test_run_killed_before_first_resume_point_has_one_way_out(tmp_path, monkeypa
 
 
 def test_sweeps_continue_an_interrupted_run_instead_of_skipping_it(tiny_run_copy):
-    from drift.controls import ensure_run
+    from drift.control_runs import ensure_run
     _set_info(tiny_run_copy, status="interrupted", error="KeyboardInterrupt: ")
     cfg = resolve("tiny", seed=1)
     res = ensure_run(cfg, tiny_run_copy, progress=False)

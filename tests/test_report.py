@@ -133,7 +133,7 @@ def test_infer_preset_names_the_preset_and_lists_overrides():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Claim readers, tables and figures on crafted JSON (layouts as drift.controls writes them)
+# Claim readers, tables and figures on crafted JSON (layouts as drift.control_tables writes them)
 # ---------------------------------------------------------------------------------------------------------------
 
 def _curve(steps, p):
