@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from drift import checkpoint as ck
+from drift.control_tables import compared_groups, p_probe_groups
 from drift.runinfo import RunInfo, load_run
 
 HELD, NOT_HELD, NOT_MEASURED = "held", "not held", "not measured"
@@ -620,17 +621,14 @@ def read_c13(ev: Evidence) -> Outcome:
 
 def beta2_groups(beta2: dict) -> dict[float, list[dict]]:
     """Sweep rows grouped by p_probe, each group ordered by decreasing beta2."""
-    groups: dict[float, list[dict]] = {}
-    for row in beta2["rows"]:
-        groups.setdefault(round(row["p_probe"], 4), []).append(row)
-    return {p: sorted(rows, key=lambda r: -r["beta2"]) for p, rows in sorted(groups.items())}
+    return p_probe_groups(beta2["rows"])
 
 
 def _beta2_claim(ev: Evidence, check: Callable[[list[dict]], tuple[bool | None, str]]) -> Outcome:
     """Apply `check` to each p_probe group with >= 3 runs; held iff held in every such group."""
     if ev.beta2 is None:
         return not_measured(ev.missing_beta2())
-    groups = {p: rows for p, rows in beta2_groups(ev.beta2).items() if len(rows) >= 3}
+    groups = compared_groups(ev.beta2["rows"])
     if not groups:
         return not_measured("the beta2 sweep has fewer than 3 runs at any p_probe")
     parts, verdicts = [], []
