@@ -20,6 +20,7 @@ from drift.claims import (HELD, NOT_HELD, NOT_MEASURED, Evidence, RunEvidence, b
                           finite, relative_change)
 from drift.config import Config, resolve
 from drift.control_tables import PAPER_BETA2, PAPER_REHEAT, PAPER_REHEAT_START, PAPER_TABLE4
+from drift.params import trunk_size
 from drift.runinfo import status_text
 
 PAPER_N_PARAMS = 51_045_888
@@ -177,19 +178,13 @@ def infer_preset(cfg: Config) -> str:
     return name if not diff else f"{name} + " + ", ".join(f"{k}={ours[k]}" for k in diff)
 
 
-def trunk_size(cfg: Config) -> int:
-    """D_trunk = n_layer x (qkv + out_proj + w_up + w_down)."""
-    m = cfg.model
-    return m.n_layer * (4 * m.d_model * m.d_model + 2 * m.d_model * m.d_ff)
-
-
 SETUP_ROWS: list[tuple[str, Callable[[Config, dict], object]]] = [
     ("layers / d_model / heads / d_ff", lambda c, i: f"{c.model.n_layer} / {c.model.d_model} / {c.model.n_head} / "
                                                      f"{c.model.d_ff}"),
     ("context length", lambda c, i: c.model.seq_len),
     ("vocabulary (tokenizer)", lambda c, i: f"{c.model.vocab_size:,} ({c.train.tokenizer})"),
     ("parameters (tied head once)", lambda c, i: f"{i['n_params']:,}" if i.get("n_params") else "n/a"),
-    ("trunk dimension D", lambda c, i: f"{trunk_size(c):,}"),
+    ("trunk dimension D", lambda c, i: f"{trunk_size(c.model):,}"),
     ("corpus (stories used)", lambda c, i: f"{c.train.data_source} ({c.train.n_train_stories:,})"),
     ("probe rate; gaps in / ood", lambda c, i: f"{c.train.p_probe:g}; {c.train.gap_in_min}-{c.train.gap_in_max} / "
                                                f"{c.train.gap_ood_min}-{c.train.gap_ood_max}"),
@@ -742,7 +737,7 @@ def macros(ev: Evidence, claim_rows: list[dict]) -> str:
     out += _macro("RunSeeds", ", ".join(str(r.config.train.seed) for r in ev.runs))
     out += _macro("RunNParams", f"{n_params:,}" if n_params else "n/a")
     out += _macro("ParamRatio", f"{PAPER_N_PARAMS / n_params:.0f}" if n_params else "n/a")
-    out += _macro("TrunkRatio", f"{trunk_size(paper) / trunk_size(run.config):.0f}")
+    out += _macro("TrunkRatio", f"{trunk_size(paper.model) / trunk_size(run.config.model):.0f}")
     out += _macro("RunSteps", f"{run.total_steps:,}") + _macro("RunSwitch", f"{run.switch_step:,}")
     corpus = {"embedded": "a synthetic story corpus embedded in the package",
               "hub": "TinyStories"}.get(run.config.train.data_source, esc(run.config.train.data_source))
