@@ -135,7 +135,7 @@ $(CONTROLS)/.stages/analysis.done: $(foreach r,$(CONTROL_RUNS),$(CONTROLS)/.stag
 	touch $@
 $(BETA2)/.stages/table.done: $(foreach b,$(BETA2_VALUES),$(BETA2)/.stages/b$(b)_p0.10.done) \
 		$(foreach b,$(BETA2_P20),$(BETA2)/.stages/b$(b)_p0.20.done)
-	$(SLOT) --log $(@D)/table.log -- $(PYTHON) beta2_sweep.py --seed 42 --out $(BETA2) --analyze-only
+	$(SLOT) --log $(@D)/table.log -- sh -c '$(PYTHON) beta2_sweep.py --seed 42 --out $(BETA2) --analyze-only && $(PYTHON) trajectory_nulls.py $(BETA2) --beta2'
 	touch $@
 
 controls: $(CONTROLS)/.stages/analysis.done $(BETA2)/.stages/table.done

@@ -6,21 +6,26 @@ Examples:
     python trajectory_nulls.py runs/cpu_s42 --draws 500 --seed 1 --workers 2
     python trajectory_nulls.py runs/tiny_s1 --draws 20 --no-figures
     python trajectory_nulls.py runs/ctrl_s42 --controls     # Table 4-5 windows -> runs/ctrl_s42/analysis/nulls.json
+    python trajectory_nulls.py runs/beta2_s42 --beta2       # C14, C17-C19 -> runs/beta2_s42/analysis/nulls.json
 
 Needs analysis/trajectory_pca.json (run `python trajectory_pca_uncentered.py RUN` first): its steps, window and
 split are reused so the observed values equal the ones reported, and its Gram cache means no checkpoint is read.
 Writes analysis/nulls.json = {"results": {"nulls", "level", "key_null", "rule", "dims", "steps", "window",
 "statistics": {name: {"observed", "N1": {"median", "lo", "hi", "n"}, "N2": .., "N3": ..}}, "spectra": {same, per
 component}, "draws": {null: {name: [value per draw]}}}} and figures/nulls_spectrum.pdf|png.
+--controls and --beta2 write their own layouts (controls_main, beta2_main; drift/beta2_nulls.py states the beta2
+rule).
 """
 import argparse
 import sys
+from pathlib import Path
 
 from drift.backbone import prepare
 from drift.checkpoint import RunError
 from drift.config import ConfigError
+from drift.beta2_nulls import beta2_nulls
 from drift.nulls import NULLS, control_window_nulls, null_statistics
-from drift.runinfo import add_check_args, checked_run, figures_dir, read_analysis, write_analysis
+from drift.runinfo import add_check_args, checked_run, figures_dir, read_analysis, run_block, write_analysis
 
 PROG = "trajectory_nulls.py"
 HEADLINE = ("trunk_pc1_raw", "trunk_pc1_rownorm", "trunk_pc2_rownorm", "blocks_pc1_raw_min",
@@ -58,22 +63,51 @@ def controls_main(args) -> int:
     return 0
 
 
+def beta2_main(args) -> int:
+    """<beta2>/analysis/nulls.json: {"nulls", "level", "key_null", "rule", "statistics": {name: claim},
+    "common_last_step", "groups": {p_probe: [runs by decreasing beta2]}, "set_aside": [runs], "runs": {run: {"beta2",
+    "p_probe", "dim", "lag", "spans", "statistics": {name: {"observed", "N1", "N2", "N3"}}, "draws": {null: {name:
+    [value per draw]}}}}, "trends": {p_probe: {name: {"claim", "high", "low", "beta2", "observed", "N1", ..}}}}."""
+    try:
+        res = beta2_nulls(args.run_dir, args.draws, args.seed, args.nulls, args.allow_missing, args.allow_running,
+                          log=print)
+        path = write_analysis(args.run_dir, "nulls", res, {"draws": args.draws, "seed": args.seed,
+                                                           "nulls": args.nulls},
+                              run={n: run_block(Path(args.run_dir) / n) for n in res["runs"]})
+    except (RunError, ConfigError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    for group, trends in res["trends"].items():
+        for stat, e in trends.items():
+            if "note" not in e:
+                print(f"p_probe {group} {stat} ({e['claim']}): net fall {e['high']} -> {e['low']} "
+                      f"{e['observed']:.4g}, N1 [{e['N1']['lo']:.4g}, {e['N1']['hi']:.4g}]")
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", help="run directory with analysis/trajectory_pca.json")
+    p.add_argument("run_dir", help="run directory with analysis/trajectory_pca.json (with --controls / --beta2: the "
+                                   "control or beta2-sweep directory)")
     p.add_argument("--draws", type=int, default=200, help="draws per null (default 200; at least 20)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the draws (default 0)")
     p.add_argument("--nulls", nargs="+", default=list(NULLS), choices=NULLS, help="which nulls (default all)")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the draws (results do not change)")
     p.add_argument("--no-figures", action="store_true", help="write the JSON only")
-    p.add_argument("--controls", action="store_true",
-                   help="run_dir is an optimizer-control directory: bands of its Table 4-5 windows instead")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--controls", action="store_true",
+                      help="run_dir is an optimizer-control directory: bands of its Table 4-5 windows instead")
+    kind.add_argument("--beta2", action="store_true",
+                      help="run_dir is a beta2-sweep directory: bands of the statistics of C14 and C17-C19 instead")
     add_check_args(p)
     args = p.parse_args(argv)
     if args.draws < 20 or args.workers < 1:
         p.error("--draws must be >= 20 (a 95%% band needs them) and --workers >= 1")
     if args.controls:
         return controls_main(args)
+    if args.beta2:
+        return beta2_main(args)
     try:
         run = checked_run(args.run_dir, args)  # a running or holed run is refused, as in every analysis
         traj = read_analysis(run.run_dir, "trajectory_pca", "trajectory_pca_uncentered.py")

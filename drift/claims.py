@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from drift import checkpoint as ck
+from drift.control_tables import compared_groups, p_probe_groups
 from drift.runinfo import RunInfo, load_run
 
 HELD, NOT_HELD, NOT_MEASURED = "held", "not held", "not measured"
@@ -112,6 +113,7 @@ class Evidence:
     beta2_dir: Path | None = None
     controls: dict[str, dict | None] = field(default_factory=dict)
     beta2: dict | None = None
+    beta2_nulls: dict | None = None
 
     def control(self, name: str) -> dict | None:
         return self.controls.get(name)
@@ -129,6 +131,11 @@ class Evidence:
             return "beta2 sweep not given (run `python beta2_sweep.py --out runs/beta2_s42`)"
         where = self.beta2_dir
         return f"{where}/analysis/beta2_sweep.json absent (run `python beta2_sweep.py --out {where} --analyze-only`)"
+
+    def missing_beta2_nulls(self) -> str:
+        if self.beta2_dir is None:
+            return self.missing_beta2()
+        return f"{self.beta2_dir}/analysis/nulls.json absent (run `python trajectory_nulls.py {self.beta2_dir} --beta2`)"
 
 
 def _results(path: Path) -> dict | None:
@@ -185,6 +192,7 @@ def load_evidence(run_dirs: Sequence, controls=None, beta2=None) -> Evidence:
         ev.controls = {n: _results(ev.controls_dir / "analysis" / f"{n}.json") for n in CONTROL_ANALYSES}
     if ev.beta2_dir is not None:
         ev.beta2 = _results(ev.beta2_dir / "analysis" / "beta2_sweep.json")
+        ev.beta2_nulls = _results(ev.beta2_dir / "analysis" / "nulls.json")
     return ev
 
 
@@ -620,17 +628,14 @@ def read_c13(ev: Evidence) -> Outcome:
 
 def beta2_groups(beta2: dict) -> dict[float, list[dict]]:
     """Sweep rows grouped by p_probe, each group ordered by decreasing beta2."""
-    groups: dict[float, list[dict]] = {}
-    for row in beta2["rows"]:
-        groups.setdefault(round(row["p_probe"], 4), []).append(row)
-    return {p: sorted(rows, key=lambda r: -r["beta2"]) for p, rows in sorted(groups.items())}
+    return p_probe_groups(beta2["rows"])
 
 
 def _beta2_claim(ev: Evidence, check: Callable[[list[dict]], tuple[bool | None, str]]) -> Outcome:
     """Apply `check` to each p_probe group with >= 3 runs; held iff held in every such group."""
     if ev.beta2 is None:
         return not_measured(ev.missing_beta2())
-    groups = {p: rows for p, rows in beta2_groups(ev.beta2).items() if len(rows) >= 3}
+    groups = compared_groups(ev.beta2["rows"])
     if not groups:
         return not_measured("the beta2 sweep has fewer than 3 runs at any p_probe")
     parts, verdicts = [], []
@@ -939,6 +944,11 @@ F_B_IDENTITY = ("the time mean of f_b equals the row-normalized PC1 share exactl
                 "evidence")
 
 
+def _bands_text(entry: dict, kinds) -> str:
+    """'N1 [lo, hi], N2 [lo, hi], ...' of one nulls.json entry."""
+    return ", ".join(f"{k} [{fmt(entry[k]['lo'])}, {fmt(entry[k]['hi'])}]" for k in kinds if k in entry)
+
+
 # Control claims: (control run, window of <controls>/analysis/nulls.json, paper PC1 in %); the key statistic is the
 # window's row-normalized PC1 and the paper predicts it high (SGD collinear).
 CONTROL_NULLS = {"C15": ("C", "standard", 100.0), "C16": ("C", "centred-wide", 97.7)}
@@ -965,7 +975,7 @@ def control_null_outcome(ev: Evidence, claim_id: str) -> dict:
         return {"null": NO_NULL, "null_text": why, "paper_in_band": []}
     label, entry = found
     e = entry["statistics"]["pc1"]
-    bands = ", ".join(f"{k} [{fmt(e[k]['lo'])}, {fmt(e[k]['hi'])}]" for k in res["nulls"] if k in e)
+    bands = _bands_text(e, res["nulls"])
     inside = ([f"the paper's PC1 {fmt(paper)}% lies inside our {KEY_NULL} band"] if in_band(paper, e.get(KEY_NULL))
               else [])
     return {"null": null_verdict(e["observed"], e.get(KEY_NULL), "high"),
@@ -973,11 +983,52 @@ def control_null_outcome(ev: Evidence, claim_id: str) -> dict:
             "paper_in_band": inside}
 
 
+# beta2-sweep claims: the statistic of <beta2>/analysis/nulls.json and how it is read (drift/beta2_nulls.py, fixed
+# before any real-sweep null): "trend", the observed net fall from the highest to the lowest beta2 of every compared
+# p_probe group lies above the N1 band of the null's net fall; "each", every compared run lies above its own N1 band.
+BETA2_NULLS = {"C14": ("window_pc1", "trend"), "C17": ("pc1_common", "trend"), "C18": ("gamma_a", "each"),
+               "C19": ("early_abs_cos", "trend")}
+
+
+def beta2_null_outcome(ev: Evidence, claim_id: str) -> dict:
+    from drift.nulls import BEYOND, KEY_NULL, NO_NULL, WITHIN, null_verdict
+    stat, how = BETA2_NULLS[claim_id]
+    res = ev.beta2_nulls
+    if res is None or not res.get("groups"):
+        why = ev.missing_beta2_nulls() if res is None else "no p_probe group with >= 3 beta2 runs"
+        return {"null": NO_NULL, "null_text": why, "paper_in_band": []}
+    verdicts, parts = [], []
+    for label, names in res["groups"].items():
+        if how == "trend":
+            e = res["trends"][label][stat]
+            if "note" in e:
+                verdicts.append(NO_NULL)
+                parts.append(f"p_probe {label}: {e['note']}")
+                continue
+            verdicts.append(null_verdict(e["observed"], e.get(KEY_NULL), "high"))
+            parts.append(f"p_probe {label}: net fall of {stat} from beta2 {e['beta2'][0]:g} to {e['beta2'][1]:g} "
+                         f"{fmt(e['observed'])} vs the null's {_bands_text(e, res['nulls'])}")
+            continue
+        cells = []
+        for name in names:
+            e = (res["runs"][name].get("statistics") or {}).get(stat) or {}
+            if finite(e.get("observed")):    # as read_c18, a run without a fit is skipped
+                verdicts.append(null_verdict(e["observed"], e.get(KEY_NULL), "high"))
+                cells.append(f"{name} {fmt(e['observed'])} vs {KEY_NULL} [{fmt(e[KEY_NULL]['lo'])}, "
+                             f"{fmt(e[KEY_NULL]['hi'])}]")
+        parts.append(f"p_probe {label}: {stat} " + ("; ".join(cells) or "no run with a value"))
+    verdict = (NO_NULL if not verdicts or NO_NULL in verdicts else
+               BEYOND if all(v == BEYOND for v in verdicts) else WITHIN)
+    return {"null": verdict, "null_text": "high side; " + "; ".join(parts), "paper_in_band": []}
+
+
 def null_outcome(ev: Evidence, claim_id: str) -> dict:
     """{"null": beyond / within / no null / "" (no trajectory null for this claim), "null_text", "paper_in_band"}."""
     from drift.nulls import BEYOND, KEY_NULL, NO_NULL, WITHIN, in_band, null_verdict
     if claim_id in CONTROL_NULLS:
         return control_null_outcome(ev, claim_id)
+    if claim_id in BETA2_NULLS:
+        return beta2_null_outcome(ev, claim_id)
     check = CLAIM_NULLS.get(claim_id)
     if check is None or not ev.runs:
         return {"null": "", "null_text": "", "paper_in_band": []}
@@ -990,7 +1041,7 @@ def null_outcome(ev: Evidence, claim_id: str) -> dict:
             parts.append(f"{run.label}: " + (run.missing("nulls") if res is None else f"{check.stat} undefined"))
             continue
         verdicts.append(null_verdict(entry["observed"], entry.get(KEY_NULL), check.side))
-        bands = ", ".join(f"{k} [{fmt(entry[k]['lo'])}, {fmt(entry[k]['hi'])}]" for k in res["nulls"] if k in entry)
+        bands = _bands_text(entry, res["nulls"])
         parts.append(f"{run.label}: {check.stat} {fmt(entry['observed'])} vs {bands}")
         for stat, value in check.paper:
             e = res["statistics"].get(stat) or {}

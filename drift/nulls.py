@@ -119,9 +119,20 @@ def null_gram(P: np.ndarray, kind: str, D: int, rng: np.random.Generator) -> np.
     return gram_from_updates(null_update_gram(update_gram(P), kind, D, rng))
 
 
-def draw_rng(seed: int, kind: str, draw: int) -> np.random.Generator:
-    """The generator of one draw: SeedSequence([seed, null code, draw]), so any draw can be redone alone."""
-    return np.random.default_rng([int(seed), _KIND_CODE[kind], int(draw)])
+def draw_rng(seed: int, kind: str, draw: int, stream: int | None = None) -> np.random.Generator:
+    """The generator of one draw: SeedSequence([seed, null code, draw]), so any draw can be redone alone; `stream`
+    (appended when given) keeps the draws of several runs independent of one another."""
+    key = [int(seed), _KIND_CODE[kind], int(draw)] + ([int(stream)] if stream is not None else [])
+    return np.random.default_rng(key)
+
+
+def nulls_block(kinds: Sequence[str], n_draws: int, seed: int, stream: str | None = None) -> dict:
+    """The "nulls" entry of a nulls.json: each null's name, draws, seed and the generator of every draw (draw_rng;
+    `stream` names what the optional fourth key is)."""
+    tail = f", {stream}" if stream else ""
+    return {k: {"name": NULL_NAMES[k], "n_draws": n_draws, "seed": seed,
+                "rng": f"numpy default_rng([{seed}, {_KIND_CODE[k]}, draw{tail}]) for draw in 0..{n_draws - 1}"}
+            for k in kinds}
 
 
 def null_grams(grams: dict[str, np.ndarray], dims: dict[str, int], kind: str,
@@ -332,9 +343,7 @@ def null_statistics(su, n_draws: int = 200, seed: int = 0, window: int = 10, kin
         if log:
             log(f"{kind} ({NULL_NAMES[kind]}): {n_draws} draws in {time.time() - t0:.1f} s")
     return geo.jsonable({
-        "nulls": {k: {"name": NULL_NAMES[k], "n_draws": n_draws, "seed": seed,
-                      "rng": f"numpy default_rng([{seed}, {_KIND_CODE[k]}, draw]) for draw in 0..{n_draws - 1}"}
-                  for k in kinds},
+        "nulls": nulls_block(kinds, n_draws, seed),
         "level": LEVEL, "key_null": KEY_NULL, "dims": dims, "steps": su.steps, "window": window,
         "rule": f"beyond null: the key statistic lies outside the {KEY_NULL} central {LEVEL:.0%} band on the side "
                 "the paper predicts; within null otherwise",
@@ -374,13 +383,13 @@ def control_window_nulls(root, n_draws: int = 200, seed: int = 0, kinds: Sequenc
 
     from drift import checkpoint as ck
     from drift.control_tables import load_controls, standard_window, trunk_trajectory
+    from drift.params import trunk_size
     root = Path(root)
     matched_path = root / "analysis" / "sgd_matched_valloss.json"
     matched = ck.read_json(matched_path, "analysis")["results"] if matched_path.exists() else None
     rows = {}
     for name, run in load_controls(root).items():
-        m = run.config.model
-        D = m.n_layer * (4 * m.d_model ** 2 + 2 * m.d_model * m.d_ff)
+        D = trunk_size(run.config.model)
         windows = {"standard": [s for s in standard_window(run.config) if s in run.steps]}
         for row in (matched or {}).get("rows", []):
             if row["run"] == name:
@@ -402,5 +411,4 @@ def control_window_nulls(root, n_draws: int = 200, seed: int = 0, kinds: Sequenc
                 rows[name][label] = {"window_steps": steps, "note": f"not computed: {e}"}
         if log:
             log(f"{name}: {len(windows)} window(s)")
-    return {"nulls": {k: {"name": NULL_NAMES[k], "n_draws": n_draws, "seed": seed} for k in kinds},
-            "level": LEVEL, "key_null": KEY_NULL, "rows": rows}
+    return {"nulls": nulls_block(kinds, n_draws, seed), "level": LEVEL, "key_null": KEY_NULL, "rows": rows}

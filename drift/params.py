@@ -46,6 +46,11 @@ def all_scopes(n_layer: int, with_ln: bool = True) -> list[str]:
     return scopes + ([f"block{l}+ln" for l in range(n_layer)] if with_ln else [])
 
 
+def trunk_size(model) -> int:
+    """D of the trunk scope from a ModelConfig: n_layer x (qkv + out_proj + w_up + w_down)."""
+    return model.n_layer * (4 * model.d_model * model.d_model + 2 * model.d_model * model.d_ff)
+
+
 def flatten(tensors: Mapping[str, torch.Tensor], keys: list[str], dtype=torch.float32) -> torch.Tensor:
     """Concatenate tensors[k] for k in keys (already canonical) into one CPU vector."""
     return torch.cat([tensors[k].detach().reshape(-1).to("cpu", dtype) for k in keys])

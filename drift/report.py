@@ -20,6 +20,7 @@ from drift.claims import (HELD, NOT_HELD, NOT_MEASURED, Evidence, RunEvidence, b
                           finite, relative_change)
 from drift.config import PRESETS, Config, resolve
 from drift.control_tables import PAPER_BETA2, PAPER_REHEAT, PAPER_REHEAT_START, PAPER_TABLE4
+from drift.params import trunk_size
 from drift.runinfo import status_text
 
 PAPER_N_PARAMS = 51_045_888
@@ -124,17 +125,19 @@ NULL_NOTE = (r" The last column is the central 95\% band of the same statistic f
              r"independent isotropic steps with the run's own step norms; trajectory\_nulls.py), per seed.")
 
 
+def band_cell(entry: dict | None, digits: int = 3, scale: float = 1.0) -> str:
+    """'lo--hi' of the key null's band of one nulls.json entry ({"observed", "N1": band, ...}); 'n/a' if absent."""
+    from drift.nulls import KEY_NULL
+    b = (entry or {}).get(KEY_NULL) or {}
+    return f"{num(b['lo'], digits, scale)}--{num(b['hi'], digits, scale)}" if finite(b.get("lo")) else "n/a"
+
+
 def null_cell(ev: Evidence, stat: str | None, scale: float = 1.0, digits: int = 3) -> str:
     """The N1 band 'lo--hi' of one nulls.json statistic, per seed; '--' for a row with no null statistic."""
-    from drift.nulls import KEY_NULL
     if stat is None:
         return "--"
-    cells = []
-    for run in ev.runs:
-        res = run.results("nulls")
-        b = ((res or {}).get("statistics", {}).get(stat) or {}).get(KEY_NULL) or {}
-        cells.append(f"{num(b['lo'], digits, scale)}--{num(b['hi'], digits, scale)}" if finite(b.get("lo"))
-                     else "n/a")
+    cells = [band_cell(((run.results("nulls") or {}).get("statistics", {})).get(stat), digits, scale)
+             for run in ev.runs]
     return " / ".join(cells) if cells else "n/a"
 
 
@@ -144,11 +147,43 @@ CONTROL_NULL_NOTE = (r" The PC1 band is the central 95\% of the window PC1 when 
 
 def control_null_cell(ev: Evidence, run: str, window: str) -> str:
     """N1 band of a control window's PC1 (%), from <controls>/analysis/nulls.json."""
-    from drift.nulls import KEY_NULL
     res = ev.control("nulls")
     entry = ((res or {}).get("rows", {}).get(run) or {}).get(window) or {}
-    b = ((entry.get("statistics") or {}).get("pc1") or {}).get(KEY_NULL) or {}
-    return f"{num(b['lo'])}--{num(b['hi'])}" if finite(b.get("lo")) else "n/a"
+    return band_cell((entry.get("statistics") or {}).get("pc1"))
+
+
+BETA2_NULL_NOTE = (r" The $\gamma_a$ N1 band is the central 95\% of the same $\gamma_a$ when the run's updates are "
+                   r"replaced by a matched random walk with their norms (N1; trajectory\_nulls.py -{}-beta2); the "
+                   r"notes give each trend's net fall from the highest to the lowest $\beta_2$ against the N1 band "
+                   r"of the null's net fall.")
+
+
+def beta2_null_cell(ev: Evidence, run: str, stat: str) -> str:
+    """N1 band of one beta2 run's statistic, from <beta2>/analysis/nulls.json."""
+    entry = ((ev.beta2_nulls or {}).get("runs", {}).get(run) or {}).get("statistics") or {}
+    return band_cell(entry.get(stat))
+
+
+BETA2_TREND_LABELS = {"pc1_common": "PC1 over the common span (C17)", "window_pc1": "window PC1 (C14)",
+                      "early_abs_cos": "early $|C|$ (C19)"}
+
+
+def beta2_trend_notes(ev: Evidence) -> str:
+    """One sentence per compared p_probe group: each trend's observed net fall and the N1 band of the null's."""
+    res = ev.beta2_nulls
+    if res is None:
+        return esc(ev.missing_beta2_nulls()) if ev.beta2_dir is not None else ""
+    out = []
+    for group, trends in res.get("trends", {}).items():
+        cells = []
+        for stat, label in BETA2_TREND_LABELS.items():
+            e = trends.get(stat) or {"note": "absent"}
+            if "note" not in e:
+                cells.append(rf"{label}, $\beta_2$ {e['beta2'][0]:g} to {e['beta2'][1]:g}: {num(e['observed'])} "
+                             f"(N1 {band_cell(e)})")
+        if cells:
+            out.append(rf"Net falls at $p_{{probe}}$ {esc(group)}: " + "; ".join(cells) + ".")
+    return " ".join(out) or r"No $p_{probe}$ group has three or more runs: no trend null."
 
 
 def with_nulls(ev: Evidence, rows: list[list[str]], stats: Sequence, scale: float = 1.0) -> list[list[str]]:
@@ -177,19 +212,13 @@ def infer_preset(cfg: Config) -> str:
     return name if not diff else f"{name} + " + ", ".join(f"{k}={ours[k]}" for k in diff)
 
 
-def trunk_size(cfg: Config) -> int:
-    """D_trunk = n_layer x (qkv + out_proj + w_up + w_down)."""
-    m = cfg.model
-    return m.n_layer * (4 * m.d_model * m.d_model + 2 * m.d_model * m.d_ff)
-
-
 SETUP_ROWS: list[tuple[str, Callable[[Config, dict], object]]] = [
     ("layers / d_model / heads / d_ff", lambda c, i: f"{c.model.n_layer} / {c.model.d_model} / {c.model.n_head} / "
                                                      f"{c.model.d_ff}"),
     ("context length", lambda c, i: c.model.seq_len),
     ("vocabulary (tokenizer)", lambda c, i: f"{c.model.vocab_size:,} ({c.train.tokenizer})"),
     ("parameters (tied head once)", lambda c, i: f"{i['n_params']:,}" if i.get("n_params") else "n/a"),
-    ("trunk dimension D", lambda c, i: f"{trunk_size(c):,}"),
+    ("trunk dimension D", lambda c, i: f"{trunk_size(c.model):,}"),
     ("corpus (stories used)", lambda c, i: f"{c.train.data_source} ({c.train.n_train_stories:,})"),
     ("probe rate; gaps in / ood", lambda c, i: f"{c.train.p_probe:g}; {c.train.gap_in_min}-{c.train.gap_in_max} / "
                                                f"{c.train.gap_ood_min}-{c.train.gap_ood_max}"),
@@ -608,25 +637,28 @@ def beta2_table(ev: Evidence) -> str:
                r"window variant. Paper values (section 6) in grey.")
     if ev.beta2 is None:
         return not_run(label, caption, ev.missing_beta2())
-    rows = []
-    groups = beta2_groups(ev.beta2)
-    marked = any(r.get("marker") for g in groups.values() for r in g)
-    for p_probe, group in groups.items():
+    rows, marks = [], []
+    for p_probe, group in beta2_groups(ev.beta2).items():
         for r in group:
             p = PAPER_BETA2.get(round(r["beta2"], 2), {})
             ga = (r.get("gamma_a") or [{}])[0].get("gamma")
-            rows.append([f"{r['beta2']:g} ({p_probe:g})", ours_paper(r.get("pc1"), p.get("pc1")),
+            name = f"{r['beta2']:g} ({p_probe:g})"
+            if r.get("marker"):   # the status goes to the notes: a status column would push the table off the page
+                marks.append(f"{name} {esc(r['marker'])}")
+            rows.append([name + (r"$^\dagger$" if r.get("marker") else ""), ours_paper(r.get("pc1"), p.get("pc1")),
                          ours_paper(r.get("raw_pc1"), p.get("raw_pc1")), ours_paper(r.get("drift"), p.get("drift")),
                          ours_paper(r.get("best_p_ood"), p.get("best_p_ood")),
                          ours_paper(r.get("mean_abs_cos"), p.get("mean_abs_cos")),
                          ours_paper(r.get("early_abs_cos"), p.get("early_abs_cos")),
                          ours_paper(r.get("early_corr"), p.get("early_corr"), 2),
                          ours_paper(ga, PAPER_BETA2_GAMMA.get(round(r["beta2"], 2), (None,))[0], 3),
-                         ours_paper(r.get("window_pc1"), p.get("window_pc1"))] + [esc(r.get("marker") or "")] * marked)
+                         beta2_null_cell(ev, r["name"], "gamma_a"),
+                         ours_paper(r.get("window_pc1"), p.get("window_pc1"))])
     header = [r"$\beta_2$ ($p_{probe}$)", r"PC1 \%", r"raw PC1 \%", "drift", r"best $p_{ood}$", "mean $|C|$",
-              "early $|C|$", "early corr", r"$\gamma_a$ early", r"window PC1 \%"] + ["status"] * marked
-    columns = "l" * (len(header) - marked) + r">{\raggedright\arraybackslash}p{1.3cm}" * marked
-    return table(label, caption, columns, header, rows, size=r"\scriptsize\setlength{\tabcolsep}{3pt}")
+              "early $|C|$", "early corr", r"$\gamma_a$ early", rf"$\gamma_a$ {NULL_HEADER}", r"window PC1 \%"]
+    notes = ((r"$^\dagger$ " + "; ".join(marks) + ". ") if marks else "") + beta2_trend_notes(ev)
+    return table(label, caption + BETA2_NULL_NOTE, "l" * len(header), header, rows, notes=notes,
+                 size=r"\scriptsize\setlength{\tabcolsep}{3pt}")
 
 
 def _first_above(ours, paper: dict) -> str:
@@ -742,7 +774,7 @@ def macros(ev: Evidence, claim_rows: list[dict]) -> str:
     out += _macro("RunSeeds", ", ".join(str(r.config.train.seed) for r in ev.runs))
     out += _macro("RunNParams", f"{n_params:,}" if n_params else "n/a")
     out += _macro("ParamRatio", f"{PAPER_N_PARAMS / n_params:.0f}" if n_params else "n/a")
-    out += _macro("TrunkRatio", f"{trunk_size(paper) / trunk_size(run.config):.0f}")
+    out += _macro("TrunkRatio", f"{trunk_size(paper.model) / trunk_size(run.config.model):.0f}")
     out += _macro("RunSteps", f"{run.total_steps:,}") + _macro("RunSwitch", f"{run.switch_step:,}")
     corpus = {"embedded": "a synthetic story corpus embedded in the package",
               "hub": "TinyStories"}.get(run.config.train.data_source, esc(run.config.train.data_source))

@@ -24,6 +24,31 @@ def tiny_run(tmp_path_factory):
 
 
 @pytest.fixture
+def restore_torch_threads():
+    """Runs set torch's thread count for the process; give the rest of the suite back its setting."""
+    import torch
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def beta2_zero_diverges(monkeypatch):
+    """Runs with beta2 = 0 diverge at step 9 (the trainer's DivergedError), so a tiny sweep has a blow-up like the
+    paper's beta2 = 0 run. Returns the step."""
+    import drift.trainer as tr
+    original, at = tr._train_step, 9
+
+    def step_or_diverge(model, fwd, opt, ctx, step, state):
+        if ctx.cfg.train.beta2 == 0.0 and step == at:
+            raise tr.DivergedError(step, ctx.run_dir)
+        return original(model, fwd, opt, ctx, step, state)
+
+    monkeypatch.setattr(tr, "_train_step", step_or_diverge)
+    return at
+
+
+@pytest.fixture
 def tiny_run_copy(tiny_run, tmp_path):
     dst = tmp_path / "tiny_copy"
     shutil.copytree(tiny_run, dst)

@@ -17,15 +17,7 @@ from drift.trainer import LoopState, _early_stop, ckpt_schedule, eval_schedule
 PAPER_CKPTS = [1, 200, 400] + list(range(600, 2001, 50)) + list(range(2100, 4001, 100))
 # Cheaper evals, and one thread: on a shared 2-core machine two threads per run thrash far more than they help.
 SMALL = ["n_probe_eval=16", "val_batches=1", "threads=1"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_torch_threads():
-    """The runs set torch's thread count for the process; give the rest of the suite back its setting."""
-    import torch
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")   # the runs set torch's thread count
 
 
 # ------------------------------------------------------------------------------------------------- configs
@@ -193,17 +185,8 @@ def test_nesterov_rule_fires_and_mismatch_is_refused(tmp_path, capsys):
         ensure_run(control_config("tiny", 3, "C_prime", SMALL), root / "C_prime", progress=False)
 
 
-def test_beta2_sweep_records_a_divergence(tmp_path, monkeypatch):
+def test_beta2_sweep_records_a_divergence(tmp_path, beta2_zero_diverges):
     import beta2_sweep
-    import drift.trainer as tr
-    original = tr._train_step
-
-    def diverge_late(model, fwd, opt, ctx, step, state):
-        if ctx.cfg.train.beta2 == 0.0 and step == 9:
-            raise tr.DivergedError(step, ctx.run_dir)
-        return original(model, fwd, opt, ctx, step, state)
-
-    monkeypatch.setattr(tr, "_train_step", diverge_late)
     out = tmp_path / "beta2"
     assert beta2_sweep.main(["--preset", "tiny", "--seed", "3", "--out", str(out), "--beta2", "0.9", "0.0",
                              "--no-progress", "--no-figure", *SMALL]) == 0

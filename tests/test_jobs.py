@@ -101,6 +101,7 @@ def test_reproduce_targets_one_job_per_run_in_order(tmp_path):
     assert first("--only env,train,check") < first("reheat.py") < first("--only reheat")
     assert max(first(f"--runs {r}") for r in "ABC") < first("sgd_control_analysis.py")
     assert first("--beta2 0.0 --p-probe 0.20") < first("--analyze-only")
+    assert "trajectory_nulls.py" in plan[first("--analyze-only")] and "--beta2" in plan[first("--analyze-only")]
     assert sum("--train-only" in line for line in plan) == 3 + 7  # reheat runs, beta2 runs: one job each
 
 
