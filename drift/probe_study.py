@@ -123,6 +123,33 @@ def train_one(spec: StudyConfig, seed: int, root: Path, progress: bool = True) -
     return run_dir
 
 
+# Fields that change nothing a training run computes (how often and where it saves; on what it runs, which at most
+# reorders floating-point sums): a run that differs from a study config only in these trains that config.
+MECHANICAL = frozenset({"ckpt_every", "dense_ckpt", "threads", "device", "vocab_size", "cache_dir"})
+
+
+def training_fields(cfg: Config) -> dict:
+    d = cfg.to_dict()
+    return {(part, k): v for part in d for k, v in d[part].items() if k not in MECHANICAL}
+
+
+def matching_config(run_dir: Path) -> StudyConfig:
+    """The study config a run trained outside the study (e.g. a main run of the cpu preset) trains exactly: every
+    field equal to config_for(spec, seed) except the MECHANICAL ones. Raises ValueError when none matches."""
+    cfg = Config.from_dict(ck.read_json(Path(run_dir) / "run.json")["config"])
+    ours = training_fields(cfg)
+    for spec in STUDY:
+        if training_fields(config_for(spec, cfg.train.seed)) == ours:
+            return spec
+    raise ValueError(f"{run_dir} trains no config of the study (they differ in more than {', '.join(sorted(MECHANICAL))})")
+
+
+def loop_wall_s(run_dir: Path) -> float | None:
+    """Wall time of a run trained outside the study: the loop timers of its last metrics record."""
+    rows = [r for r in ck.read_metrics(run_dir) if "timers" in r]
+    return float(sum(rows[-1]["timers"].values())) if rows else None
+
+
 def read_metrics(run_dir: Path) -> dict[str, np.ndarray]:
     rows = [r for r in ck.read_metrics(run_dir) if "p_ood" in r]  # tolerates the torn last line of a live run
     return {k: np.array([r[k] for r in rows], dtype=np.float64) for k in ("step", "p_in", "p_ood", "val_loss")}
@@ -153,7 +180,8 @@ def summarize_run(run_dir: Path) -> dict:
         "significant_drops": [round(d, 4) for d in drops],
         "val_first": float(m["val_loss"][0]) if m["val_loss"].size else math.nan,
         "val_last": float(m["val_loss"][-1]) if m["val_loss"].size else math.nan,
-        "wall_s": ck.read_json(timing)["wall_s"] if timing.exists() else None,
+        "wall_s": ck.read_json(timing)["wall_s"] if timing.exists() else loop_wall_s(run_dir),
+        "path": str(run_dir),
     }
     crit = {
         "learned": out["best_p_in"] >= P_IN_LEARNED,
@@ -167,16 +195,29 @@ def summarize_run(run_dir: Path) -> dict:
     return out
 
 
-def summarize(root: Path, names: Sequence[str] | None = None) -> list[dict]:
-    """Every existing study run under root, in STUDY order; a config passes only when every seed run meets all."""
+def summarize(root: Path, names: Sequence[str] | None = None, adopted: Sequence[Path] = ()) -> list[dict]:
+    """Every existing study run under root, in STUDY order; a config passes only when every seed run meets all.
+    `adopted`: runs trained outside the study that train one of its configs exactly (matching_config), counted as
+    that config's run for their seed; a seed run twice is refused."""
+    found: dict[tuple[str, int], Path] = {}
+    for spec in STUDY:
+        for seed in SEEDS:
+            if (root / f"{spec.name}_s{seed}" / "metrics.jsonl").exists():
+                found[spec.name, seed] = root / f"{spec.name}_s{seed}"
+    for run_dir in map(Path, adopted):
+        spec = matching_config(run_dir)
+        seed = Config.from_dict(ck.read_json(run_dir / "run.json")["config"]).train.seed
+        if (spec.name, seed) in found:
+            raise ValueError(f"{spec.name} seed {seed} is already in the study ({found[spec.name, seed]}); "
+                             f"adopt {run_dir} only instead of it")
+        found[spec.name, seed] = run_dir
     rows = []
     for spec in STUDY:
         if names and spec.name not in names:
             continue
         for seed in SEEDS:
-            run_dir = root / f"{spec.name}_s{seed}"
-            if (run_dir / "metrics.jsonl").exists():
-                row = summarize_run(run_dir)
+            if (spec.name, seed) in found:
+                row = summarize_run(found[spec.name, seed])
                 row.update(config=spec.name, why=spec.why, overrides=list(spec.overrides))
                 rows.append(row)
     return rows
@@ -205,15 +246,16 @@ def table_markdown(rows: Sequence[dict]) -> str:
     for r in rows:
         crit = ", ".join(k for k, v in r["criteria"].items() if v) or "none"
         wall = f"{r['wall_s'] / 60:.1f}" if r["wall_s"] else "?"
+        seed = r["seed"] if r["run"] == f"{r['config']}_s{r['seed']}" else f"{r['seed']} (run {r['run']})"
         lines.append(
-            f"| {r['config']} | {r['seed']} | {r['status']} | {r['steps_done']}/{r['total_steps']} | {r['p_probe']} | "
+            f"| {r['config']} | {seed} | {r['status']} | {r['steps_done']}/{r['total_steps']} | {r['p_probe']} | "
             f"{r['best_p_in']:.3f} ({r['p_in_learned_step']}) | {r['best_p_ood']:.3f} @{r['best_p_ood_step']} | "
             f"{', '.join(f'{d:.2f}' for d in r['significant_drops']) or 'none'} | "
             f"{r['val_first']:.2f} -> {r['val_last']:.2f} | {wall} | {crit} | {verdicts[r['config']]} |")
     return "\n".join(lines) + "\n"
 
 
-def fig_probe_study(rows: Sequence[dict], root: Path):
+def fig_probe_study(rows: Sequence[dict]):
     """p_in and p_ood against probe sequences seen, one curve per run, the paper's seed-42 points overlaid."""
     from drift import plotting as pl
     pl.apply_style()
@@ -221,7 +263,7 @@ def fig_probe_study(rows: Sequence[dict], root: Path):
     names = list(dict.fromkeys(r["config"] for r in rows))
     colours = [f"C{i % 10}" for i in range(len(names))]
     for r in rows:
-        m = read_metrics(root / r["run"])
+        m = read_metrics(Path(r["path"]))
         x = m["step"] * r["seqs_per_step"]
         c = colours[names.index(r["config"])]
         style = "-" if r["seed"] == SEEDS[0] else "--"

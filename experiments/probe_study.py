@@ -5,6 +5,7 @@ table and the figure of p_in / p_ood against probe sequences seen, with the pape
     python -m experiments.probe_study --run p20_T2500_w150 --seeds 42 271
     python -m experiments.probe_study --run all                       # everything not finished yet
     python -m experiments.probe_study --summarize                     # table + figure from what exists
+    python -m experiments.probe_study --summarize --adopt runs/cpu_s271   # a cpu-preset main run counts as its config's
 
 Runs go to runs/probe_study/<config>_s<seed> (not committed); the table (markdown + JSON) and the figure go to
 experiments/results/ (committed). Killing it loses at most the steps since the run's last resume state.
@@ -27,6 +28,9 @@ def main(argv=None) -> int:
     parser.add_argument("--run", nargs="+", metavar="CONFIG", help="configs to train ('all' for the whole grid)")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(ps.SEEDS), help="seeds (default 42 271)")
     parser.add_argument("--summarize", action="store_true", help="write the table and the figure")
+    parser.add_argument("--adopt", nargs="+", type=Path, default=[], metavar="RUN",
+                        help="runs trained elsewhere (e.g. cpu-preset main runs) that train a study config exactly; "
+                             "the table counts each as that config's run for its seed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if not (args.list or args.run or args.summarize):
@@ -41,24 +45,24 @@ def main(argv=None) -> int:
                 run_dir = ps.train_one(spec, seed, args.root, progress=not args.no_progress)
                 print(f"{run_dir}: {ck.read_json(run_dir / 'run.json')['status']}", flush=True)
                 if args.summarize:
-                    write_results(args.root, args.out)
-    except (KeyError, ConfigError, ck.RunError) as e:
+                    write_results(args.root, args.out, args.adopt)
+    except (KeyError, ValueError, ConfigError, ck.RunError) as e:
         print(f"probe_study: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 2
     if args.summarize:
-        write_results(args.root, args.out)
+        write_results(args.root, args.out, args.adopt)
     return 0
 
 
-def write_results(root: Path, out: Path) -> None:
-    rows = ps.summarize(root)
+def write_results(root: Path, out: Path, adopt=()) -> None:
+    rows = ps.summarize(root, adopted=adopt)
     if not rows:
         print(f"probe_study: no study runs under {root} yet", file=sys.stderr)
         return
     out.mkdir(parents=True, exist_ok=True)
     ck.atomic_write_json({"runs": rows, "verdicts": ps.config_verdicts(rows)}, out / "probe_study.json")
     (out / "probe_study.md").write_text(ps.table_markdown(rows))
-    paths = pl.save_figure(ps.fig_probe_study(rows, root), out / "probe_study")
+    paths = pl.save_figure(ps.fig_probe_study(rows), out / "probe_study")
     print(f"wrote {out / 'probe_study.md'}, {out / 'probe_study.json'}, {', '.join(map(str, paths))}")
 
 

@@ -71,3 +71,42 @@ def test_tiny_study_run_trains_resumes_and_summarizes(tmp_path):
     assert (run_dir / "metrics.jsonl").read_text() == first
     row = ps.summarize_run(run_dir)
     assert row["steps_done"] == 20 and row["wall_s"] > 0 and not row["criteria"]["eval_size"]
+
+
+def _written_run(path, cfg, p_ood=(0.1, 0.5, 0.9, 0.3, 0.2)):
+    path.mkdir(parents=True)
+    (path / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "status": "finished"}))
+    (path / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": 10 * i, "p_in": 0.95, "p_ood": p, "val_loss": 5.0 - i,
+                    "timers": {"data": 1.0, "compute": 10.0 * i}}) + "\n" for i, p in enumerate(p_ood, 1)))
+    return path
+
+
+def test_a_cpu_preset_run_is_adopted_as_its_study_config(tmp_path):
+    main = _written_run(tmp_path / "cpu_s271", resolve("cpu", 271, ["threads=1"]))
+    assert ps.matching_config(main).name == "p20_T2500_w150"
+    other = _written_run(tmp_path / "lr", resolve("cpu", 271, ["lr=3e-4"]))
+    with pytest.raises(ValueError, match="trains no config of the study"):
+        ps.matching_config(other)
+    root = tmp_path / "study"
+    _written_run(root / "p20_T2500_w150_s42", ps.config_for(ps.find("p20_T2500_w150"), 42))
+    rows = ps.summarize(root, adopted=[main])
+    assert [(r["config"], r["seed"], r["run"]) for r in rows] == [("p20_T2500_w150", 42, "p20_T2500_w150_s42"),
+                                                                   ("p20_T2500_w150", 271, "cpu_s271")]
+    assert rows[1]["wall_s"] == 51.0  # the last record's loop timers (no study_time.json)
+    assert "271 (run cpu_s271)" in ps.table_markdown(rows)
+    with pytest.raises(ValueError, match="already in the study"):
+        ps.summarize(root, adopted=[_written_run(tmp_path / "cpu_s42", resolve("cpu", 42))])
+
+
+def test_checkpoint_cadence_changes_no_training_number(tmp_path):
+    """The premise of adoption: ckpt_every (MECHANICAL) leaves every logged number of a run unchanged."""
+    from drift.checkpoint import read_metrics
+    from drift.trainer import train
+
+    def logged(every):
+        run_dir = tmp_path / f"every{every}"
+        train(resolve("tiny", 5, ["total_steps=12", f"ckpt_every={every}", "eval_every=4"]), run_dir, progress=False)
+        return [{k: v for k, v in r.items() if k != "timers"} for r in read_metrics(run_dir)]
+
+    assert logged(2) == logged(12)
