@@ -70,8 +70,8 @@ pdf: figures report
 demo:
 	@$(PYTHON) -m drift.bootstrap tex
 	@$(PYTHON) -m drift.bootstrap python
-	./run_seed.sh 42 --preset cpu
-	$(MAKE) pdf PRESET=cpu SEEDS=42
+	./run_seed.sh 42 --preset $(PRESET)
+	$(MAKE) pdf PRESET=$(PRESET) SEEDS=42
 
 # ---- every experiment as its own make target, so `make -j N` runs independent ones side by side ---------------
 # One stamp per run or stage, in <run>/.stages/ (run_seed.sh's completion markers). Order: training -> analyses of
