@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -101,7 +100,7 @@ def run_status(run_dir: Path) -> str:
 
 
 def train_one(spec: StudyConfig, seed: int, root: Path, progress: bool = True) -> Path:
-    """Train (or resume, or skip) one study run; the run's wall time accumulates in study_time.json."""
+    """Train (or resume, or skip) one study run."""
     from drift.trainer import DivergedError, train
     run_dir = root / f"{spec.name}_s{seed}"
     status = run_status(run_dir)
@@ -109,17 +108,11 @@ def train_one(spec: StudyConfig, seed: int, root: Path, progress: bool = True) -
         return run_dir
     if status == "restart":  # killed before its first resume state: nothing to keep
         shutil.rmtree(run_dir)
-    timing = run_dir / "study_time.json"
-    spent = ck.read_json(timing)["wall_s"] if timing.exists() else 0.0
-    t0 = time.perf_counter()
     try:
         train(config_for(spec, seed), run_dir, resume=(status == "resumable"), progress=progress,
               argv=["probe_study", spec.name, str(seed)])
     except DivergedError:
         pass  # recorded in run.json and reported as such
-    finally:
-        if run_dir.exists():
-            ck.atomic_write_json({"wall_s": spent + time.perf_counter() - t0}, timing)
     return run_dir
 
 
@@ -145,7 +138,9 @@ def matching_config(run_dir: Path) -> StudyConfig:
 
 
 def loop_wall_s(run_dir: Path) -> float | None:
-    """Wall time of a run trained outside the study: the loop timers of its last metrics record."""
+    """The training loop's time (data, compute, eval, checkpoints) from the last metrics record: the timers travel
+    in the resume state, so a run killed and resumed across sessions still adds up (a wall clock around the
+    process does not survive a kill)."""
     rows = [r for r in ck.read_metrics(run_dir) if "timers" in r]
     return float(sum(rows[-1]["timers"].values())) if rows else None
 
@@ -166,7 +161,6 @@ def summarize_run(run_dir: Path) -> dict:
     drops = oscillation_drops(m["p_ood"], t.n_probe_eval)
     i_ood = int(np.argmax(m["p_ood"])) if m["p_ood"].size else 0
     learned_at = next((int(s) for s, p in zip(m["step"], m["p_in"]) if p >= P_IN_LEARNED), None)
-    timing = run_dir / "study_time.json"
     out = {
         "run": run_dir.name, "seed": t.seed, "status": info.get("status"), "steps_done": int(m["step"][-1]) if m["step"].size else 0,
         "total_steps": t.total_steps, "p_probe": t.p_probe, "seqs_per_step": seqs_per_step,
@@ -180,7 +174,7 @@ def summarize_run(run_dir: Path) -> dict:
         "significant_drops": [round(d, 4) for d in drops],
         "val_first": float(m["val_loss"][0]) if m["val_loss"].size else math.nan,
         "val_last": float(m["val_loss"][-1]) if m["val_loss"].size else math.nan,
-        "wall_s": ck.read_json(timing)["wall_s"] if timing.exists() else loop_wall_s(run_dir),
+        "wall_s": loop_wall_s(run_dir),
         "path": str(run_dir),
     }
     crit = {
@@ -241,7 +235,7 @@ def config_verdicts(rows: Sequence[dict]) -> dict[str, str]:
 def table_markdown(rows: Sequence[dict]) -> str:
     verdicts = config_verdicts(rows)
     head = ("| config | seed | status | steps | p_probe | best p_in (step >= 0.9) | best p_ood @step | "
-            "significant drops | val first -> last | wall min | criteria met | config verdict |")
+            "significant drops | val first -> last | loop min | criteria met | config verdict |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         crit = ", ".join(k for k, v in r["criteria"].items() if v) or "none"

@@ -93,7 +93,7 @@ def test_a_cpu_preset_run_is_adopted_as_its_study_config(tmp_path):
     rows = ps.summarize(root, adopted=[main])
     assert [(r["config"], r["seed"], r["run"]) for r in rows] == [("p20_T2500_w150", 42, "p20_T2500_w150_s42"),
                                                                    ("p20_T2500_w150", 271, "cpu_s271")]
-    assert rows[1]["wall_s"] == 51.0  # the last record's loop timers (no study_time.json)
+    assert rows[1]["wall_s"] == 51.0  # the last record's loop timers
     assert "271 (run cpu_s271)" in ps.table_markdown(rows)
     with pytest.raises(ValueError, match="already in the study"):
         ps.summarize(root, adopted=[_written_run(tmp_path / "cpu_s42", resolve("cpu", 42))])
