@@ -98,6 +98,12 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
+def config_fields(cfg: Config, ignore=frozenset()) -> dict:
+    """{(part, field): value} of every field not in `ignore`: what two configs are compared on."""
+    d = cfg.to_dict()
+    return {(part, k): v for part in d for k, v in d[part].items() if k not in ignore}
+
+
 # The previous cpu preset: 1,000 steps, warmup 15%, 256-example eval sets. The probe is never learned there (p_in 0.23
 # after 1,000 steps); kept as the probe study's base and as a quicker check of the whole pipeline.
 _CPU_SMALL = dict(

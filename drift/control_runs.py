@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 from drift import checkpoint as ck
-from drift.config import Config, apply_overrides, resolve, validate
+from drift.config import Config, apply_overrides, config_fields, resolve, validate
 
 PAPER_MAIN_STEPS = 10_000
 PAPER_VOCAB = 50_257
@@ -152,11 +152,6 @@ def reheat_run_name(lr: float) -> str:
 _NOT_COMPARED = {"vocab_size", "threads", "device"}  # set at build time or purely mechanical
 
 
-def _comparable(cfg: Config) -> dict:
-    d = cfg.to_dict()
-    return {part: {k: v for k, v in d[part].items() if k not in _NOT_COMPARED} for part in d}
-
-
 def run_summary(run_dir) -> dict:
     """Status of a run directory from run.json: status, diverged step, wall time (sum of the loop's timers)."""
     info = ck.read_json(Path(run_dir) / "run.json")
@@ -201,7 +196,7 @@ def _plan_run(cfg: Config, run_dir: Path) -> tuple[str, dict | None]:
         return "trained", None
     info = ck.read_json(run_dir / "run.json")
     saved = Config.from_dict(info["config"])
-    if _comparable(saved) != _comparable(cfg):
+    if config_fields(saved, _NOT_COMPARED) != config_fields(cfg, _NOT_COMPARED):
         raise ck.RunError(f"{run_dir} holds a run with a different config; choose another --out or delete it")
     if info.get("status") in ("finished", "early_stopped", "diverged"):  # killed, interrupted or failed: continue it
         return "skipped", None

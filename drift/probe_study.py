@@ -29,7 +29,7 @@ import numpy as np
 
 from drift import checkpoint as ck
 from drift.claims import oscillation_drops, val_falls
-from drift.config import Config, resolve
+from drift.config import Config, config_fields, resolve
 from drift.geometry import find_peaks_troughs
 
 # The paper's seed-42 probe time series (authors' published metrics; p_probe 0.10, 128 sequences per step).
@@ -121,19 +121,15 @@ def train_one(spec: StudyConfig, seed: int, root: Path, progress: bool = True) -
 MECHANICAL = frozenset({"ckpt_every", "dense_ckpt", "threads", "device", "vocab_size", "cache_dir"})
 
 
-def training_fields(cfg: Config) -> dict:
-    d = cfg.to_dict()
-    return {(part, k): v for part in d for k, v in d[part].items() if k not in MECHANICAL}
-
-
-def matching_config(run_dir: Path) -> StudyConfig:
-    """The study config a run trained outside the study (e.g. a main run of the cpu preset) trains exactly: every
-    field equal to config_for(spec, seed) except the MECHANICAL ones. Raises ValueError when none matches."""
+def matching_config(run_dir: Path) -> tuple[StudyConfig, int]:
+    """(study config, seed) of a run trained outside the study (e.g. a main run of the cpu preset) that trains that
+    config exactly: every field equal to config_for(spec, seed) except the MECHANICAL ones. Raises ValueError when
+    none matches."""
     cfg = Config.from_dict(ck.read_json(Path(run_dir) / "run.json")["config"])
-    ours = training_fields(cfg)
+    ours = config_fields(cfg, MECHANICAL)
     for spec in STUDY:
-        if training_fields(config_for(spec, cfg.train.seed)) == ours:
-            return spec
+        if config_fields(config_for(spec, cfg.train.seed), MECHANICAL) == ours:
+            return spec, cfg.train.seed
     raise ValueError(f"{run_dir} trains no config of the study (they differ in more than {', '.join(sorted(MECHANICAL))})")
 
 
@@ -199,8 +195,7 @@ def summarize(root: Path, names: Sequence[str] | None = None, adopted: Sequence[
             if (root / f"{spec.name}_s{seed}" / "metrics.jsonl").exists():
                 found[spec.name, seed] = root / f"{spec.name}_s{seed}"
     for run_dir in map(Path, adopted):
-        spec = matching_config(run_dir)
-        seed = Config.from_dict(ck.read_json(run_dir / "run.json")["config"]).train.seed
+        spec, seed = matching_config(run_dir)
         if (spec.name, seed) in found:
             raise ValueError(f"{spec.name} seed {seed} is already in the study ({found[spec.name, seed]}); "
                              f"adopt {run_dir} only instead of it")

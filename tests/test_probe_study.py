@@ -84,7 +84,7 @@ def _written_run(path, cfg, p_ood=(0.1, 0.5, 0.9, 0.3, 0.2)):
 
 def test_a_cpu_preset_run_is_adopted_as_its_study_config(tmp_path):
     main = _written_run(tmp_path / "cpu_s271", resolve("cpu", 271, ["threads=1"]))
-    assert ps.matching_config(main).name == "p20_T2500_w150"
+    assert ps.matching_config(main) == (ps.find("p20_T2500_w150"), 271)
     other = _written_run(tmp_path / "lr", resolve("cpu", 271, ["lr=3e-4"]))
     with pytest.raises(ValueError, match="trains no config of the study"):
         ps.matching_config(other)
