@@ -73,6 +73,10 @@ STUDY: tuple[StudyConfig, ...] = (
     StudyConfig("p20_T2500_cw256", _run(2500, 0.2, warmup=150, n_codewords=256), "256 codewords"),
     StudyConfig("p20_T2500_b32", _run(2500, 0.2, warmup=150, grad_accum=1), "half the batch"),
     StudyConfig("p20_T2500_d192", _run(2500, 0.2, warmup=150, d_model=192, n_head=6, d_ff=768), "a wider model"),
+    # Half the run: `make reproduce` costs about 7.4 main-run lengths in steps, so its 2-hour budget on two cores
+    # (0.78 s per step here) allows a main run of about 1,250 steps.
+    StudyConfig("p20_T1250_w150", _run(1250, 0.2, warmup=150), "half the run (the reproduce budget)"),
+    StudyConfig("p40_T1250_w150", _run(1250, 0.4, warmup=150), "half the run, twice the probe share"),
 )
 SEEDS = (42, 271)
 
@@ -99,8 +103,9 @@ def run_status(run_dir: Path) -> str:
     return "resumable" if (run_dir / "resume.pt").exists() else "restart"
 
 
-def train_one(spec: StudyConfig, seed: int, root: Path, progress: bool = True) -> Path:
-    """Train (or resume, or skip) one study run."""
+def train_one(spec: StudyConfig, seed: int, root: Path, progress: bool = True, threads: int | None = None) -> Path:
+    """Train (or resume, or skip) one study run. `threads` overrides the config's (a MECHANICAL field: it changes
+    the speed, not what is computed beyond the order of floating-point sums)."""
     from drift.trainer import DivergedError, train
     run_dir = root / f"{spec.name}_s{seed}"
     status = run_status(run_dir)
@@ -109,7 +114,10 @@ def train_one(spec: StudyConfig, seed: int, root: Path, progress: bool = True) -
     if status == "restart":  # killed before its first resume state: nothing to keep
         shutil.rmtree(run_dir)
     try:
-        train(config_for(spec, seed), run_dir, resume=(status == "resumable"), progress=progress,
+        cfg = config_for(spec, seed)
+        if threads is not None:
+            cfg.train.threads = threads
+        train(cfg, run_dir, resume=(status == "resumable"), progress=progress,
               argv=["probe_study", spec.name, str(seed)])
     except DivergedError:
         pass  # recorded in run.json and reported as such
@@ -172,6 +180,8 @@ def summarize_run(run_dir: Path) -> dict:
         "val_last": float(m["val_loss"][-1]) if m["val_loss"].size else math.nan,
         "wall_s": loop_wall_s(run_dir),
         "path": str(run_dir),
+        # the curves themselves, so the table and the figure survive the run directory (runs are not committed)
+        "curve": {k: [round(float(v), 4) for v in m[k]] for k in ("step", "p_in", "p_ood", "val_loss")},
     }
     crit = {
         "learned": out["best_p_in"] >= P_IN_LEARNED,
@@ -210,6 +220,27 @@ def summarize(root: Path, names: Sequence[str] | None = None, adopted: Sequence[
                 row.update(config=spec.name, why=spec.why, overrides=list(spec.overrides))
                 rows.append(row)
     return rows
+
+
+def merge_recorded(rows: Sequence[dict], recorded: Sequence[dict]) -> list[dict]:
+    """`rows` (summarized from runs on disk) plus the `recorded` rows (an earlier results JSON) of every
+    (config, seed) not on disk any more, in STUDY order: a study spread over machines whose run directories do not
+    all survive still shows every run it made. A recorded row of a config no longer in STUDY is dropped."""
+    have = {(r["config"], r["seed"]) for r in rows}
+    kept = [r for r in recorded if (r["config"], r["seed"]) not in have]
+    order = {spec.name: i for i, spec in enumerate(STUDY)}
+    merged = [r for r in [*rows, *kept] if r["config"] in order]
+    return sorted(merged, key=lambda r: (order[r["config"]], SEEDS.index(r["seed"]) if r["seed"] in SEEDS else 99))
+
+
+def row_curve(row: dict) -> dict[str, np.ndarray] | None:
+    """A row's probe curves: from the row itself, else from its run directory, else None (recorded before rows
+    carried their curves, and the run is gone)."""
+    if "curve" in row:
+        return {k: np.asarray(v, dtype=np.float64) for k, v in row["curve"].items()}
+    if (Path(row["path"]) / "metrics.jsonl").exists():
+        return read_metrics(Path(row["path"]))
+    return None
 
 
 def config_verdicts(rows: Sequence[dict]) -> dict[str, str]:
@@ -251,8 +282,12 @@ def fig_probe_study(rows: Sequence[dict]):
     fig, (ax_in, ax_ood) = pl.new_figure(2, 1, sharex=True, height=5.0)
     names = list(dict.fromkeys(r["config"] for r in rows))
     colours = [f"C{i % 10}" for i in range(len(names))]
+    no_curve = []
     for r in rows:
-        m = read_metrics(Path(r["path"]))
+        m = row_curve(r)
+        if m is None:
+            no_curve.append(f"{r['config']} s{r['seed']}")
+            continue
         x = m["step"] * r["seqs_per_step"]
         c = colours[names.index(r["config"])]
         style = "-" if r["seed"] == SEEDS[0] else "--"
@@ -268,4 +303,6 @@ def fig_probe_study(rows: Sequence[dict]):
     ax_ood.set_xscale("log")
     ax_ood.set_xlim(left=100)  # nothing is learned before a few thousand probe sequences
     ax_in.legend(fontsize=5, ncol=2)
+    if no_curve:  # recorded before rows carried their curves; the table still has their numbers
+        ax_ood.text(0.01, 0.02, "curves not stored: " + ", ".join(no_curve), transform=ax_ood.transAxes, fontsize=5)
     return fig

@@ -9,6 +9,8 @@ table and the figure of p_in / p_ood against probe sequences seen, with the pape
 
 Runs go to runs/probe_study/<config>_s<seed> (not committed); the table (markdown + JSON) and the figure go to
 experiments/results/ (committed). Killing it loses at most the steps since the run's last resume state.
+The table is cumulative: --summarize keeps every row of the committed JSON whose run is no longer on disk (each row
+carries its probe curves), so a study spread over machines whose runs/ does not survive loses nothing.
 """
 import argparse
 import sys
@@ -31,6 +33,9 @@ def main(argv=None) -> int:
     parser.add_argument("--adopt", nargs="+", type=Path, default=[], metavar="RUN",
                         help="runs trained elsewhere (e.g. cpu-preset main runs) that train a study config exactly; "
                              "the table counts each as that config's run for its seed")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per run (default: the config's, 1, so a study can share the machine; "
+                             "2 on an otherwise idle 2-core machine is about 1.8x faster)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if not (args.list or args.run or args.summarize):
@@ -42,7 +47,8 @@ def main(argv=None) -> int:
         specs = ps.STUDY if args.run == ["all"] else [ps.find(n) for n in args.run or []]
         for spec in specs:
             for seed in args.seeds:
-                run_dir = ps.train_one(spec, seed, args.root, progress=not args.no_progress)
+                run_dir = ps.train_one(spec, seed, args.root, progress=not args.no_progress,
+                                       threads=args.threads)
                 print(f"{run_dir}: {ck.read_json(run_dir / 'run.json')['status']}", flush=True)
                 if args.summarize:
                     write_results(args.root, args.out, args.adopt)
@@ -55,7 +61,8 @@ def main(argv=None) -> int:
 
 
 def write_results(root: Path, out: Path, adopt=()) -> None:
-    rows = ps.summarize(root, adopted=adopt)
+    recorded = ck.read_json(out / "probe_study.json")["runs"] if (out / "probe_study.json").exists() else []
+    rows = ps.merge_recorded(ps.summarize(root, adopted=adopt), recorded)
     if not rows:
         print(f"probe_study: no study runs under {root} yet", file=sys.stderr)
         return

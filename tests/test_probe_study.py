@@ -110,3 +110,22 @@ def test_checkpoint_cadence_changes_no_training_number(tmp_path):
         return [{k: v for k, v in r.items() if k != "timers"} for r in read_metrics(run_dir)]
 
     assert logged(2) == logged(12)
+
+
+def test_rows_carry_their_curves_and_recorded_rows_survive_their_runs(tmp_path):
+    live = ps.summarize_run(_fake_run(tmp_path / "a", RISING_IN, [0.1, 0.3, 0.8, 0.5, 0.45, 0.7, 0.3, 0.2],
+                                      FALLING_VAL))
+    assert live["curve"]["p_ood"][2] == 0.8 and live["curve"]["step"][-1] == 80
+    live.update(config="p20_T1250_w150", seed=42)
+    # an earlier results file: the same config and seed (superseded by the run on disk), another seed (kept),
+    # a config no longer in the grid (dropped)
+    recorded = [dict(live, best_p_ood=0.1), dict(live, seed=271), dict(live, config="gone")]
+    merged = ps.merge_recorded([live], recorded)
+    assert [(r["config"], r["seed"], r["best_p_ood"]) for r in merged] == \
+        [("p20_T1250_w150", 42, 0.8), ("p20_T1250_w150", 271, 0.8)]
+    np.testing.assert_array_equal(ps.row_curve(dict(live, path=str(tmp_path / "deleted")))["p_ood"],
+                                  live["curve"]["p_ood"])
+    old = {k: v for k, v in live.items() if k != "curve"}
+    assert ps.row_curve(dict(old, path=str(tmp_path / "deleted"))) is None
+    fig = ps.fig_probe_study([live, dict(old, seed=271, path=str(tmp_path / "deleted"))])
+    assert any("curves not stored: p20_T1250_w150 s271" in t.get_text() for ax in fig.axes for t in ax.texts)
