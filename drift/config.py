@@ -118,11 +118,11 @@ _CPU_SMALL = dict(
 PRESETS: dict[str, dict] = {
     # PROTOCOL section 3 exactly.
     "paper": {},
-    # The laptop-scale regime where the key-retrieval probe is learned: config p20_T2500_w150 of the probe study
-    # (drift/probe_study.py), i.e. cpu_small run for 2,500 steps with p_probe 0.20, its 150-step warmup kept (6% of
+    # The laptop-scale regime where the key-retrieval probe is learned: config p40_T1250_w150 of the probe study
+    # (drift/probe_study.py), i.e. cpu_small run for 1,250 steps with p_probe 0.40, its 150-step warmup kept (12% of
     # the run), the switch at 40%, 51 checkpoints and 1,024-example eval sets (binomial std of p_ood at 0.5: 0.016).
-    "cpu": {**_CPU_SMALL, **dict(total_steps=2500, lambda_switch_step=1000, p_probe=0.2, n_probe_eval=1024,
-                                 eval_every=50, ckpt_every=50)},
+    "cpu": {**_CPU_SMALL, **dict(total_steps=1250, lambda_switch_step=500, p_probe=0.4, n_probe_eval=1024,
+                                 eval_every=25, ckpt_every=25)},
     "cpu_small": _CPU_SMALL,
     # Seconds: for tests and smoke runs.
     "tiny": dict(

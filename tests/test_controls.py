@@ -79,13 +79,14 @@ def test_beta2_and_reheat_configs():
     assert (c.warmup_steps, c.total_steps, c.eval_every) == (20, 200, 10)
 
 
-def test_cpu_controls_scale_by_a_quarter():
+def test_cpu_controls_scale_by_an_eighth():
     cfg = control_config("cpu", 42, "A").train
-    assert Scale.of_main(resolve("cpu", 42)).factor == 0.25 == Scale.of_control(control_config("cpu", 42, "A")).factor
-    assert (cfg.total_steps, cfg.schedule_steps, cfg.dense_ckpt) == (1000, 1000, "150:500:13,500:1000:25")
-    assert control_config("cpu", 42, "C_prime").train.total_steps == 500
+    assert Scale.of_main(resolve("cpu", 42)).factor == 0.125 == Scale.of_control(control_config("cpu", 42, "A")).factor
+    # paper windows 600:2000 every 50 and 2000:4000 every 100, times 1/8 (half-way values round up)
+    assert (cfg.total_steps, cfg.schedule_steps, cfg.dense_ckpt) == (500, 500, "75:250:6,250:500:13")
+    assert control_config("cpu", 42, "C_prime").train.total_steps == 250
     r = reheat_config(resolve("cpu", 42), 1e-3).train
-    assert (r.warmup_steps, r.total_steps, r.eval_every, r.ckpt_every) == (50, 500, 25, 25)
+    assert (r.warmup_steps, r.total_steps, r.eval_every, r.ckpt_every) == (25, 250, 13, 13)
 
 
 # ------------------------------------------------------------------------------------------------- pure rules
