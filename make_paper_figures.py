@@ -87,6 +87,13 @@ def main(argv=None) -> int:
     except (RunError, ConfigError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    # A skipped figure's file from an earlier build would show other runs' results beside these (the report
+    # includes any figure file it finds), so it is removed.
+    for key in (k for k in (args.only or FIGURES) if k not in draw):
+        for stale in (Path(args.out) / f"{FIGURES[key].name}{ext}" for ext in (".pdf", ".png")):
+            if stale.exists():
+                stale.unlink()
+                notes.append(f"removed {stale} (from an earlier build; its input is absent now)")
     for note in notes:
         print(f"{PROG}: note: {note}")
     print(f"{PROG}: wrote {len(written)} files to {args.out} "

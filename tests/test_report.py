@@ -305,8 +305,12 @@ def test_pipeline_on_the_tiny_run(tiny_run_copy, tmp_path, capsys):
     import make_report
     analyse(tiny_run_copy)
     figs = tmp_path / "figures"
+    figs.mkdir()
+    for ext in (".pdf", ".png"):  # an earlier build's reheating figure, from runs that are not these
+        (figs / f"fig4_reheat{ext}").write_bytes(b"stale")
     assert make_paper_figures.main(["--runs", str(tiny_run_copy), "--out", str(figs)]) == 0
     out = capsys.readouterr().out
+    assert not list(figs.glob("fig4_reheat.*")) and "removed" in out
     for name in ("fig1_backbone_residual", "fig2_alignment", "fig3_fisher"):
         for ext in (".pdf", ".png"):
             assert (figs / f"{name}{ext}").stat().st_size > 1000
