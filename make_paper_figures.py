@@ -30,7 +30,7 @@ from drift.checkpoint import RunError
 from drift.claims import Evidence, default_inputs, load_evidence
 from drift.config import ConfigError
 from drift.figures import FIGURES, missing_inputs
-from drift.plotting import save_figure
+from drift.plotting import figure_paths, save_figure
 
 PROG = "make_paper_figures.py"
 
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     # A skipped figure's file from an earlier build would show other runs' results beside these (the report
     # includes any figure file it finds), so it is removed.
     for key in (k for k in (args.only or FIGURES) if k not in draw):
-        for stale in (Path(args.out) / f"{FIGURES[key].name}{ext}" for ext in (".pdf", ".png")):
+        for stale in figure_paths(Path(args.out) / FIGURES[key].name):
             if stale.exists():
                 stale.unlink()
                 notes.append(f"removed {stale} (from an earlier build; its input is absent now)")

@@ -71,11 +71,16 @@ def new_figure(nrows: int = 1, ncols: int = 1, width: float = SINGLE_WIDTH, heig
     return fig, fig.subplots(nrows, ncols, **subplot_kw)
 
 
-def save_figure(fig: Figure, path_stem) -> list[Path]:
-    """Write `path_stem`.pdf and `path_stem`.png (parent directories created); returns both paths."""
+def figure_paths(path_stem) -> list[Path]:
+    """The files a figure is saved as: `path_stem`.pdf and `path_stem`.png."""
     stem = Path(path_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_name(stem.name + ".pdf"), stem.with_name(stem.name + ".png")]
+    return [stem.with_name(stem.name + ".pdf"), stem.with_name(stem.name + ".png")]
+
+
+def save_figure(fig: Figure, path_stem) -> list[Path]:
+    """Write figure_paths(path_stem) (parent directories created); returns both paths."""
+    paths = figure_paths(path_stem)
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
     for path in paths:
         fig.savefig(path)
     return paths
