@@ -83,15 +83,15 @@ JOB_THREADS ?=
 SLOT = $(PYTHON) -m drift.jobs slot --lock-dir $(ROOT)/.slots $(if $(GPUS),--gpus $(GPUS)) \
 	$(if $(JOB_THREADS),--threads $(JOB_THREADS))
 CONTROL_RUNS := A B C C_prime
-# The paper's E3: five beta2 at p_probe 0.10, and 0.95 / 0.0 again at 0.20 (named explicitly, since the cpu preset's
-# own p_probe is 0.20 and the paper preset's 0.10).
+# PROTOCOL E3: five beta2 at the main run's p_probe (a controlled comparison with run A; 0.10 on the paper preset, 0.40
+# on cpu, where the probe is learned), and 0.95 / 0.0 again at 0.20 (the p_probe the paper's sweep most likely used).
 BETA2_VALUES ?= 0.99 0.95 0.9 0.8 0.0
 BETA2_P20 ?= 0.95 0.0
 REHEAT_LRS := 1e-3 6e-4 3e-4
 # reheat.py's defaults: the per-seed reheat table (run_seed.sh stage "reheat") covers exactly these
 MAIN_DIRS = $(foreach s,$(SEEDS),$(ROOT)/$(PRESET)_s$(s))
 STAMP_TRAIN = $(foreach d,$(MAIN_DIRS),$(d)/.stages/check.done) $(foreach r,$(CONTROL_RUNS),$(CONTROLS)/.stages/$(r).done) \
-	$(foreach b,$(BETA2_VALUES),$(BETA2)/.stages/b$(b)_p0.10.done) $(foreach b,$(BETA2_P20),$(BETA2)/.stages/b$(b)_p0.20.done)
+	$(foreach b,$(BETA2_VALUES),$(BETA2)/.stages/b$(b).done) $(foreach b,$(BETA2_P20),$(BETA2)/.stages/b$(b)_p0.20.done)
 STAMP_REHEAT = $(foreach d,$(MAIN_DIRS),$(foreach lr,$(REHEAT_LRS),$(d)/.stages/reheat_lr$(lr).done))
 STAMP_FINAL = $(foreach d,$(MAIN_DIRS),$(d)/.stages/figures.done) $(CONTROLS)/.stages/analysis.done \
 	$(BETA2)/.stages/table.done
@@ -113,16 +113,16 @@ $(ROOT)/$(PRESET)_s$(1)/.stages/reheat_lr$(2).done: $(ROOT)/$(PRESET)_s$(1)/.sta
 	$$(SLOT) --log $$(@D)/reheat_lr$(2).log -- $(PYTHON) reheat.py $(ROOT)/$(PRESET)_s$(1) --lrs $(2) --train-only --no-progress
 	touch $$@
 endef
-define BETA2_RUN  # $(1) = beta2, $(2) = p_probe, $(3) = stamp suffix
-$(BETA2)/.stages/b$(1)$(3).done:
-	$$(SLOT) --log $$(@D)/b$(1)$(3).log -- $(PYTHON) beta2_sweep.py --preset $(PRESET) --seed 42 --out $(BETA2) \
-		--beta2 $(1) --p-probe $(2) --train-only --no-progress
+define BETA2_RUN  # $(1) = beta2, $(2) = stamp suffix (= the run's name suffix), $(3) = extra arguments
+$(BETA2)/.stages/b$(1)$(2).done:
+	$$(SLOT) --log $$(@D)/b$(1)$(2).log -- $(PYTHON) beta2_sweep.py --preset $(PRESET) --seed 42 --out $(BETA2) \
+		--beta2 $(1) $(3) --train-only --no-progress
 	touch $$@
 endef
 $(foreach s,$(SEEDS),$(eval $(call MAIN_RUN,$(s))))
 $(foreach s,$(SEEDS),$(foreach lr,$(REHEAT_LRS),$(eval $(call REHEAT_RUN,$(s),$(lr)))))
-$(foreach b,$(BETA2_VALUES),$(eval $(call BETA2_RUN,$(b),0.10,_p0.10)))
-$(foreach b,$(BETA2_P20),$(eval $(call BETA2_RUN,$(b),0.20,_p0.20)))
+$(foreach b,$(BETA2_VALUES),$(eval $(call BETA2_RUN,$(b),,)))
+$(foreach b,$(BETA2_P20),$(eval $(call BETA2_RUN,$(b),_p0.20,--p-probe 0.20)))
 
 $(CONTROLS)/.stages/C_prime.done:
 	$(SLOT) --log $(@D)/C_prime.log -- $(PYTHON) sgd_nesterov_run.py --preset $(PRESET) --seed 42 --out $(CONTROLS) --no-progress
@@ -133,7 +133,7 @@ $(CONTROLS)/.stages/%.done:
 $(CONTROLS)/.stages/analysis.done: $(foreach r,$(CONTROL_RUNS),$(CONTROLS)/.stages/$(r).done)
 	$(SLOT) --log $(@D)/analysis.log -- sh -c '$(PYTHON) sgd_control_analysis.py $(CONTROLS) && $(PYTHON) sgd_matched_valloss.py $(CONTROLS) && $(PYTHON) trajectory_nulls.py $(CONTROLS) --controls'
 	touch $@
-$(BETA2)/.stages/table.done: $(foreach b,$(BETA2_VALUES),$(BETA2)/.stages/b$(b)_p0.10.done) \
+$(BETA2)/.stages/table.done: $(foreach b,$(BETA2_VALUES),$(BETA2)/.stages/b$(b).done) \
 		$(foreach b,$(BETA2_P20),$(BETA2)/.stages/b$(b)_p0.20.done)
 	$(SLOT) --log $(@D)/table.log -- sh -c '$(PYTHON) beta2_sweep.py --seed 42 --out $(BETA2) --analyze-only && $(PYTHON) trajectory_nulls.py $(BETA2) --beta2'
 	touch $@

@@ -103,6 +103,10 @@ def test_reproduce_targets_one_job_per_run_in_order(tmp_path):
     assert first("--beta2 0.0 --p-probe 0.20") < first("--analyze-only")
     assert "trajectory_nulls.py" in plan[first("--analyze-only")] and "--beta2" in plan[first("--analyze-only")]
     assert sum("--train-only" in line for line in plan) == 3 + 7  # reheat runs, beta2 runs: one job each
+    # the five-value sweep runs at the preset's own p_probe (named b<beta2>), the pair again at 0.20
+    sweep = [line for line in plan if "beta2_sweep.py" in line and "--train-only" in line]
+    assert sum("--p-probe" not in line for line in sweep) == 5
+    assert sorted(line.split("--beta2 ")[1].split()[0] for line in sweep if "--p-probe 0.20" in line) == ["0.0", "0.95"]
 
 
 def test_slurm_task_picks_its_line(tmp_path):
