@@ -66,21 +66,29 @@ PAPER_REHEAT_START = 0.16
 
 def match_val_loss(metrics: list[dict], target: float, rel_tol: float = 0.02,
                    ckpt_steps: Sequence[int] | None = None) -> dict:
-    """The eval step whose val loss is closest to `target` (ties: the earlier step), restricted to steps with a
-    checkpoint when `ckpt_steps` is given; whether it lies within rel_tol * |target|; and the first pair of
-    consecutive evals that brackets the target (where the curve crosses it between two evals)."""
+    """The matched-loss step: the first eval within rel_tol * |target| (the moment the run reaches the matched
+    loss), or, when no eval is that close, the eval closest to `target` (ties: the earlier step); restricted to
+    steps with a checkpoint when `ckpt_steps` is given. Also the closest eval itself, every step within tolerance,
+    and the first pair of consecutive evals that brackets the target (where the curve crosses it).
+
+    Why the first step within tolerance and not the closest: the default target is run C's own final loss, so the
+    closest eval of C is always its last one, where no window can be centred. The paper centres SGD+momentum's
+    windows on step 2200 of a run whose loss has flattened near its final value by then, i.e. on where it first
+    reaches the matched loss."""
     have = None if ckpt_steps is None else set(int(s) for s in ckpt_steps)
     evals = [(int(r["step"]), float(r["val_loss"])) for r in metrics
              if "val_loss" in r and r["val_loss"] is not None and math.isfinite(r["val_loss"])
              and (have is None or int(r["step"]) in have)]
     tol = rel_tol * abs(target)
     out = {"target": target, "rel_tol": rel_tol, "tolerance": tol, "step": None, "val_loss": None, "gap": None,
-           "within_tol": False, "steps_within_tol": [], "crossing": None}
+           "within_tol": False, "steps_within_tol": [], "closest_step": None, "crossing": None}
     if not evals:
         return out
-    step, val = min(evals, key=lambda e: (abs(e[1] - target), e[0]))
-    out.update(step=step, val_loss=val, gap=val - target, within_tol=abs(val - target) <= tol,
-               steps_within_tol=[s for s, v in evals if abs(v - target) <= tol])
+    closest = min(evals, key=lambda e: (abs(e[1] - target), e[0]))
+    within = [(s, v) for s, v in evals if abs(v - target) <= tol]
+    step, val = within[0] if within else closest
+    out.update(step=step, val_loss=val, gap=val - target, within_tol=bool(within),
+               steps_within_tol=[s for s, _ in within], closest_step=closest[0])
     for (s0, v0), (s1, v1) in zip(evals[:-1], evals[1:]):
         if (v0 - target) * (v1 - target) <= 0 and v0 != v1:
             out["crossing"] = [s0, s1]
