@@ -212,8 +212,14 @@ def fig_reheat(ev: Evidence):
 def fig_beta2(ev: Evidence):
     """PC1 (row-normalized and raw), best p_ood and early |C| against beta2 per p_probe; p_ood curves."""
     fig, (ax_g, ax_p, ax_c) = pl.new_figure(1, 3, width=pl.DOUBLE_WIDTH, height=2.4)
-    for (p, rows), ls in zip(beta2_groups(ev.beta2).items(), P_PROBE_STYLES):
-        x = [f"{r['beta2']:g}" for r in rows]
+    groups = beta2_groups(ev.beta2)
+    # one shared beta2 axis, decreasing left to right, so groups with different beta2 values line up (string
+    # categories would be ordered by first appearance); one colour per beta2 value across groups
+    values = sorted({r["beta2"] for rows in groups.values() for r in rows}, reverse=True)
+    pos = {b: i for i, b in enumerate(values)}
+    colors = dict(zip(values, LR_COLORS + [pl.PALETTE["residual"], "0.3", "0.6"]))
+    for (p, rows), ls in zip(groups.items(), P_PROBE_STYLES):
+        x = [pos[r["beta2"]] for r in rows]
         tag = f" (p_probe {p:g})"
         ax_g.plot(x, pl.as_array([r.get("pc1") for r in rows]), ls=ls, marker="o", color=pl.PALETTE["backbone"],
                   label="row-norm PC1" + tag)
@@ -223,12 +229,15 @@ def fig_beta2(ev: Evidence):
                   color=pl.PALETTE["residual"], label="best $p_{ood}$" + tag)
         ax_p.plot(x, pl.as_array([r.get("early_abs_cos") for r in rows]), ls=ls, marker="D",
                   color=pl.PALETTE["early"], label="early |C|" + tag)
-        for r, color in zip(rows, LR_COLORS + ["0.3"]):
+        for r in rows:
             c = r["curves"]
-            ax_c.plot(c["step"], c["p_ood"], ls=ls, color=color, label=f"beta2 {r['beta2']:g}" + tag * (ls != "-"))
+            ax_c.plot(c["step"], c["p_ood"], ls=ls, color=colors.get(r["beta2"], "k"),
+                      label=f"beta2 {r['beta2']:g}" + tag)
+    for ax in (ax_g, ax_p):
+        ax.set_xticks(range(len(values)), [f"{b:g}" for b in values])
     ax_g.set(xlabel=r"$\beta_2$", ylabel="PC1 (%)")
     ax_p.set(xlabel=r"$\beta_2$", ylabel="value", ylim=(-0.02, 1.02))
-    top = p_ood_upper([r["curves"]["p_ood"] for g in beta2_groups(ev.beta2).values() for r in g])
+    top = p_ood_upper([r["curves"]["p_ood"] for g in groups.values() for r in g])
     ax_c.set(xlabel="step", ylabel=r"$p_{ood}$", ylim=(-0.01, top))
     for ax in (ax_g, ax_p, ax_c):
         ax.legend(fontsize=5.5)

@@ -82,7 +82,8 @@ def save_figure(fig: Figure, path_stem) -> list[Path]:
     paths = figure_paths(path_stem)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     for path in paths:
-        fig.savefig(path)
+        # no creation date in the PDF: regenerating an unchanged figure leaves the committed file unchanged
+        fig.savefig(path, metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
     return paths
 
 

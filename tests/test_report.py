@@ -282,6 +282,17 @@ def test_optional_figures_draw_from_crafted_json():
     assert len(stars) == 3  # one peak per reheating LR
 
 
+
+def test_beta2_figure_shares_one_decreasing_beta2_axis_across_p_probe_groups():
+    from drift.figures import FIGURES
+    ev = crafted_evidence(True)
+    pair = [dict(r, p_probe=0.05, name=r["name"] + "_p0.05") for r in ev.beta2["rows"] if r["beta2"] in (0.95, 0.0)]
+    ev.beta2["rows"] = pair + ev.beta2["rows"]            # the pair first, as its runs sort before the sweep
+    ax_g = FIGURES["beta2"].draw(ev).axes[0]
+    assert [t.get_text() for t in ax_g.get_xticklabels()] == ["0.99", "0.95", "0.9", "0.8", "0"]
+    pair_pc1 = next(l for l in ax_g.get_lines() if l.get_label() == "row-norm PC1 (p_probe 0.05)")
+    assert list(pair_pc1.get_xdata()) == [1, 4]               # 0.95 and 0 sit where the full sweep puts them
+
 # ---------------------------------------------------------------------------------------------------------------
 # End to end on a copy of the tiny run
 # ---------------------------------------------------------------------------------------------------------------
