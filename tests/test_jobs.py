@@ -111,12 +111,13 @@ def test_reproduce_targets_one_job_per_run_in_order(tmp_path):
 
 def test_slurm_task_picks_its_line(tmp_path):
     targets = tmp_path / "targets.txt"
-    targets.write_text("runs/paper_s42/.stages/check.done\nruns/ctrl_s42/.stages/B.done\n")
-    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "1", "MAKE_FLAGS": "-n", "PRESET": "paper"}
+    root = tmp_path / "runs"  # not the checkout's runs/, where a finished control would leave make nothing to do
+    targets.write_text(f"{root}/paper_s42/.stages/check.done\n{root}/ctrl_s42/.stages/B.done\n")
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "1", "MAKE_FLAGS": "-n", "PRESET": "paper", "ROOT": str(root)}
     done = subprocess.run([str(ROOT / "slurm" / "task.sbatch"), str(targets)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "sgd_control.py --preset paper --seed 42 --out runs/ctrl_s42 --runs B" in done.stdout
+    assert f"sgd_control.py --preset paper --seed 42 --out {root}/ctrl_s42 --runs B" in done.stdout
     env["SLURM_ARRAY_TASK_ID"] = "5"
     done = subprocess.run([str(ROOT / "slurm" / "task.sbatch"), str(targets)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
