@@ -77,6 +77,14 @@ STUDY: tuple[StudyConfig, ...] = (
     # (0.78 s per step here) allows a main run of about 1,250 steps.
     StudyConfig("p20_T1250_w150", _run(1250, 0.2, warmup=150), "half the run (the reproduce budget)"),
     StudyConfig("p40_T1250_w150", _run(1250, 0.4, warmup=150), "half the run, twice the probe share"),
+    # One knob at a time around the adopted cpu preset (p40_T1250_w150), at its cost or below.
+    StudyConfig("p40_T1250_b32", _run(1250, 0.4, warmup=150, grad_accum=1), "cpu preset, half the batch"),
+    StudyConfig("p40_T1250_lam1", _run(1250, 0.4, warmup=150, lambda_early=1.0, lambda_late=2.0),
+                "cpu preset, half lambda"),
+    StudyConfig("p40_T1250_cw256", _run(1250, 0.4, warmup=150, n_codewords=256), "cpu preset, 256 codewords"),
+    StudyConfig("p40_T1250_w300", _run(1250, 0.4, warmup=300), "cpu preset, twice the warmup"),
+    StudyConfig("p40_T1250_d192", _run(1250, 0.4, warmup=150, d_model=192, n_head=6, d_ff=768),
+                "cpu preset, 1.5x wider"),
 )
 SEEDS = (42, 271)
 
@@ -179,6 +187,7 @@ def summarize_run(run_dir: Path) -> dict:
         "val_first": float(m["val_loss"][0]) if m["val_loss"].size else math.nan,
         "val_last": float(m["val_loss"][-1]) if m["val_loss"].size else math.nan,
         "wall_s": loop_wall_s(run_dir),
+        "cpu_capability": info.get("cpu_capability"),  # absent in runs trained before it was recorded
         "path": str(run_dir),
         # the curves themselves, so the table and the figure survive the run directory (runs are not committed)
         "curve": {k: [round(float(v), 4) for v in m[k]] for k in ("step", "p_in", "p_ood", "val_loss")},
@@ -261,11 +270,13 @@ def config_verdicts(rows: Sequence[dict]) -> dict[str, str]:
 def table_markdown(rows: Sequence[dict]) -> str:
     verdicts = config_verdicts(rows)
     head = ("| config | seed | status | steps | p_probe | best p_in (step >= 0.9) | best p_ood @step | "
-            "significant drops | val first -> last | loop min | criteria met | config verdict |")
+            "significant drops | val first -> last | loop min (CPU) | criteria met | config verdict |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         crit = ", ".join(k for k, v in r["criteria"].items() if v) or "none"
         wall = f"{r['wall_s'] / 60:.1f}" if r["wall_s"] else "?"
+        if r.get("cpu_capability"):
+            wall += f" ({r['cpu_capability']})"
         seed = r["seed"] if r["run"] == f"{r['config']}_s{r['seed']}" else f"{r['seed']} (run {r['run']})"
         lines.append(
             f"| {r['config']} | {seed} | {r['status']} | {r['steps_done']}/{r['total_steps']} | {r['p_probe']} | "

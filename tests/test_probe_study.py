@@ -129,3 +129,18 @@ def test_rows_carry_their_curves_and_recorded_rows_survive_their_runs(tmp_path):
     assert ps.row_curve(dict(old, path=str(tmp_path / "deleted"))) is None
     fig = ps.fig_probe_study([live, dict(old, seed=271, path=str(tmp_path / "deleted"))])
     assert any("curves not stored: p20_T1250_w150 s271" in t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def test_table_names_the_cpu_a_loop_time_was_measured_on(tmp_path):
+    """Loop times from AVX2 and AVX512 machines differ by 2x: a row says which it was when the run recorded it."""
+    run = _fake_run(tmp_path / "a", RISING_IN, [0.1, 0.3, 0.8, 0.5, 0.45, 0.7, 0.3, 0.2], FALLING_VAL)
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps(dict(info, cpu_capability="AVX512")))
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    rows[-1] = json.dumps(dict(json.loads(rows[-1]), timers={"compute": 100.0, "eval": 20.0}))
+    (run / "metrics.jsonl").write_text("\n".join(rows) + "\n")
+    old = ps.summarize_run(_fake_run(tmp_path / "b", RISING_IN, [0.1, 0.3, 0.8, 0.5, 0.45, 0.7, 0.3, 0.2],
+                                     FALLING_VAL, seed=271))
+    rows = [dict(ps.summarize_run(run), config="p40_T1250_b32"), dict(old, config="p40_T1250_b32")]
+    lines = ps.table_markdown(rows).splitlines()
+    assert "| 2.0 (AVX512) |" in lines[2] and "(AVX" not in lines[3]

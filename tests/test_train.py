@@ -14,7 +14,9 @@ from drift.trainer import DivergedError, ckpt_schedule, train
 def test_run_directory_contract(tiny_run):
     info = json.loads((tiny_run / "run.json").read_text())
     assert info["status"] == "finished" and info["config"]["train"]["seed"] == 1
-    assert {"git_commit", "versions", "device", "argv", "start_time", "ckpt_steps", "eval_steps"} <= info.keys()
+    assert {"git_commit", "versions", "device", "cpu_capability", "argv", "start_time", "ckpt_steps",
+            "eval_steps"} <= info.keys()
+    assert info["cpu_capability"] in ("DEFAULT", "AVX2", "AVX512", "NEON", "SVE256", "ZVECTOR", "VSX")
     assert ck.list_steps(tiny_run) == [0, 1, 5, 10, 15, 20, 25, 30] == info["ckpt_steps"]
     metrics = ck.read_metrics(tiny_run)
     assert [m["step"] for m in metrics] == [1, 5, 10, 15, 20, 25, 30]
