@@ -313,7 +313,7 @@ def fig_probe_study(rows: Sequence[dict]):
     ax_ood.set_xlabel("probe sequences seen")
     ax_ood.set_xscale("log")
     ax_ood.set_xlim(left=100)  # nothing is learned before a few thousand probe sequences
-    ax_in.legend(fontsize=5, ncol=2)
+    ax_in.legend(fontsize=5, ncol=2, loc="lower right")  # the curves rise at the left; the lower right is empty
     if no_curve:  # recorded before rows carried their curves; the table still has their numbers
         ax_ood.text(0.01, 0.02, "curves not stored: " + ", ".join(no_curve), transform=ax_ood.transAxes, fontsize=5)
     return fig
