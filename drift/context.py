@@ -76,6 +76,11 @@ def filler_ids(tokenizer, exclude: set[int]) -> np.ndarray:
     return np.array([i for i in ids if i not in exclude], dtype=np.int64)
 
 
+def eval_filler_ids(tokenizer, task: ProbeTask) -> np.ndarray:
+    """The filler pool every probe eval set of a run draws from: without EOS and the codewords' last ids."""
+    return filler_ids(tokenizer, {tokenizer.eos_id} | {int(q[-1]) for q in task.queries[0]})
+
+
 def codewords_for(tokenizer, cfg: Config, run_dir: Path | None, words: list[str] | None = None) -> list[str]:
     words = words if words is not None else select_codewords(tokenizer, cfg.train.n_codewords)
     if run_dir is not None:
@@ -118,7 +123,7 @@ def build_context(cfg: Config, run_dir=None, stream: int = 0) -> RunContext:
     check_probe_fits(task, cfg)  # before codewords.json is written
     codewords_for(tokenizer, cfg, run_dir, task.codewords)
     cfg.model.vocab_size = tokenizer.vocab_size  # recorded in run.json and every checkpoint
-    pool = filler_ids(tokenizer, {tokenizer.eos_id} | {int(q[-1]) for q in task.queries[0]})
+    pool = eval_filler_ids(tokenizer, task)
     L = cfg.model.seq_len
     return RunContext(
         cfg=cfg, run_dir=run_dir, device=device, autocast=autocast_for(device, t.amp), tokenizer=tokenizer,

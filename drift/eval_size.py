@@ -20,7 +20,7 @@ import numpy as np
 from drift import checkpoint as ck
 from drift.claims import oscillation_drops
 from drift.config import Config
-from drift.context import build_context, filler_ids
+from drift.context import build_context, eval_filler_ids
 from drift.mechanism import load_model_at
 from drift.model import GPT
 from drift.probe import build_eval_set, probe_accuracy
@@ -36,7 +36,7 @@ def score_sizes(run_dir, sizes: Sequence[int] = (256, 1024, 4096), progress: boo
     cfg = Config.from_dict(info["config"])
     t = cfg.train
     ctx = build_context(cfg, run_dir)
-    pool = filler_ids(ctx.tokenizer, {ctx.tokenizer.eos_id} | {int(q[-1]) for q in ctx.task.queries[0]})
+    pool = eval_filler_ids(ctx.tokenizer, ctx.task)
     gap = (t.gap_ood_min, t.gap_ood_max)
     sets = {n: build_eval_set(ctx.task, n, gap, t.seed + SEED_OFFSET + i, cfg.model.seq_len, pool)
             for i, n in enumerate(sorted(set(sizes)))}
