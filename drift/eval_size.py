@@ -12,18 +12,16 @@ set is the reference curve: the RMS gap of a smaller set to it is its measured n
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from drift import checkpoint as ck
 from drift.claims import oscillation_drops
-from drift.config import Config
 from drift.context import build_context, eval_filler_ids
 from drift.mechanism import load_model_at
 from drift.model import GPT
 from drift.probe import build_eval_set, probe_accuracy
+from drift.runinfo import load_run
 
 # Seeds of the fresh sets: the run's own eval sets use seed + 100 (in) and seed + 200 (OOD).
 SEED_OFFSET = 1000
@@ -31,16 +29,15 @@ SEED_OFFSET = 1000
 
 def score_sizes(run_dir, sizes: Sequence[int] = (256, 1024, 4096), progress: bool = True) -> dict:
     """p_ood of every evaluated checkpoint (step >= 1) of `run_dir` on one fresh OOD eval set per size."""
-    run_dir = Path(run_dir)
-    info = ck.read_json(run_dir / "run.json", "run.json", "is this a run directory?")
-    cfg = Config.from_dict(info["config"])
+    run = load_run(run_dir)  # refuses, in one line, a directory that is not a run or has no trained checkpoint
+    run_dir, cfg = run.run_dir, run.config
     t = cfg.train
     ctx = build_context(cfg, run_dir)
     pool = eval_filler_ids(ctx.tokenizer, ctx.task)
     gap = (t.gap_ood_min, t.gap_ood_max)
     sets = {n: build_eval_set(ctx.task, n, gap, t.seed + SEED_OFFSET + i, cfg.model.seq_len, pool)
             for i, n in enumerate(sorted(set(sizes)))}
-    steps = [s for s in ck.list_steps(run_dir) if s >= 1]
+    steps = [s for s in run.steps if s >= 1]
     model = GPT(ctx.model_cfg).to(ctx.device).eval()
     curves = {n: [] for n in sets}
     it = steps

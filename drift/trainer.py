@@ -109,7 +109,8 @@ def _provenance(cfg: Config, argv: list[str] | None, device: torch.device, extra
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
             "device": str(device), "host": platform.node(),
             # which CPU kernels ran (e.g. AVX2, AVX512): loop times are only comparable on the same capability
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "start_time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "start_time": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "ckpt_steps": ckpt_schedule(cfg), "eval_steps": eval_schedule(cfg),
             "lambda_switch_step": cfg.train.lambda_switch_step, "status": "running", **extra}
 

@@ -27,8 +27,6 @@ def main(argv=None) -> int:
     if len(set(args.sizes)) < 2 or min(args.sizes) < 1:
         parser.error("--sizes needs at least two distinct positive sizes (the largest is the reference)")
     try:
-        if not ck.list_steps(args.run):
-            raise ck.RunError(f"{args.run} has no checkpoints; pass a run directory trained with checkpoints")
         summary = es.summarize_sizes(es.score_sizes(args.run, args.sizes, progress=not args.no_progress))
     except (ck.RunError, FileNotFoundError) as e:
         print(f"eval_size: error: {e}", file=sys.stderr)
