@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from drift import alloc
 from drift import checkpoint as ck
 from drift import distributed as dist
 from drift.config import Config, parse_dense, validate
@@ -110,6 +111,7 @@ def _provenance(cfg: Config, argv: list[str] | None, device: torch.device, extra
             "device": str(device), "host": platform.node(),
             # which CPU kernels ran (e.g. AVX2, AVX512): loop times are only comparable on the same capability
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "allocator": dict(alloc.STATE),  # drift/alloc.py: whether glibc's malloc was tuned (speed only)
             "start_time": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "ckpt_steps": ckpt_schedule(cfg), "eval_steps": eval_schedule(cfg),
             "lambda_switch_step": cfg.train.lambda_switch_step, "status": "running", **extra}
