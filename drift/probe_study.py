@@ -11,6 +11,17 @@ probe-regime criteria (PROTOCOL section 6, C1's rule; the eval-set size requirem
     val_falls    validation loss falls steadily (claims.val_falls)
     eval_size    n_probe_eval >= 1000 (binomial std of p_ood at 0.5 <= 0.016)
 
+The paper's phases (the regime issue; stated here before any of its seeds ran). The runs above stop before the
+paper's late phase, so a reported cpu regime must also show, in every seed:
+
+    phase_learned   best p_in >= 0.9
+    phase_peak      best p_ood >= 0.6
+    phase_fall      p_ood falls from a peak by >= 0.3: the largest drawdown max_s [p(s) - min_{s' > s} p(s')] of the
+                    run's own eval curve (the paper's seed 42: 0.44 and 0.57), and the same on a fresh 4,096-example
+                    OOD set (drift/eval_size.py, read from experiments/results/eval_size_<run>.json when it exists)
+    phase_end       the last eval's p_ood <= 0.35 (the paper ends at 0.14-0.20), with val_falls
+    phase_rate      p_probe <= 0.20 (the paper: 0.10)
+
 The x axis everything is compared on is *probe sequences seen* = step x sequences per step x p_probe, the quantity
 the paper's own run needed about 23,000 of before the probe appeared.
 
@@ -40,6 +51,12 @@ PAPER_S42_P_IN = {1800: 0.57, 2800: 0.85}
 MIN_EVAL = 1000        # examples per probe eval set: binomial std <= 0.016 at p = 0.5
 P_IN_LEARNED = 0.9
 P_OOD_RISES = 0.4
+# The paper's-phases criteria (module docstring), fixed before the regime issue's seeds were trained.
+PHASE_PEAK = 0.6
+PHASE_FALL = 0.3
+PHASE_END = 0.35
+PHASE_MAX_P_PROBE = 0.20
+PHASE_FRESH_N = 4096
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,9 @@ STUDY: tuple[StudyConfig, ...] = (
     StudyConfig("p20_T2500_cw256", _run(2500, 0.2, warmup=150, n_codewords=256), "256 codewords"),
     StudyConfig("p20_T2500_b32", _run(2500, 0.2, warmup=150, grad_accum=1), "half the batch"),
     StudyConfig("p20_T2500_d192", _run(2500, 0.2, warmup=150, d_model=192, n_head=6, d_ff=768), "a wider model"),
+    # The paper's phases (late collapse): p20_T2500_w150 ends at 0.13 in seed 42 but 0.33 / 0.39 in seed 271 (one /
+    # two threads), so its late phase is not reached in every seed; the run is lengthened, the rest kept.
+    StudyConfig("p20_T4000_w150", _run(4000, 0.2, warmup=150), "the paper's late phase: a longer run"),
     # Half the run: `make reproduce` costs about 7.4 main-run lengths in steps, so its 2-hour budget on two cores
     # (0.78 s per step here) allows a main run of about 1,250 steps.
     StudyConfig("p20_T1250_w150", _run(1250, 0.2, warmup=150), "half the run (the reproduce budget)"),
@@ -87,6 +107,8 @@ STUDY: tuple[StudyConfig, ...] = (
                 "cpu preset, 1.5x wider"),
 )
 SEEDS = (42, 271)
+# The regime issue's main-run seeds, fixed before any of them ran: the paper's two, and the three it screened.
+PHASE_SEEDS = (42, 271, 137, 314, 1729)
 
 
 def config_for(spec: StudyConfig, seed: int) -> Config:
@@ -162,6 +184,45 @@ def read_metrics(run_dir: Path) -> dict[str, np.ndarray]:
     return {k: np.array([r[k] for r in rows], dtype=np.float64) for k in ("step", "p_in", "p_ood", "val_loss")}
 
 
+def largest_fall(p_ood) -> tuple[float, int, int]:
+    """(fall, i, j): the largest p[i] - p[j] with j > i, i.e. the deepest fall of the curve from any earlier peak."""
+    p = np.nan_to_num(np.asarray(p_ood, dtype=np.float64), nan=0.0)
+    best, where, i_max = 0.0, (0, 0), 0
+    for j in range(1, p.size):
+        if p[j - 1] > p[i_max]:
+            i_max = j - 1
+        if p[i_max] - p[j] > best:
+            best, where = float(p[i_max] - p[j]), (i_max, j)
+    return best, *where
+
+
+def fresh_eval_fall(run_name: str, results: Path = Path("experiments/results")) -> float | None:
+    """largest_fall of the run's curve on the fresh PHASE_FRESH_N-example OOD set (experiments/eval_size.py), or None
+    when that has not been measured."""
+    path = results / f"eval_size_{run_name}.json"
+    if not path.exists():
+        return None
+    curve = ck.read_json(path)["p_ood"].get(str(PHASE_FRESH_N))
+    return None if curve is None else largest_fall(curve)[0]
+
+
+def phase_criteria(m: dict[str, np.ndarray], p_probe: float, fresh_fall: float | None) -> dict[str, bool | None]:
+    """The paper's-phases criteria (module docstring); phase_fall is None (not yet decided) while the fresh-set
+    curve is unmeasured and the run's own curve passes."""
+    p = m["p_ood"]
+    own_fall = largest_fall(p)[0]
+    fall = own_fall >= PHASE_FALL
+    if fall:
+        fall = None if fresh_fall is None else fresh_fall >= PHASE_FALL
+    return {
+        "phase_learned": bool(m["p_in"].size and m["p_in"].max() >= P_IN_LEARNED),
+        "phase_peak": bool(p.size and p.max() >= PHASE_PEAK),
+        "phase_fall": fall,
+        "phase_end": bool(p.size and p[-1] <= PHASE_END and val_falls(m["step"], m["val_loss"])),
+        "phase_rate": p_probe <= PHASE_MAX_P_PROBE,
+    }
+
+
 def summarize_run(run_dir: Path) -> dict:
     """The probe-regime verdict of one run, from its run.json and metrics.jsonl only."""
     info = ck.read_json(run_dir / "run.json")
@@ -201,6 +262,12 @@ def summarize_run(run_dir: Path) -> dict:
     }
     out["criteria"] = crit
     out["meets_all"] = all(crit.values()) and out["status"] == "finished"
+    fall, i, j = largest_fall(m["p_ood"])
+    out["largest_fall"] = [round(fall, 4), int(m["step"][i]), int(m["step"][j])] if m["p_ood"].size else None
+    out["final_p_ood"] = float(m["p_ood"][-1]) if m["p_ood"].size else math.nan
+    out["fresh_fall"] = fresh_eval_fall(run_dir.name)
+    out["phase_criteria"] = phase_criteria(m, t.p_probe, out["fresh_fall"])
+    out["meets_phases"] = all(v is True for v in out["phase_criteria"].values()) and out["status"] == "finished"
     return out
 
 
@@ -267,10 +334,29 @@ def config_verdicts(rows: Sequence[dict]) -> dict[str, str]:
     return out
 
 
+def _phase_cells(r: dict) -> str:
+    """The paper's-phases columns; rows recorded before these criteria existed show '?' where a number is missing."""
+    fall = r.get("largest_fall")
+    fall_s = f"{fall[0]:.2f} ({fall[1]} -> {fall[2]})" if fall else "?"
+    final = f"{r['final_p_ood']:.2f}" if "final_p_ood" in r else "?"
+    fresh = "not measured" if r.get("fresh_fall") is None else f"{r['fresh_fall']:.2f}"
+    crit = r.get("phase_criteria")
+    if crit is None:
+        verdict = "?"
+    elif r.get("meets_phases"):
+        verdict = "meets all"
+    else:
+        missing = [k.removeprefix("phase_") for k, v in crit.items() if v is False]
+        open_ = [k.removeprefix("phase_") for k, v in crit.items() if v is None]
+        verdict = ("fails: " + ", ".join(missing)) if missing else ("open: " + ", ".join(open_))
+    return f"{fall_s} | {final} | {fresh} | {verdict}"
+
+
 def table_markdown(rows: Sequence[dict]) -> str:
     verdicts = config_verdicts(rows)
     head = ("| config | seed | status | steps | p_probe | best p_in (step >= 0.9) | best p_ood @step | "
-            "significant drops | val first -> last | loop min (CPU) | criteria met | config verdict |")
+            "significant drops | val first -> last | loop min (CPU) | criteria met | config verdict | "
+            "largest fall (steps) | final p_ood | fresh-set fall | paper's phases |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         crit = ", ".join(k for k, v in r["criteria"].items() if v) or "none"
@@ -282,7 +368,8 @@ def table_markdown(rows: Sequence[dict]) -> str:
             f"| {r['config']} | {seed} | {r['status']} | {r['steps_done']}/{r['total_steps']} | {r['p_probe']} | "
             f"{r['best_p_in']:.3f} ({r['p_in_learned_step']}) | {r['best_p_ood']:.3f} @{r['best_p_ood_step']} | "
             f"{', '.join(f'{d:.2f}' for d in r['significant_drops']) or 'none'} | "
-            f"{r['val_first']:.2f} -> {r['val_last']:.2f} | {wall} | {crit} | {verdicts[r['config']]} |")
+            f"{r['val_first']:.2f} -> {r['val_last']:.2f} | {wall} | {crit} | {verdicts[r['config']]} | "
+            f"{_phase_cells(r)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -144,3 +144,28 @@ def test_table_names_the_cpu_a_loop_time_was_measured_on(tmp_path):
     rows = [dict(ps.summarize_run(run), config="p40_T1250_b32"), dict(old, config="p40_T1250_b32")]
     lines = ps.table_markdown(rows).splitlines()
     assert "| 2.0 (AVX512) |" in lines[2] and "(AVX" not in lines[3]
+
+
+def test_largest_fall_is_the_deepest_drawdown():
+    # the paper's seed-42 curve: 0.78 -> 0.34 (0.44) and then 0.71 -> 0.14; from the global peak 0.78 it is 0.64
+    fall, i, j = ps.largest_fall([0.1, 0.78, 0.34, 0.71, 0.14, 0.17])
+    assert (round(fall, 10), i, j) == (0.64, 1, 4)
+    assert ps.largest_fall([0.1, 0.2, 0.3])[0] == 0.0  # a rising curve never falls
+    assert ps.largest_fall([0.5, 0.9, 0.1, 0.95, 0.8])[0] == pytest.approx(0.8)  # a later, lower trough counts
+
+
+def test_phase_criteria_each_way(tmp_path):
+    steps = np.arange(1, 9) * 100.0
+    m = {"step": steps, "p_in": np.full(8, 0.95), "val_loss": np.linspace(6, 1, 8),
+         "p_ood": np.array([0.05, 0.4, 0.7, 0.5, 0.65, 0.3, 0.2, 0.15])}
+    assert ps.phase_criteria(m, 0.2, fresh_fall=0.45) == {"phase_learned": True, "phase_peak": True,
+                                                        "phase_fall": True, "phase_end": True, "phase_rate": True}
+    assert ps.phase_criteria(m, 0.2, fresh_fall=None)["phase_fall"] is None  # undecided until the fresh set is scored
+    assert ps.phase_criteria(m, 0.2, fresh_fall=0.25)["phase_fall"] is False
+    assert ps.phase_criteria(m, 0.4, fresh_fall=0.45)["phase_rate"] is False
+    late = dict(m, p_ood=np.array([0.05, 0.4, 0.7, 0.5, 0.65, 0.3, 0.2, 0.36]))
+    assert ps.phase_criteria(late, 0.2, fresh_fall=0.45)["phase_end"] is False  # ends above 0.35
+    rising_val = dict(m, val_loss=np.linspace(1, 6, 8))
+    assert ps.phase_criteria(rising_val, 0.2, fresh_fall=0.45)["phase_end"] is False
+    shallow = dict(m, p_ood=np.array([0.05, 0.4, 0.62, 0.5, 0.55, 0.4, 0.34, 0.33]))
+    assert ps.phase_criteria(shallow, 0.2, fresh_fall=0.45)["phase_fall"] is False  # 0.62 -> 0.33 is 0.29
