@@ -1,7 +1,7 @@
 """Hyper-parameters: the one source of truth.
 
 Two dataclasses (`ModelConfig`, `TrainConfig`) with commented defaults equal to the paper's run, three named
-presets (`paper`, `cpu`, `tiny`) and `key=value` overrides checked against the dataclasses. Every script takes
+presets (`paper`, `cpu`, `tiny`, and the earlier cpu scales `cpu_p40` and `cpu_small`) and `key=value` overrides checked against the dataclasses. Every script takes
 `--preset`, `--seed` and overrides; run.json stores the resolved result, so analyses never guess.
 
     cfg = resolve("cpu", seed=42, overrides=["total_steps=500", "lr=3e-4"])
@@ -118,11 +118,17 @@ _CPU_SMALL = dict(
 PRESETS: dict[str, dict] = {
     # PROTOCOL section 3 exactly.
     "paper": {},
-    # The laptop-scale regime where the key-retrieval probe is learned: config p40_T1250_w150 of the probe study
-    # (drift/probe_study.py), i.e. cpu_small run for 1,250 steps with p_probe 0.40, its 150-step warmup kept (12% of
-    # the run), the switch at 40%, 51 checkpoints and 1,024-example eval sets (binomial std of p_ood at 0.5: 0.016).
-    "cpu": {**_CPU_SMALL, **dict(total_steps=1250, lambda_switch_step=500, p_probe=0.4, n_probe_eval=1024,
-                                 eval_every=25, ckpt_every=25)},
+    # The laptop-scale regime that reaches the paper's late phase: config p20_T4000_w150 of the probe study
+    # (drift/probe_study.py), i.e. cpu_small run for 4,000 steps with p_probe 0.20 (the paper: 0.10), its 150-step
+    # warmup kept, the switch at 40%, an eval and a checkpoint every 80 steps (52 checkpoints with steps 0 and 1) and
+    # 1,024-example eval sets (binomial std of p_ood at 0.5: 0.016). Two threads: the thread count reorders sums,
+    # and that alone moved seed 271's final p_ood by 0.06 at 2,500 steps, so it is part of the preset.
+    "cpu": {**_CPU_SMALL, **dict(total_steps=4000, lambda_switch_step=1600, p_probe=0.2, n_probe_eval=1024,
+                                 eval_every=80, ckpt_every=80)},
+    # The previous cpu preset (probe study p40_T1250_w150): the probe is learned, but p_ood ends at 0.73 / 0.80 with
+    # no late collapse, at four times the paper's probe rate. The committed report up to the regime issue is from it.
+    "cpu_p40": {**_CPU_SMALL, **dict(total_steps=1250, lambda_switch_step=500, p_probe=0.4, n_probe_eval=1024,
+                                     eval_every=25, ckpt_every=25)},
     "cpu_small": _CPU_SMALL,
     # Seconds: for tests and smoke runs.
     "tiny": dict(

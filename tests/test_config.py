@@ -14,24 +14,28 @@ def test_paper_preset_is_protocol_section_3():
 
 
 def test_cpu_presets_keep_the_structure():
-    for name in ("cpu", "cpu_small"):
+    for name in ("cpu", "cpu_p40", "cpu_small"):
         t = resolve(name).train
         assert t.lambda_switch_step == 0.4 * t.total_steps
         assert 45 <= t.total_steps // t.ckpt_every <= 55
         assert t.gap_ood_min > 2 * t.gap_in_max
         assert (t.lr, t.beta2, t.weight_decay, t.optimizer, t.min_lr_frac) == (1e-3, 0.95, 0.5, "adamw", 0.1)
-    # cpu_small keeps the paper's 15% warmup; cpu is the probe study's p40_T1250_w150, whose 150-step warmup (12%)
-    # was kept from cpu_small, and its eval sets must resolve p_ood to a binomial std of 0.016 at 0.5.
+    # cpu_small keeps the paper's 15% warmup; cpu and cpu_p40 are probe-study configs that kept cpu_small's 150-step
+    # warmup, and their eval sets must resolve p_ood to a binomial std of 0.016 at 0.5. cpu is at most the paper's
+    # probe rate x 2 (the regime issue).
     assert resolve("cpu_small").train.warmup_steps == 0.15 * resolve("cpu_small").train.total_steps
     t = resolve("cpu").train
+    assert (t.total_steps, t.warmup_steps, t.p_probe, t.threads) == (4000, 150, 0.2, 2) and t.n_probe_eval >= 1000
+    t = resolve("cpu_p40").train
     assert (t.total_steps, t.warmup_steps, t.p_probe) == (1250, 150, 0.4) and t.n_probe_eval >= 1000
 
 
-def test_cpu_preset_is_the_probe_study_config():
+@pytest.mark.parametrize("preset, study_config", [("cpu", "p20_T4000_w150"), ("cpu_p40", "p40_T1250_w150")])
+def test_cpu_preset_is_the_probe_study_config(preset, study_config):
     from drift.probe_study import config_for, find
-    ours, study = resolve("cpu", 42).to_dict(), config_for(find("p40_T1250_w150"), 42).to_dict()
+    ours, study = resolve(preset, 42).to_dict(), config_for(find(study_config), 42).to_dict()
     differ = {k for part in ours for k in ours[part] if ours[part][k] != study[part][k]}
-    assert differ == {"ckpt_every", "threads"}  # 51 checkpoints for the analyses; threads change no number
+    assert differ == {"ckpt_every", "threads"}  # ~51 checkpoints for the analyses; 2 threads instead of the study's 1
 
 
 def test_overrides_are_typed_and_checked():

@@ -79,14 +79,24 @@ def test_beta2_and_reheat_configs():
     assert (c.warmup_steps, c.total_steps, c.eval_every) == (20, 200, 10)
 
 
-def test_cpu_controls_scale_by_an_eighth():
-    cfg = control_config("cpu", 42, "A").train
-    assert Scale.of_main(resolve("cpu", 42)).factor == 0.125 == Scale.of_control(control_config("cpu", 42, "A")).factor
+def test_cpu_p40_controls_scale_by_an_eighth():
+    cfg = control_config("cpu_p40", 42, "A").train
+    assert Scale.of_main(resolve("cpu_p40", 42)).factor == 0.125 == Scale.of_control(control_config("cpu_p40", 42,
+                                                                                                    "A")).factor
     # paper windows 600:2000 every 50 and 2000:4000 every 100, times 1/8 (half-way values round up)
     assert (cfg.total_steps, cfg.schedule_steps, cfg.dense_ckpt) == (500, 500, "75:250:6,250:500:13")
-    assert control_config("cpu", 42, "C_prime").train.total_steps == 250
-    r = reheat_config(resolve("cpu", 42), 1e-3).train
+    assert control_config("cpu_p40", 42, "C_prime").train.total_steps == 250
+    r = reheat_config(resolve("cpu_p40", 42), 1e-3).train
     assert (r.warmup_steps, r.total_steps, r.eval_every, r.ckpt_every) == (25, 250, 13, 13)
+
+
+def test_cpu_controls_scale_by_four_tenths():
+    cfg = control_config("cpu", 42, "A").train
+    assert Scale.of_main(resolve("cpu", 42)).factor == 0.4 == Scale.of_control(control_config("cpu", 42, "A")).factor
+    assert (cfg.total_steps, cfg.schedule_steps, cfg.dense_ckpt) == (1600, 1600, "240:800:20,800:1600:40")
+    assert control_config("cpu", 42, "C_prime").train.total_steps == 800
+    r = reheat_config(resolve("cpu", 42), 1e-3).train
+    assert (r.warmup_steps, r.total_steps, r.eval_every, r.ckpt_every) == (80, 800, 40, 40)
 
 
 # ------------------------------------------------------------------------------------------------- pure rules

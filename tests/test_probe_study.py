@@ -84,19 +84,21 @@ def _written_run(path, cfg, p_ood=(0.1, 0.5, 0.9, 0.3, 0.2)):
 
 def test_a_cpu_preset_run_is_adopted_as_its_study_config(tmp_path):
     main = _written_run(tmp_path / "cpu_s271", resolve("cpu", 271, ["threads=1"]))
-    assert ps.matching_config(main) == (ps.find("p40_T1250_w150"), 271)
+    assert ps.matching_config(main) == (ps.find("p20_T4000_w150"), 271)
+    old = _written_run(tmp_path / "cpu_p40_s271", resolve("cpu_p40", 271))
+    assert ps.matching_config(old) == (ps.find("p40_T1250_w150"), 271)
     other = _written_run(tmp_path / "lr", resolve("cpu", 271, ["lr=3e-4"]))
     with pytest.raises(ValueError, match="trains no config of the study"):
         ps.matching_config(other)
     root = tmp_path / "study"
     _written_run(root / "p40_T1250_w150_s42", ps.config_for(ps.find("p40_T1250_w150"), 42))
-    rows = ps.summarize(root, adopted=[main])
+    rows = ps.summarize(root, adopted=[old])
     assert [(r["config"], r["seed"], r["run"]) for r in rows] == [("p40_T1250_w150", 42, "p40_T1250_w150_s42"),
-                                                                   ("p40_T1250_w150", 271, "cpu_s271")]
+                                                                   ("p40_T1250_w150", 271, "cpu_p40_s271")]
     assert rows[1]["wall_s"] == 51.0  # the last record's loop timers
-    assert "271 (run cpu_s271)" in ps.table_markdown(rows)
+    assert "271 (run cpu_p40_s271)" in ps.table_markdown(rows)
     with pytest.raises(ValueError, match="already in the study"):
-        ps.summarize(root, adopted=[_written_run(tmp_path / "cpu_s42", resolve("cpu", 42))])
+        ps.summarize(root, adopted=[_written_run(tmp_path / "cpu_p40_s42", resolve("cpu_p40", 42))])
 
 
 def test_checkpoint_cadence_changes_no_training_number(tmp_path):
