@@ -83,10 +83,11 @@ JOB_THREADS ?=
 SLOT = $(PYTHON) -m drift.jobs slot --lock-dir $(ROOT)/.slots $(if $(GPUS),--gpus $(GPUS)) \
 	$(if $(JOB_THREADS),--threads $(JOB_THREADS))
 CONTROL_RUNS := A B C C_prime
-# PROTOCOL E3: five beta2 at the main run's p_probe (a controlled comparison with run A; 0.10 on the paper preset, 0.40
-# on cpu, where the probe is learned), and 0.95 / 0.0 again at 0.20 (the p_probe the paper's sweep most likely used).
+# PROTOCOL E3: five beta2 at the main run's p_probe (a controlled comparison with run A; 0.10 on the paper preset, 0.20
+# on cpu, 0.40 on cpu_p40), and 0.95 / 0.0 again at 0.20 (the p_probe the paper's sweep most likely used) where the
+# main run's p_probe is not already 0.20 (on cpu those two runs are the five-value sweep's own).
 BETA2_VALUES ?= 0.99 0.95 0.9 0.8 0.0
-BETA2_P20 ?= 0.95 0.0
+BETA2_P20 ?= $(if $(filter cpu,$(PRESET)),,0.95 0.0)
 REHEAT_LRS := 1e-3 6e-4 3e-4
 # reheat.py's defaults: the per-seed reheat table (run_seed.sh stage "reheat") covers exactly these
 MAIN_DIRS = $(foreach s,$(SEEDS),$(ROOT)/$(PRESET)_s$(s))
