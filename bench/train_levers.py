@@ -8,7 +8,7 @@ interleaved rounds, and the table gives the median compute+data tokens/s and its
 Levers (config overrides on the preset):
     fp32         amp=off compile=false      the baseline: float32 eager
     autocast     amp=bf16                   torch.autocast bf16 (per-op weight casts)
-    shadow       amp=bf16_shadow            bf16 weight copy made once per step, float32 master (drift/lowp.py)
+    shadow       amp=bf16_shadow            bf16 weight copy made once per step, float32 master (drift/train/lowp.py)
     compile      compile=true               torch.compile (inductor's C++ backend on CPU); warm-up shown apart
     threads1     threads=1                  one thread instead of the preset's
 
@@ -24,8 +24,8 @@ import time
 import torch
 
 from drift.config import add_config_args, resolve
-from drift.lowp import bf16_matmul_speedup
-from drift.trainer import train
+from drift.train.lowp import bf16_matmul_speedup
+from drift.train.trainer import train
 
 LEVERS = {
     "fp32": ["amp=off", "compile=false"],

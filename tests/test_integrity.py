@@ -1,4 +1,4 @@
-"""Checkpoint integrity (drift/integrity.py): flipped bytes inside a stored tensor, which torch.load accepts
+"""Checkpoint integrity (drift/run/integrity.py): flipped bytes inside a stored tensor, which torch.load accepts
 silently, stop every reader with the file's name; untouched files pass; checkpoints written before digests
 existed are read with one warning.
 
@@ -15,10 +15,10 @@ import torch
 import backbone_update_analysis
 import train as train_script
 import trajectory_pca_uncentered as pca_script
-from drift import checkpoint as ck
-from drift import integrity
-from drift import trajectory
-from drift.params import scope_keys
+from drift.run import checkpoint as ck
+from drift.run import integrity
+from drift.analysis import gram_stream
+from drift.run.params import scope_keys
 
 KEY = "blocks.0.mlp.w_up.weight"
 
@@ -26,7 +26,7 @@ KEY = "blocks.0.mlp.w_up.weight"
 def _flip_16_bytes(path, key=KEY):
     """XOR 16 bytes in the middle of `key`'s stored data, leaving the zip structure (and file size) intact."""
     state = ck.load_checkpoint_file(path, mmap=True, verify=False)["model"]
-    offset = trajectory.tensor_offsets(path, state)[key] + state[key].numel() * state[key].element_size() // 2
+    offset = gram_stream.tensor_offsets(path, state)[key] + state[key].numel() * state[key].element_size() // 2
     with open(path, "r+b") as f:
         f.seek(offset)
         data = bytes(b ^ 0xFF for b in f.read(16))
@@ -69,16 +69,16 @@ def test_flipped_bytes_stop_every_reader_naming_the_file(tiny_run_copy, capsys):
     with pytest.raises(ck.RunError, match=r"ckpt_000010\.pt is corrupt"):  # the mapped load reads every byte too
         ck.load_checkpoint(tiny_run_copy, 10, mmap=True)
     with pytest.raises(ck.RunError, match=r"ckpt_000010\.pt is corrupt"):  # streaming positioned reads
-        trajectory.gram_matrices(tiny_run_copy, steps, ["trunk"], progress=False)
+        gram_stream.gram_matrices(tiny_run_copy, steps, ["trunk"], progress=False)
     with pytest.raises(ck.RunError, match=r"ckpt_000010\.pt is corrupt"):  # streaming fallback (mapped tensors)
-        orig = trajectory.tensor_offsets
-        trajectory.tensor_offsets = lambda *a: None
+        orig = gram_stream.tensor_offsets
+        gram_stream.tensor_offsets = lambda *a: None
         try:
-            trajectory.gram_matrices(tiny_run_copy, steps, ["block0"], progress=False)
+            gram_stream.gram_matrices(tiny_run_copy, steps, ["block0"], progress=False)
         finally:
-            trajectory.tensor_offsets = orig
+            gram_stream.tensor_offsets = orig
     with pytest.raises(ck.RunError, match=r"ckpt_000010\.pt is corrupt"):  # direction materialization
-        trajectory.materialize(tiny_run_copy, steps, {"v": ("trunk", np.ones(len(steps)))}, progress=False)
+        gram_stream.materialize(tiny_run_copy, steps, {"v": ("trunk", np.ones(len(steps)))}, progress=False)
     # Both analyses of the issue refuse with one line naming the file and a command to run.
     for script, name in [(pca_script, "trajectory_pca_uncentered.py"),
                          (backbone_update_analysis, "backbone_update_analysis.py")]:
@@ -86,7 +86,7 @@ def test_flipped_bytes_stop_every_reader_naming_the_file(tiny_run_copy, capsys):
                            else [str(tiny_run_copy)]) == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]  # after any progress bar
         assert err.startswith(f"{name}: error: checkpoint") and "ckpt_000010.pt is corrupt" in err
-        assert err.endswith(f"python -m drift.integrity {tiny_run_copy}")
+        assert err.endswith(f"python -m drift.run.integrity {tiny_run_copy}")
 
 
 def test_hint_command_finds_the_file_and_its_retrain_command_restores_it(tiny_run_copy, tmp_path, capsys):
@@ -109,7 +109,7 @@ def test_untouched_run_passes_without_warnings(tiny_run):
     steps = ck.list_steps(tiny_run)
     with warnings.catch_warnings():
         warnings.simplefilter("error", integrity.UnverifiedCheckpointWarning)
-        grams = trajectory.gram_matrices(tiny_run, steps, ["trunk"], progress=False)
+        grams = gram_stream.gram_matrices(tiny_run, steps, ["trunk"], progress=False)
         ck.load_checkpoint(tiny_run, steps[-1])
     assert np.isfinite(grams["trunk"]).all()
     assert integrity.check_run(tiny_run) == ([ck.ckpt_path(tiny_run, s).name for s in steps], [], [])
@@ -117,10 +117,10 @@ def test_untouched_run_passes_without_warnings(tiny_run):
 
 def test_old_format_warns_once_then_add_stores_digests(tiny_run, tiny_run_copy, capsys):
     steps = ck.list_steps(tiny_run_copy)
-    reference = trajectory.gram_matrices(tiny_run, steps, ["trunk"], progress=False)["trunk"]
+    reference = gram_stream.gram_matrices(tiny_run, steps, ["trunk"], progress=False)["trunk"]
     _strip_digests(tiny_run_copy)
-    with pytest.warns(integrity.UnverifiedCheckpointWarning, match="python -m drift.integrity") as record:
-        grams = trajectory.gram_matrices(tiny_run_copy, steps, ["trunk"], progress=False)
+    with pytest.warns(integrity.UnverifiedCheckpointWarning, match="python -m drift.run.integrity") as record:
+        grams = gram_stream.gram_matrices(tiny_run_copy, steps, ["trunk"], progress=False)
         for s in steps:
             ck.load_checkpoint(tiny_run_copy, s)
     assert len([w for w in record if w.category is integrity.UnverifiedCheckpointWarning]) == 1
@@ -130,7 +130,7 @@ def test_old_format_warns_once_then_add_stores_digests(tiny_run, tiny_run_copy, 
     assert integrity.check_run(tiny_run_copy)[0] == [ck.ckpt_path(tiny_run_copy, s).name for s in steps]
     _flip_16_bytes(ck.ckpt_path(tiny_run_copy, 20))
     with pytest.raises(ck.RunError, match=r"ckpt_000020\.pt is corrupt"):
-        trajectory.gram_matrices(tiny_run_copy, steps, ["trunk"], progress=False)
+        gram_stream.gram_matrices(tiny_run_copy, steps, ["trunk"], progress=False)
 
 
 def test_help(capsys):

@@ -1,4 +1,4 @@
-"""Tests for the null trajectories (drift/nulls.py, trajectory_nulls.py) and the null verdicts of the claims.
+"""Tests for the null trajectories (drift/nulls/trajectory.py, trajectory_nulls.py) and the null verdicts of the claims.
 
 Known answers: the Brownian Gram min(i, j) gives raw PC1 81.07%, row-normalized PC1 69.86% and PC2 13.26% at 50 rows,
 and N1 with equal step norms in a large dimension reproduces them; the Bartlett cosines have the exact isotropic
@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from drift import backbone
-from drift import claims as cl
-from drift import geometry as geo
-from drift import nulls
+from drift.analysis import backbone
+from drift.report import claims as cl
+from drift.geometry import trajectory as geo
+from drift.nulls import trajectory as nulls
 from drift.config import resolve
-from drift.params import all_scopes
-from drift.runinfo import RunInfo
+from drift.run.params import all_scopes
+from drift.run.info import RunInfo
 
 N_ROWS = 50
 

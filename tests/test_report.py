@@ -1,5 +1,5 @@
-"""Tests for the paper figures, the LaTeX report and the claims checklist (drift/figures.py, drift/report.py,
-drift/claims.py, make_paper_figures.py, make_report.py).
+"""Tests for the paper figures, the LaTeX report and the claims checklist (drift/report/figures.py, drift/report/tables.py,
+drift/report/claims.py, make_paper_figures.py, make_report.py).
 
 Known answers: every decision rule on crafted numbers (one case that holds, one that does not), the seed-spread
 and number formatting, the claim readers on crafted control / beta2 / reheating JSON with planted outcomes, and, on
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drift import claims as cl
-from drift import report as rp
+from drift.report import claims as cl
+from drift.report import tables as rp
 from drift.config import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +133,7 @@ def test_infer_preset_names_the_preset_and_lists_overrides():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Claim readers, tables and figures on crafted JSON (layouts as drift.control_tables writes them)
+# Claim readers, tables and figures on crafted JSON (layouts as drift.analysis.control_tables writes them)
 # ---------------------------------------------------------------------------------------------------------------
 
 def _curve(steps, p):
@@ -271,7 +271,7 @@ def test_tables_on_crafted_json_show_paper_beside_ours(tmp_path):
 
 def test_optional_figures_draw_from_crafted_json():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from drift.figures import FIGURES
+    from drift.report.figures import FIGURES
     ev = crafted_evidence(True)
     for key in ("fig4", "beta2", "sgd"):
         fig = FIGURES[key].draw(ev)
@@ -284,7 +284,7 @@ def test_optional_figures_draw_from_crafted_json():
 
 
 def test_beta2_figure_shares_one_decreasing_beta2_axis_across_p_probe_groups():
-    from drift.figures import FIGURES
+    from drift.report.figures import FIGURES
     ev = crafted_evidence(True)
     pair = [dict(r, p_probe=0.05, name=r["name"] + "_p0.05") for r in ev.beta2["rows"] if r["beta2"] in (0.95, 0.0)]
     ev.beta2["rows"] = pair + ev.beta2["rows"]            # the pair first, as its runs sort before the sweep

@@ -12,7 +12,7 @@ Conventions
   them has coefficients that sum to zero. So P may be the Gram of theta_t - theta_a for any anchor a (the
   I/O layer anchors at the first checkpoint, which keeps far more digits than raw P): the results are identical.
   A direction becomes an explicit vector through a second pass over the checkpoints
-  (`drift.trajectory.materialize`; `materialize_dense` for an in-memory matrix).
+  (`drift.analysis.gram_stream.materialize`; `materialize_dense` for an in-memory matrix).
 - Uncentered PCA of drift rows X (optionally row-normalized, x_t / ||x_t||) is the eigendecomposition of the
   row Gram X X^T: sigma_k^2 = eigenvalues, u_k = eigenvectors, v_k = X^T u_k / sigma_k.
 - Sign convention: v_1 is flipped so that <x_last, v_1> > 0 (x_last = the last row's raw drift). For k >= 2,

@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from drift import integrity
+from drift.run import integrity
 
 CKPT_RE = re.compile(r"^ckpt_(\d{6,})\.pt$")
 
@@ -140,7 +140,7 @@ def _ckpt_hint(path: Path) -> str:
 
 def load_checkpoint_file(path, step: int | None = None, mmap: bool = False, verify: bool = True) -> dict:
     """Load a checkpoint file to CPU, checking it is one of ours and (verify=True) that every tensor matches the
-    sha256 stored at save (drift/integrity.py; this reads every byte, also with mmap=True). mmap=True maps the
+    sha256 stored at save (drift/run/integrity.py; this reads every byte, also with mmap=True). mmap=True maps the
     file so only the tensors touched are read."""
     path = Path(path)
     if not path.exists():

@@ -298,13 +298,13 @@ class EmbeddedTokenizer:
 def get_tokenizer(name: str, corpus_texts: Iterable[str] | None = None,
                   cache_dir: str | os.PathLike | None = None) -> Tokenizer:
     """"gpt2" -> Gpt2Tokenizer; "embedded" -> built from `corpus_texts` if given, else the cached tokenizer of
-    the embedded training stories (see drift.corpus.get_embedded_tokenizer)."""
+    the embedded training stories (see drift.data.corpus.get_embedded_tokenizer)."""
     if name == "gpt2":
         return Gpt2Tokenizer()
     if name == "embedded":
         if corpus_texts is not None:
             return EmbeddedTokenizer.build(corpus_texts)
-        from drift.corpus import get_embedded_tokenizer  # corpus imports this module, so import late
+        from drift.data.corpus import get_embedded_tokenizer  # corpus imports this module, so import late
         return get_embedded_tokenizer(cache_dir)
     raise ValueError(f"unknown tokenizer {name!r}; expected 'gpt2' or 'embedded'")
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from drift import checkpoint as ck
-from drift import runlock
+from drift.run import checkpoint as ck
+from drift.run import lock
 from drift.config import Config
 
 
@@ -118,7 +118,7 @@ def check_run(run: RunInfo, allow_missing: bool = False, allow_running: bool = F
     """Refuse a running run and a holed trajectory unless allowed (see the module docstring)."""
     d = run.run_dir
     if run.info.get("status") == "running" and not allow_running:
-        h = runlock.holder(d)
+        h = lock.holder(d)
         why = (f"pid {h.get('pid')} on {h.get('host')} is training it" if h else
                f"no process holds its lock, so it was killed: continue it with `python train.py --resume {d}`")
         raise ck.RunError(f"{d} is still running according to its run.json ({why}); analyse it when it has "
@@ -230,11 +230,11 @@ def check_sweep_matches(sweep_dir, main_dir, option: str) -> None:
 
 
 def _main(argv=None) -> int:
-    """python -m drift.runinfo same-but-seed REF_RUN RUN: exit 1 (listing the fields) unless the two configs
+    """python -m drift.run.info same-but-seed REF_RUN RUN: exit 1 (listing the fields) unless the two configs
     differ only in the seed. run_seed.sh uses it to keep seeds comparable."""
     import argparse
     import sys
-    parser = argparse.ArgumentParser(prog="python -m drift.runinfo", description=_main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m drift.run.info", description=_main.__doc__)
     parser.add_argument("command", choices=["same-but-seed"])
     parser.add_argument("ref_run")
     parser.add_argument("run")
@@ -242,10 +242,10 @@ def _main(argv=None) -> int:
     try:
         diffs = differences_but_seed(args.ref_run, args.run)
     except ck.RunError as e:
-        print(f"drift.runinfo: error: {e}", file=sys.stderr)
+        print(f"drift.run.info: error: {e}", file=sys.stderr)
         return 2
     if diffs:
-        print(f"drift.runinfo: error: {args.run} differs from {args.ref_run} in more than the seed: "
+        print(f"drift.run.info: error: {args.run} differs from {args.ref_run} in more than the seed: "
               + "; ".join(diffs), file=sys.stderr)
         return 1
     return 0

@@ -19,15 +19,15 @@ The null trajectory is theta'_{s_0} = 0, theta'_{s_i} = sum_{j <= i} u'_j, so it
 cumulative-sum matrix. Every scope (trunk, block{l}, block{l}+ln) is drawn independently from its own Gram; no
 statistic reads two scopes together, so only each scope's own distribution matters.
 
-Statistics are not recomputed here: a null Setup goes through drift.backbone.analyze_setup and
-drift.mechanism.scope_update_alignment exactly as the run does (`run_statistics`), and `bands` summarises the
+Statistics are not recomputed here: a null Setup goes through drift.analysis.backbone.analyze_setup and
+drift.analysis.mechanism.scope_update_alignment exactly as the run does (`run_statistics`), and `bands` summarises the
 draws by their median and central 95% interval.
 
 Verdict rule (`null_verdict`, fixed before any null was computed on a real run): a claim's key statistic is
 "beyond null" when it lies outside the N1 central 95% band on the side the paper predicts (above hi for "high",
 below lo for "low"), else "within null". N2 and N3 are reported beside it.
 
-    su = drift.backbone.prepare("runs/cpu_s42")                 # the run's cached Grams
+    su = drift.analysis.backbone.prepare("runs/cpu_s42")                 # the run's cached Grams
     res = null_statistics(su, n_draws=200, seed=0)                # trajectory_nulls.py writes it to nulls.json
     res["statistics"]["trunk_pc1_raw"]  # {"observed": .., "N1": {"median", "lo", "hi", "n"}, "N2": .., "N3": ..}
     control_window_nulls("runs/ctrl_s42")                         # Tables 4-5 windows (trajectory_nulls.py --controls)
@@ -40,7 +40,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from drift import geometry as geo
+from drift.geometry import trajectory as geo
 
 NULLS = ("N1", "N2", "N3")
 NULL_NAMES = {"N1": "matched random walk", "N2": "sign-flipped updates", "N3": "permuted updates"}
@@ -248,8 +248,8 @@ UPDATE_SCOPES = ("block0", "block0+ln", "trunk")
 
 def update_statistics(su, early_step: float | None = None) -> dict[str, float]:
     """A8 on the Setup's Grams (consecutive updates between analysis steps, raw per-scope PC1 as v_b), through
-    drift.mechanism's own function: mean |C| and the first persistent sign flip."""
-    from drift.mechanism import scope_update_alignment
+    drift.analysis.mechanism's own function: mean |C| and the first persistent sign flip."""
+    from drift.analysis.mechanism import scope_update_alignment
     early = float(early_step if early_step is not None else su.run.total_steps / 2)
     out = {}
     for scope in UPDATE_SCOPES:
@@ -266,7 +266,7 @@ def update_statistics(su, early_step: float | None = None) -> dict[str, float]:
 
 def run_statistics(su, window: int = 10) -> tuple[dict[str, float], dict[str, list[float]]]:
     """(scalar statistics, spectra) of a Setup: the run's or a null's."""
-    from drift.backbone import analyze_setup
+    from drift.analysis.backbone import analyze_setup
     results = analyze_setup(su, window, jsonify=False)
     stats = trajectory_statistics(results)
     stats.update(update_statistics(su))
@@ -279,7 +279,7 @@ def run_statistics(su, window: int = 10) -> tuple[dict[str, float], dict[str, li
 
 def null_setup(su, kind: str, draw: int, seed: int, dims: dict[str, int]):
     """Draw `draw` of one null: a Setup with the same steps, switch and metrics as `su`, Grams from the null."""
-    from drift.backbone import setup_from_grams
+    from drift.analysis.backbone import setup_from_grams
     grams = {s: su.trajs[s].P for s in su.trajs}
     return setup_from_grams(su.run, su.steps, null_grams(grams, dims, kind, draw_rng(seed, kind, draw)),
                             su.split_step, su.stride)
@@ -332,7 +332,7 @@ def collect(observed: dict, draws: dict[str, list[dict]]) -> dict:
 def null_statistics(su, n_draws: int = 200, seed: int = 0, window: int = 10, kinds: Sequence[str] = NULLS,
                     workers: int = 1, log: Callable[[str], None] | None = None) -> dict:
     """Observed statistics of `su` and their bands under each null (JSON-ready; layout in trajectory_nulls.py)."""
-    from drift.backbone import scope_dims
+    from drift.analysis.backbone import scope_dims
     dims = scope_dims(su)
     stats, spectra = run_statistics(su, window)
     draws, spec_draws = {}, {}
@@ -381,9 +381,9 @@ def control_window_nulls(root, n_draws: int = 200, seed: int = 0, kinds: Sequenc
     analysis/sgd_matched_valloss.json exists, of the windows centred on each run's matched-loss checkpoint."""
     from pathlib import Path
 
-    from drift import checkpoint as ck
-    from drift.control_tables import load_controls, standard_window, trunk_trajectory
-    from drift.params import trunk_size
+    from drift.run import checkpoint as ck
+    from drift.analysis.control_tables import load_controls, standard_window, trunk_trajectory
+    from drift.run.params import trunk_size
     root = Path(root)
     matched_path = root / "analysis" / "sgd_matched_valloss.json"
     matched = ck.read_json(matched_path, "analysis")["results"] if matched_path.exists() else None

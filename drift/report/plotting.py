@@ -4,7 +4,7 @@ Figures are drawn from analysis JSON only (never from checkpoints) and always sa
 a .png (for quick looks). Figures are built with `matplotlib.figure.Figure` directly rather than pyplot, so no
 global figure state or GUI backend is involved and scripts can run headless.
 
-    from drift import plotting as pl
+    from drift.report import plotting as pl
     pl.apply_style()
     fig, (ax_a, ax_r) = pl.new_figure(2, 1, sharex=True)
     ax_a.plot(steps, a, color=pl.PALETTE["backbone"])

@@ -14,7 +14,7 @@ process (and its RSS) with the tensor. A prefetch thread asks the kernel to read
 instead of faulting a few pages at a time. Files whose layout cannot be verified fall back to the mapped tensors.
 
 Integrity: each tensor's bytes are hashed (sha256) and compared with the digest the checkpoint stored at save
-(drift/integrity.py), so a file damaged on disk stops the analysis with its name instead of silently changing
+(drift/run/integrity.py), so a file damaged on disk stops the analysis with its name instead of silently changing
 the Grams. Hashes and column slices of the products are jobs of one thread pool (both release the GIL).
 
 Rows are anchored at the first step (theta_t - theta_first) before the product: differences cancel the anchor
@@ -34,9 +34,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from drift import checkpoint as ck
-from drift import integrity
-from drift.params import scope_keys
+from drift.run import checkpoint as ck
+from drift.run import integrity
+from drift.run.params import scope_keys
 
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # zip local file header: 30 bytes, name/extra lengths last
 
@@ -116,7 +116,7 @@ class _Rows:
                 nbytes = self.n * t.element_size()
                 if off[key] + nbytes > os.path.getsize(path):
                     raise ck.RunError(f"checkpoint {path} is truncated; find every damaged checkpoint with: "
-                                      f"python -m drift.integrity {path.parent}")
+                                      f"python -m drift.run.integrity {path.parent}")
                 self.raw.append(np.memmap(path, np.uint8, "r", off[key], (nbytes,)))
             else:
                 self.raw.append(integrity.tensor_bytes(t))

@@ -4,15 +4,15 @@
 Three analyses, each a function returning (results, params, inputs) for `runinfo.write_analysis`:
 
   update_alignment_analysis    A8, entirely from the cached Gram matrices: updates theta_s - theta_s' and the
-                               backbone are coefficient vectors over the checkpoints (drift.geometry).
+                               backbone are coefficient vectors over the checkpoints (drift.geometry.trajectory).
   gradient_alignment_analysis  A9: per-mini-batch gradients of the composite loss at selected checkpoints,
                                |cos(g, v_b)| against the isotropic floors and an empirical one.
   fisher_analysis              A10: M mini-batch-mean gradients -> G, Rayleigh quotients and the top Fisher
-                               eigenvector (drift.fisher).
+                               eigenvector (drift.geometry.fisher).
 
 Gradients are computed with one forward pass per mini-batch on the run's device (bf16 autocast on CUDA, as in
 training), with every parameter outside the scope frozen so the backward pass skips their weight gradients, and
-flattened by `drift.params.grad_vector` in the canonical (sorted-key) order that the directions use too.
+flattened by `drift.run.params.grad_vector` in the canonical (sorted-key) order that the directions use too.
 Fresh mini-batches come from batch streams independent of the training stream.
 
     results, params, inputs = fisher_analysis("runs/cpu_s42")
@@ -28,17 +28,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from drift import backbone
-from drift import fisher as fm
-from drift import geometry as geo
-from drift import plotting as pl
-from drift.checkpoint import RunError, load_checkpoint
-from drift.context import RunContext, build_context
+from drift.analysis import backbone
+from drift.geometry import fisher as fm
+from drift.geometry import trajectory as geo
+from drift.report import plotting as pl
+from drift.run.checkpoint import RunError, load_checkpoint
+from drift.data.context import RunContext, build_context
 from drift.model import GPT
-from drift.optim import lambda_at
-from drift.params import grad_vector, scope_keys
-from drift.runinfo import RunInfo, load_run, read_analysis, write_analysis
-from drift.trainer import composite_loss
+from drift.train.optim import lambda_at
+from drift.run.params import grad_vector, scope_keys
+from drift.run.info import RunInfo, load_run, read_analysis, write_analysis
+from drift.train.trainer import composite_loss
 
 GRADIENT_STREAM = 101  # batch streams for fresh mini-batches; 0 is training
 FISHER_STREAM = 102
@@ -213,7 +213,7 @@ def scope_only_grads(model: torch.nn.Module, keys: Sequence[str]):
 
 def flat_grad(model: torch.nn.Module, loss: torch.Tensor, keys: Sequence[str], retain_graph: bool = False,
               device=None) -> torch.Tensor:
-    """d loss / d keys, flattened in canonical order (drift.params.grad_vector), on `device` (default: the
+    """d loss / d keys, flattened in canonical order (drift.run.params.grad_vector), on `device` (default: the
     model's)."""
     model.zero_grad(set_to_none=True)
     loss.backward(retain_graph=retain_graph)
@@ -401,7 +401,7 @@ def gradient_alignment_analysis(run_dir, steps: Sequence[int] | None = None, n_b
                "paper": PAPER["C12"]}
     params = {"steps": steps, "n_batches": n_batches, "batch_size": run.config.train.micro_batch, "scope": scope,
               "n_random": n_random, "seed": seed, "stream": GRADIENT_STREAM, "model_mode": "eval",
-              "lambda": "training lambda at each step (drift.optim.lambda_at)"}
+              "lambda": "training lambda at each step (drift.train.optim.lambda_at)"}
     return geo.jsonable(results), params, {"directions": dir_info, "device": str(ctx.device)}
 
 
@@ -455,7 +455,7 @@ def fisher_checkpoint(model: GPT, ctx: RunContext, step: int, keys: Sequence[str
 def fisher_analysis(run_dir, steps: Sequence[int] | None = None, m: int = 32, k: int = 10, seed: int = 0,
                     progress: bool = True) -> tuple[dict, dict, dict]:
     """A10 on the trunk: at each checkpoint, G = M mini-batch-mean gradients of the composite loss (eval mode,
-    training lambda), then the drift.fisher readouts for v_b (raw trunk PC1), v_PC2, v_sw and K random w_k."""
+    training lambda), then the drift.geometry.fisher readouts for v_b (raw trunk PC1), v_PC2, v_sw and K random w_k."""
     run = load_run(run_dir)
     roles = {s: ["requested"] for s in _check_steps(run, steps)} if steps else default_fisher_steps(run)
     vecs, dir_info = load_vectors(run_dir, list(FISHER_DIRECTIONS.values()))
@@ -474,7 +474,7 @@ def fisher_analysis(run_dir, steps: Sequence[int] | None = None, m: int = 32, k:
                "paper": PAPER["C13"]}
     params = {"steps": list(roles), "m": m, "k": k, "seed": seed, "batch_size": run.config.train.micro_batch,
               "stream": FISHER_STREAM, "scope": "trunk", "model_mode": "eval", "directions": FISHER_DIRECTIONS,
-              "lambda": "training lambda at each step (drift.optim.lambda_at)"}
+              "lambda": "training lambda at each step (drift.train.optim.lambda_at)"}
     return geo.jsonable(results), params, {"directions": dir_info, "device": str(ctx.device)}
 
 
@@ -568,10 +568,10 @@ def run_script(prog: str, run_dir, name: str, compute, figure, report) -> int:
     A RunError, ConfigError or ValueError becomes one `<prog>: error: ...` line on stderr and exit code 2."""
     import sys
 
-    from drift.checkpoint import RunError
+    from drift.run.checkpoint import RunError
     from drift.config import ConfigError
-    from drift.plotting import save_figure
-    from drift.runinfo import figures_dir, write_analysis
+    from drift.report.plotting import save_figure
+    from drift.run.info import figures_dir, write_analysis
     try:
         results, params, inputs = compute()
         path = write_analysis(run_dir, name, results, params, inputs)

@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from drift.bootstrap import default_cache_dir  # noqa: F401  (re-exported: the one definition of the cache root)
-from drift.tokenizer import EmbeddedTokenizer, Tokenizer, tokenizer_fingerprint
+from drift.data.tokenizer import EmbeddedTokenizer, Tokenizer, tokenizer_fingerprint
 
 HUB_DATASET = "roneneldan/TinyStories"
 STORY_SEPARATOR = "<|endoftext|>"

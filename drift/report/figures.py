@@ -10,7 +10,7 @@
            fig_nulls_spectrum      the run's explained-variance spectrum against the N1/N2/N3 null bands
 
 With several seeds, each seed gets its own column (one y-range per row, so the seeds compare at a glance).
-Every function takes the loaded `drift.claims.Evidence` (or the part it needs) and returns a matplotlib Figure;
+Every function takes the loaded `drift.report.claims.Evidence` (or the part it needs) and returns a matplotlib Figure;
 `FIGURES` says which inputs each figure needs, so the script can skip or refuse cleanly.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from drift import plotting as pl
-from drift.claims import Evidence, RunEvidence, beta2_groups
+from drift.report import plotting as pl
+from drift.report.claims import Evidence, RunEvidence, beta2_groups
 
 LR_COLORS = [pl.PALETTE["early"], pl.PALETTE["late"], pl.PALETTE["alt"], pl.PALETTE["neutral"]]
 P_PROBE_STYLES = ["-", "--", ":", "-."]

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from drift.checkpoint import RunError
+from drift.run.checkpoint import RunError
 
 LOCK_NAME = "run.lock"
 _TMP_RE = re.compile(r"^\..+\.tmp(\d+)$")  # checkpoint._tmp: .<name>.tmp<pid>

@@ -2,14 +2,14 @@
 call `train(cfg, run_dir, ...)` with a different config.
 
 Under torchrun each rank computes its share of a step's micro-batches and the gradients are summed over ranks
-(drift/distributed.py); only rank 0 evaluates and writes to the run directory.
+(drift/train/distributed.py); only rank 0 evaluates and writes to the run directory.
 
 One step: `grad_accum` micro-batches of L = L_LM + lambda * L_probe (each divided by grad_accum), global-norm
 clipping, one optimizer step at lr_at(step). Checkpoints at the schedule's steps (step 0 = initialization), evals
 appended to metrics.jsonl as they happen, resume state rewritten atomically at every checkpoint.
 
     from drift.config import resolve
-    from drift.trainer import train
+    from drift.train.trainer import train
     train(resolve("tiny", seed=1), "runs/tiny_s1")
 """
 from __future__ import annotations
@@ -30,16 +30,16 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from drift import alloc
-from drift import checkpoint as ck
-from drift import distributed as dist
+from drift.run import checkpoint as ck
+from drift.train import distributed as dist
 from drift.config import Config, parse_dense, validate
-from drift.context import RunContext, build_context, codewords_for
-from drift.corpus import split_description
-from drift.lowp import BF16Shadow
+from drift.data.context import RunContext, build_context, codewords_for
+from drift.data.corpus import split_description
+from drift.train.lowp import BF16Shadow
 from drift.model import GPT
-from drift.optim import build_optimizer, lambda_at, lr_at, set_lr
-from drift.probe import probe_accuracy
-from drift.runlock import RunLock, refuse_if_held, remove_stale_temps
+from drift.train.optim import build_optimizer, lambda_at, lr_at, set_lr
+from drift.data.probe import probe_accuracy
+from drift.run.lock import RunLock, refuse_if_held, remove_stale_temps
 
 
 class DivergedError(RuntimeError):
@@ -257,7 +257,7 @@ def train(cfg: Config, run_dir, resume: bool = False, init_from: str | None = No
 
     Everything that can be checked is checked before anything is written: the config (ranges and relations), the
     config against the tokenizer (probe items fit seq_len), and --out / --resume. The run directory is then locked
-    for the whole training (drift.runlock), so a second writer is refused.
+    for the whole training (drift.run.lock), so a second writer is refused.
 
     Under torchrun every rank validates the config and builds the context alike; the directory checks, the lock,
     the restart's clearing and every write are rank 0's, and the other ranks follow its decisions (an error there

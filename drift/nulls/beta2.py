@@ -1,6 +1,6 @@
 """Null bands of the beta2-sweep statistics that claims C14, C17, C18 and C19 read (PROTOCOL E3, A13, section 9).
 
-Per beta2 run, each span a statistic is read over is replaced by the null trajectories of drift/nulls.py (N1
+Per beta2 run, each span a statistic is read over is replaced by the null trajectories of drift/nulls/trajectory.py (N1
 matched random walk, N2 sign-flipped updates, N3 permuted updates), each drawn from the run's own trunk Gram over
 that span (the cached Grams; no checkpoint is read twice):
 
@@ -14,14 +14,14 @@ that span (the cached Grams; no checkpoint is read twice):
   early_abs_cos  C19    the whole run                                mean |cos(theta_s - theta_{s-lag}, v_b)| over
                                                                      ends s <= T/2 (lag = scaled 200)
 
-Observed and null values go through the functions the beta2 table itself uses (drift.control_tables:
+Observed and null values go through the functions the beta2 table itself uses (drift.analysis.control_tables:
 beta2_trajectory_geometry, common_pc1, safe_window), so every observed value equals the reported one. A window null
 redraws only the window's own updates, as the control-window nulls do. Draw d of null k for run r uses
 numpy default_rng([seed, k, d, crc32(r)]): the runs are drawn independently of one another and any draw can be
 redone alone.
 
 Rule (fixed before any null was computed on a real sweep; also in the README):
-  Compared runs. The runs the claim readers (drift.claims) compare: every p_probe group with >= 3 runs
+  Compared runs. The runs the claim readers (drift.report.claims) compare: every p_probe group with >= 3 runs
     (control_tables.compared_groups), ordered by decreasing beta2; smaller groups (the p_probe 0.20 pair run for the
     comparison with the paper) get their per-run bands but no verdict. Within a group, only the runs whose observed
     statistic is finite count, as the readers skip missing values.
@@ -32,7 +32,7 @@ Rule (fixed before any null was computed on a real sweep; also in the README):
     fall (a larger fall than matched random walks with the same step norms give) in every compared group; "within
     null" otherwise.
   C18 ("gamma_a > 1 for every beta2"). "Beyond null" when every compared run's gamma_a lies above its own N1 band.
-  N2 and N3 are reported beside N1. drift/claims.py (BETA2_NULLS) reads the verdicts from the JSON.
+  N2 and N3 are reported beside N1. drift/report/claims.py (BETA2_NULLS) reads the verdicts from the JSON.
 
     res = beta2_nulls("runs/beta2_s42", n_draws=200, seed=0)    # trajectory_nulls.py --beta2 writes it to nulls.json
     res["trends"]["0.1"]["pc1_common"]       # {"claim", "high", "low", "beta2", "observed", "N1": band, "N2", "N3"}
@@ -47,14 +47,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from drift import checkpoint as ck
-from drift.control_runs import Scale
-from drift.control_tables import (beta2_spans, beta2_trajectory_geometry, beta2_window, common_pc1, common_span,
+from drift.run import checkpoint as ck
+from drift.train.control_runs import Scale
+from drift.analysis.control_tables import (beta2_spans, beta2_trajectory_geometry, beta2_window, common_pc1, common_span,
                                   compared_groups, load_beta2_runs, safe_window, trunk_trajectory)
-from drift.geometry import Trajectory, jsonable
-from drift.nulls import KEY_NULL, LEVEL, NULLS, band, collect, draw_rng, null_gram, nulls_block
-from drift.params import trunk_size
-from drift.runinfo import RunInfo
+from drift.geometry.trajectory import Trajectory, jsonable
+from drift.nulls.trajectory import KEY_NULL, LEVEL, NULLS, band, collect, draw_rng, null_gram, nulls_block
+from drift.run.params import trunk_size
+from drift.run.info import RunInfo
 
 STATISTICS = {"pc1_common": "C17", "window_pc1": "C14", "gamma_a": "C18", "early_abs_cos": "C19"}
 TRENDS = ("pc1_common", "window_pc1", "early_abs_cos")    # read as "falls as beta2 drops"

@@ -1,6 +1,6 @@
 """Data parallelism under torchrun: one process per device, each taking its share of a step's micro-batches.
 
-A training micro-batch is a pure function of (seed, step, micro) (drift/batches.py), so rank r simply takes the
+A training micro-batch is a pure function of (seed, step, micro) (drift/data/batches.py), so rank r simply takes the
 micro-batches range(r, grad_accum, world) of every step: the global batch and the data order are those of a
 1-process run whatever the number of ranks. Each rank backpropagates (L_LM + lambda L_probe) / grad_accum of its
 micro-batches, exactly as the 1-process loop does; `all_reduce_grads` then sums the gradients over ranks, which

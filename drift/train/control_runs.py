@@ -1,6 +1,6 @@
 """Optimizer controls, beta2 sweep and reheating as experiments (PROTOCOL E2-E4): which runs they train, with which
 configs, derived from a preset; and running them (skip finished, resume killed, record divergence). The tables
-computed from their run directories are in drift/control_tables.py.
+computed from their run directories are in drift/analysis/control_tables.py.
 
 Scaling rule. The paper's controls are defined in steps of its 10,000-step main run. A preset's controls keep the
 same proportions: with factor = (the preset's main-run total_steps) / 10,000, every step *position* of the paper
@@ -24,7 +24,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from drift import checkpoint as ck
+from drift.run import checkpoint as ck
 from drift.config import Config, apply_overrides, config_fields, resolve, validate
 
 PAPER_MAIN_STEPS = 10_000
@@ -75,8 +75,8 @@ class Scale:
 def vocab_size_of(cfg: Config) -> int:
     if cfg.train.tokenizer == "gpt2":
         return PAPER_VOCAB
-    from drift.tokenizer import get_tokenizer
-    from drift.context import cache_dir
+    from drift.data.tokenizer import get_tokenizer
+    from drift.data.context import cache_dir
     return get_tokenizer(cfg.train.tokenizer, cache_dir=cache_dir(cfg)).vocab_size
 
 
@@ -171,8 +171,8 @@ def ensure_run(cfg: Config, run_dir, init_from: str | None = None, progress: boo
     """Train `cfg` into run_dir unless it is done. Finished, early-stopped or diverged: skipped. Killed: resumed
     (or restarted when it died before its first checkpoint). A different config there: RunError. A divergence is
     recorded by the trainer in run.json and reported here as status "diverged", never raised."""
-    from drift import distributed as dist
-    from drift.trainer import DivergedError, train  # the trainer pulls in the data layer; keep tables light
+    from drift.train import distributed as dist
+    from drift.train.trainer import DivergedError, train  # the trainer pulls in the data layer; keep tables light
     run_dir = Path(run_dir)
     # Under torchrun rank 0 reads the directory and decides; every rank follows that decision.
     action, saved = dist.on_main(_plan_run, cfg, run_dir)

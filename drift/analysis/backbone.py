@@ -57,13 +57,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from drift import checkpoint as ck
-from drift import fits
-from drift import geometry as geo
-from drift import plotting as pl
-from drift import trajectory
-from drift.params import all_scopes, n_layer_of
-from drift.runinfo import RunInfo, analysis_dir, figures_dir, load_run
+from drift.run import checkpoint as ck
+from drift.geometry import fits
+from drift.geometry import trajectory as geo
+from drift.report import plotting as pl
+from drift.analysis import gram_stream
+from drift.run.params import all_scopes, n_layer_of
+from drift.run.info import RunInfo, analysis_dir, figures_dir, load_run
 
 GRAM_CACHE = "gram_cache.npz"
 DIRECTIONS = "directions.pt"
@@ -136,7 +136,7 @@ def trajectory_grams(run_dir, steps: Sequence[int], scopes: Sequence[str],
     state = ck.load_checkpoint(run_dir, steps[0], mmap=True, verify=False)["model"]  # keys only; read below
     all_names += all_scopes(n_layer_of(state.keys()))
     all_steps, all_names = sorted(all_steps), list(dict.fromkeys(all_names))
-    grams = trajectory.gram_matrices(run_dir, all_steps, all_names, progress=progress)
+    grams = gram_stream.gram_matrices(run_dir, all_steps, all_names, progress=progress)
     stats = _file_stats(run_dir, all_steps)
     if stats is not None:
         _write_cache(run_dir, all_steps, all_names, stats, grams)
@@ -201,7 +201,7 @@ def prepare(run, ref_step: int = 1, steps: Sequence[int] | None = None, split_st
 def setup_from_grams(run: RunInfo, steps: Sequence[int], grams: dict[str, np.ndarray],
                      split_step: int | None = None, stride: int | None = None) -> Setup:
     """A Setup over `steps` (the reference step first) from given Grams of every scope: the run's own (prepare)
-    or a null model's (drift.nulls), so that both go through the same statistics."""
+    or a null model's (drift.nulls.trajectory), so that both go through the same statistics."""
     chosen = [int(s) for s in steps]
     stride = int(stride) if stride else 2 * run.ckpt_every
     rows = chosen[1:]
@@ -421,7 +421,7 @@ def save_directions(run_dir, ref_step: int = 1, steps: Sequence[int] | None = No
     """Write analysis/directions.pt (see load_directions) with one streaming pass over the checkpoints."""
     su = prepare(run_dir, ref_step, steps, split_step, progress=progress)
     coefs, pair = direction_coefficients(su)
-    vectors = trajectory.materialize(su.run.run_dir, su.steps, coefs, progress=progress)
+    vectors = gram_stream.materialize(su.run.run_dir, su.steps, coefs, progress=progress)
     payload = {"ref_step": su.ref_step, "steps": su.steps, "row_steps": su.rows, "switch_pair": pair,
                "scopes": {k: v[0] for k, v in coefs.items()}, "vectors": vectors,
                "file_stats": _file_stats(su.run.run_dir, su.steps).tolist()}

@@ -27,9 +27,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from drift import checkpoint as ck
-from drift.control_tables import compared_groups, p_probe_groups
-from drift.runinfo import RunInfo, load_run
+from drift.run import checkpoint as ck
+from drift.analysis.control_tables import compared_groups, p_probe_groups
+from drift.run.info import RunInfo, load_run
 
 HELD, NOT_HELD, NOT_MEASURED = "held", "not held", "not measured"
 
@@ -259,7 +259,7 @@ def per_seed(ev: Evidence, name: str | None, check: Callable[[RunEvidence], tupl
 
 def oscillation_drops(p_ood: Sequence[float], n_eval: int) -> list[float]:
     """Peak -> next-trough drops of the p_ood series that pass the A11 prominence rule and the 3-sigma test."""
-    from drift.geometry import find_peaks_troughs, switch_pairs
+    from drift.geometry.trajectory import find_peaks_troughs, switch_pairs
     p = np.nan_to_num(np.asarray(p_ood, dtype=np.float64), nan=0.0)
     ext = find_peaks_troughs(p, prominence=THRESHOLDS["osc_prominence"])
     drops = []
@@ -323,7 +323,7 @@ def rule_c8(centers: Sequence[float], a_e: Sequence[float], a_l: Sequence[float]
             total: float) -> bool | None:
     """A_E > A_L on average before the switch, A_L > A_E on average in (switch, switch + 0.2 T]; None if either
     range has no window center."""
-    from drift.geometry import handoff_margin
+    from drift.geometry.trajectory import handoff_margin
     m = handoff_margin(centers, a_e, a_l, switch, total, THRESHOLDS["handoff_after"])
     return None if math.isnan(m) else bool(m > 0)
 
@@ -924,7 +924,7 @@ class NullCheck:
     paper: tuple[tuple[str, float], ...] = ()
 
 
-# Rule (also in drift/nulls.py and the README): "beyond null" when the key statistic lies outside the N1 central
+# Rule (also in drift/nulls/trajectory.py and the README): "beyond null" when the key statistic lies outside the N1 central
 # 95% band on the predicted side in every seed; N2 and N3 are shown beside it. Fixed before any real-run null.
 CLAIM_NULLS = {
     "C2": NullCheck("blocks_pc1_raw_min", "high", (("blocks_pc1_raw_min", 0.779),)),
@@ -966,7 +966,7 @@ def control_null_window(res: dict, run: str, which: str) -> tuple[str, dict] | N
 
 
 def control_null_outcome(ev: Evidence, claim_id: str) -> dict:
-    from drift.nulls import KEY_NULL, NO_NULL, in_band, null_verdict
+    from drift.nulls.trajectory import KEY_NULL, NO_NULL, in_band, null_verdict
     run, which, paper = CONTROL_NULLS[claim_id]
     res = ev.control("nulls")
     found = control_null_window(res, run, which) if res is not None else None
@@ -983,7 +983,7 @@ def control_null_outcome(ev: Evidence, claim_id: str) -> dict:
             "paper_in_band": inside}
 
 
-# beta2-sweep claims: the statistic of <beta2>/analysis/nulls.json and how it is read (drift/beta2_nulls.py, fixed
+# beta2-sweep claims: the statistic of <beta2>/analysis/nulls.json and how it is read (drift/nulls/beta2.py, fixed
 # before any real-sweep null): "trend", the observed net fall from the highest to the lowest beta2 of every compared
 # p_probe group lies above the N1 band of the null's net fall; "each", every compared run lies above its own N1 band.
 BETA2_NULLS = {"C14": ("window_pc1", "trend"), "C17": ("pc1_common", "trend"), "C18": ("gamma_a", "each"),
@@ -991,7 +991,7 @@ BETA2_NULLS = {"C14": ("window_pc1", "trend"), "C17": ("pc1_common", "trend"), "
 
 
 def beta2_null_outcome(ev: Evidence, claim_id: str) -> dict:
-    from drift.nulls import BEYOND, KEY_NULL, NO_NULL, WITHIN, null_verdict
+    from drift.nulls.trajectory import BEYOND, KEY_NULL, NO_NULL, WITHIN, null_verdict
     stat, how = BETA2_NULLS[claim_id]
     res = ev.beta2_nulls
     if res is None or not res.get("groups"):
@@ -1024,7 +1024,7 @@ def beta2_null_outcome(ev: Evidence, claim_id: str) -> dict:
 
 def null_outcome(ev: Evidence, claim_id: str) -> dict:
     """{"null": beyond / within / no null / "" (no trajectory null for this claim), "null_text", "paper_in_band"}."""
-    from drift.nulls import BEYOND, KEY_NULL, NO_NULL, WITHIN, in_band, null_verdict
+    from drift.nulls.trajectory import BEYOND, KEY_NULL, NO_NULL, WITHIN, in_band, null_verdict
     if claim_id in CONTROL_NULLS:
         return control_null_outcome(ev, claim_id)
     if claim_id in BETA2_NULLS:

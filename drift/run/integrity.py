@@ -10,8 +10,8 @@ SHA-256 at ~1.4 GB/s here (SHA-NI) and releases the GIL on large buffers, so has
 Checkpoints written before the digests existed still load, with one UnverifiedCheckpointWarning per run
 directory; `--add` stores digests in them (after which later changes are caught).
 
-    python -m drift.integrity runs/cpu_s42            # check every checkpoint; exit 1 if one is damaged
-    python -m drift.integrity runs/old_run --add      # store digests in checkpoints that have none
+    python -m drift.run.integrity runs/cpu_s42            # check every checkpoint; exit 1 if one is damaged
+    python -m drift.run.integrity runs/old_run --add      # store digests in checkpoints that have none
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def corrupt_message(path, key: str) -> str:
     path = Path(path)
     return (f"checkpoint {path} is corrupt: tensor {key} does not match the sha256 stored when it was saved (the "
             f"file changed on disk); list every damaged checkpoint and the command that retrains the run with: "
-            f"python -m drift.integrity {path.parent}")
+            f"python -m drift.run.integrity {path.parent}")
 
 
 def first_mismatch(state: dict, digests: dict[str, str], keys=None) -> str | None:
@@ -70,7 +70,7 @@ def warn_unverified(path) -> None:
     _warned.add(run_dir)
     warnings.warn(f"checkpoint {path} has no stored sha256 digests (written before they existed), so it and the "
                   f"other such checkpoints in {Path(path).parent} are read unverified; store digests with: "
-                  f"python -m drift.integrity {Path(path).parent} --add", UnverifiedCheckpointWarning, stacklevel=3)
+                  f"python -m drift.run.integrity {Path(path).parent} --add", UnverifiedCheckpointWarning, stacklevel=3)
 
 
 def _retrain_hint(run_dir: Path) -> str:
@@ -95,7 +95,7 @@ def _retrain_hint(run_dir: Path) -> str:
 
 def check_run(run_dir, add: bool = False) -> tuple[list[str], list[str], list[str]]:
     """(ok, corrupt, unverified) checkpoint file names of a run; with add=True unverified files get digests."""
-    from drift import checkpoint as ck
+    from drift.run import checkpoint as ck
     ok, corrupt, unverified = [], [], []
     for step in ck.list_steps(run_dir):
         path = ck.ckpt_path(run_dir, step)
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     p.add_argument("--add", action="store_true", help="store digests in checkpoints that have none (trusting "
                    "their current contents)")
     args = p.parse_args(argv)
-    from drift.checkpoint import RunError
+    from drift.run.checkpoint import RunError
     try:
         ok, corrupt, unverified = check_run(args.run_dir, add=args.add)
     except RunError as e:
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     for name in corrupt:
         print(f"corrupt: {args.run_dir / name}")
     if unverified and not args.add:
-        print(f"without digests: {', '.join(unverified)}; add them with: python -m drift.integrity "
+        print(f"without digests: {', '.join(unverified)}; add them with: python -m drift.run.integrity "
               f"{args.run_dir} --add")
     if corrupt:
         print(_retrain_hint(args.run_dir))

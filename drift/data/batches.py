@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from drift.config import TrainConfig
-from drift.probe import ProbeTask, collate, plain_sequence, probe_sequence
+from drift.data.probe import ProbeTask, collate, plain_sequence, probe_sequence
 
 
 class TrainBatches:

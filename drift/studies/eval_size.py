@@ -6,7 +6,7 @@ several sizes (independent of the run's own eval set and of each other), and eac
 same rule the study uses (claims.oscillation_drops: prominence 0.03 and 3 binomial std at that size). The largest
 set is the reference curve: the RMS gap of a smaller set to it is its measured noise, next to the binomial std.
 
-    from drift.eval_size import score_sizes, summarize_sizes
+    from drift.studies.eval_size import score_sizes, summarize_sizes
     res = summarize_sizes(score_sizes("runs/cpu_s42", sizes=(256, 1024, 4096)))
 """
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Sequence
 
 import numpy as np
 
-from drift.claims import oscillation_drops
-from drift.context import build_context, eval_filler_ids
-from drift.mechanism import load_model_at
+from drift.report.claims import oscillation_drops
+from drift.data.context import build_context, eval_filler_ids
+from drift.analysis.mechanism import load_model_at
 from drift.model import GPT
-from drift.probe import build_eval_set, probe_accuracy
-from drift.runinfo import load_run
+from drift.data.probe import build_eval_set, probe_accuracy
+from drift.run.info import load_run
 
 # Seeds of the fresh sets: the run's own eval sets use seed + 100 (in) and seed + 200 (OOD).
 SEED_OFFSET = 1000
@@ -82,7 +82,7 @@ def table_markdown(summary: dict) -> str:
 
 def fig_eval_sizes(summary: dict):
     """p_ood against step, one curve per eval-set size."""
-    from drift import plotting as pl
+    from drift.report import plotting as pl
     pl.apply_style()
     fig, ax = pl.new_figure(1, 1, height=2.6)
     for i, r in enumerate(summary["sizes"]):

@@ -18,14 +18,14 @@ paper's late phase, so a reported cpu regime must also show, in every seed:
     phase_peak      best p_ood >= 0.6
     phase_fall      p_ood falls from a peak by >= 0.3: the largest drawdown max_s [p(s) - min_{s' > s} p(s')] of the
                     run's own eval curve (the paper's seed 42: 0.44 and 0.57), and the same on a fresh 4,096-example
-                    OOD set (drift/eval_size.py, read from experiments/results/eval_size_<run>.json when it exists)
+                    OOD set (drift/studies/eval_size.py, read from experiments/results/eval_size_<run>.json when it exists)
     phase_end       the last eval's p_ood <= 0.35 (the paper ends at 0.14-0.20), with val_falls
     phase_rate      p_probe <= 0.20 (the paper: 0.10)
 
 The x axis everything is compared on is *probe sequences seen* = step x sequences per step x p_probe, the quantity
 the paper's own run needed about 23,000 of before the probe appeared.
 
-    from drift.probe_study import STUDY, summarize_run
+    from drift.studies.probe_study import STUDY, summarize_run
     for spec in STUDY: print(spec.name, spec.overrides)
 """
 from __future__ import annotations
@@ -38,10 +38,10 @@ from typing import Sequence
 
 import numpy as np
 
-from drift import checkpoint as ck
-from drift.claims import oscillation_drops, val_falls
+from drift.run import checkpoint as ck
+from drift.report.claims import oscillation_drops, val_falls
 from drift.config import Config, config_fields, resolve
-from drift.geometry import find_peaks_troughs
+from drift.geometry.trajectory import find_peaks_troughs
 
 # The paper's seed-42 probe time series (authors' published metrics; p_probe 0.10, 128 sequences per step).
 PAPER_SEQS_PER_STEP = 128 * 0.10
@@ -136,7 +136,7 @@ def run_status(run_dir: Path) -> str:
 def train_one(spec: StudyConfig, seed: int, root: Path, progress: bool = True, threads: int | None = None) -> Path:
     """Train (or resume, or skip) one study run. `threads` overrides the config's (a MECHANICAL field: it changes
     the speed, not what is computed beyond the order of floating-point sums)."""
-    from drift.trainer import DivergedError, train
+    from drift.train.trainer import DivergedError, train
     run_dir = root / f"{spec.name}_s{seed}"
     status = run_status(run_dir)
     if status == "finished":
@@ -375,7 +375,7 @@ def table_markdown(rows: Sequence[dict]) -> str:
 
 def fig_probe_study(rows: Sequence[dict]):
     """p_in and p_ood against probe sequences seen, one curve per run, the paper's seed-42 points overlaid."""
-    from drift import plotting as pl
+    from drift.report import plotting as pl
     pl.apply_style()
     fig, (ax_in, ax_ood) = pl.new_figure(2, 1, sharex=True, height=5.0)
     names = list(dict.fromkeys(r["config"] for r in rows))

@@ -1,6 +1,6 @@
 """Tables of the optimizer controls, the beta2 sweep and reheating (PROTOCOL A12-A14), computed from their run
 directories: Table 4 (standard window), Table 5 (matched validation loss), the beta2 table, the reheating readouts,
-with the paper's values beside ours. Which runs exist and how they were configured is drift/control_runs.py.
+with the paper's values beside ours. Which runs exist and how they were configured is drift/train/control_runs.py.
 
     table = control_table("runs/ctrl_s42")                 # Table 4
     matched = matched_table("runs/ctrl_s42")               # Table 5
@@ -17,13 +17,13 @@ from typing import Sequence
 
 import numpy as np
 
-from drift import checkpoint as ck
+from drift.run import checkpoint as ck
 from drift.config import Config
-from drift.control_runs import CONTROL_RUNS, RUN_OPTIMIZERS, Scale, early_stop_decision, run_summary
-from drift.fits import pearson_table, power_law_table
-from drift.geometry import (Decomposition, Trajectory, decompose, drift_pca, jsonable, rolling_backbone,
+from drift.train.control_runs import CONTROL_RUNS, RUN_OPTIMIZERS, Scale, early_stop_decision, run_summary
+from drift.geometry.fits import pearson_table, power_law_table
+from drift.geometry.trajectory import (Decomposition, Trajectory, decompose, drift_pca, jsonable, rolling_backbone,
                             update_alignment, window_geometry)
-from drift.runinfo import RunInfo, check_run, check_same_setup, load_run
+from drift.run.info import RunInfo, check_run, check_same_setup, load_run
 
 OPTIMIZER_LABELS = {"adamw": "AdamW", "sgd": "SGD", "sgd_momentum": "SGD+momentum", "nesterov_sgdw": "Nesterov SGDW"}
 
@@ -134,12 +134,12 @@ def write_csv(path, rows: list[dict], columns: Sequence[str]) -> Path:
 # --------------------------------------------------------------------------------------------------------------
 
 def trunk_trajectory(run_dir, steps: Sequence[int]) -> Trajectory:
-    """Trunk Gram of `steps` (anchored at the first), through drift.backbone's Gram cache when that module exists."""
+    """Trunk Gram of `steps` (anchored at the first), through drift.analysis.backbone's Gram cache when that module exists."""
     steps = [int(s) for s in steps]
-    if importlib.util.find_spec("drift.backbone") is not None:
-        from drift.backbone import trajectory_grams
+    if importlib.util.find_spec("drift.analysis.backbone") is not None:
+        from drift.analysis.backbone import trajectory_grams
         return Trajectory(np.array(steps), trajectory_grams(run_dir, steps, ["trunk"], progress=False)["trunk"])
-    from drift.trajectory import gram_matrices
+    from drift.analysis.gram_stream import gram_matrices
     return Trajectory(np.array(steps), gram_matrices(run_dir, steps, ["trunk"], progress=False)["trunk"])
 
 
@@ -457,15 +457,15 @@ def common_rows_geometry(runs: list[RunInfo]) -> list[dict]:
 
 def main_backbone(main_dir) -> tuple[np.ndarray, np.ndarray, dict]:
     """(theta_ref, v_b, info) of a main run, trunk: v_b = row-normalized PC1 of theta_s - theta_1 over the regular
-    checkpoints after step 1 (A2), sign-fixed so that a(t_last) > 0. Taken from drift.backbone's stored directions
+    checkpoints after step 1 (A2), sign-fixed so that a(t_last) > 0. Taken from drift.analysis.backbone's stored directions
     when that module exists; otherwise computed here the same way."""
-    from drift.trajectory import flat_vector, materialize
-    if importlib.util.find_spec("drift.backbone") is not None:
-        from drift.backbone import load_directions
+    from drift.analysis.gram_stream import flat_vector, materialize
+    if importlib.util.find_spec("drift.analysis.backbone") is not None:
+        from drift.analysis.backbone import load_directions
         payload = load_directions(main_dir, ["trunk_rownorm_pc1"])
         ref = int(payload["ref_step"])
         v = payload["vectors"]["trunk_rownorm_pc1"].double().numpy()
-        info = {"source": "drift.backbone.load_directions (trunk_rownorm_pc1)", "ref_step": ref,
+        info = {"source": "drift.analysis.backbone.load_directions (trunk_rownorm_pc1)", "ref_step": ref,
                 "rows": [int(payload["row_steps"][0]), int(payload["row_steps"][-1])]}
     else:
         main = load_run(main_dir)
@@ -482,7 +482,7 @@ def main_backbone(main_dir) -> tuple[np.ndarray, np.ndarray, dict]:
 
 def backbone_coords(run_dir, steps: Sequence[int], theta1: np.ndarray, v_b: np.ndarray) -> dict:
     """a(t) = <theta_t - theta_1, v_b> and ||r(t)|| for checkpoints of any run with the same model."""
-    from drift.trajectory import flat_vector
+    from drift.analysis.gram_stream import flat_vector
     a, r = [], []
     for step, state in ck.iter_checkpoints(run_dir, steps):
         x = flat_vector(state, "trunk").double().numpy() - theta1

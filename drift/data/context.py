@@ -15,12 +15,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from drift import checkpoint as ck
-from drift.batches import TrainBatches, validation_batches
+from drift.run import checkpoint as ck
+from drift.data.batches import TrainBatches, validation_batches
 from drift.config import Config, ConfigError, ModelConfig
-from drift.corpus import cached_tokens
-from drift.probe import EvalSet, ProbeTask, build_eval_set
-from drift.tokenizer import get_tokenizer, select_codewords
+from drift.data.corpus import cached_tokens
+from drift.data.probe import EvalSet, ProbeTask, build_eval_set
+from drift.data.tokenizer import get_tokenizer, select_codewords
 
 
 @dataclass
