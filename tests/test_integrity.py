@@ -16,7 +16,7 @@ import backbone_update_analysis
 import train as train_script
 import trajectory_pca_uncentered as pca_script
 from drift.run import checkpoint as ck
-from drift.run import integrity
+from drift.run import digests, integrity
 from drift.analysis import gram_stream
 from drift.run.params import scope_keys
 
@@ -39,16 +39,16 @@ def _strip_digests(run_dir):
     for step in ck.list_steps(run_dir):
         path = ck.ckpt_path(run_dir, step)
         ckpt = torch.load(path, weights_only=True)
-        del ckpt[integrity.FIELD]
+        del ckpt[digests.FIELD]
         torch.save(ckpt, path)
 
 
 def test_save_stores_a_digest_per_tensor(tiny_run):
     ckpt = ck.load_checkpoint(tiny_run, 10)
-    assert set(ckpt[integrity.FIELD]) == set(ckpt["model"])
+    assert set(ckpt[digests.FIELD]) == set(ckpt["model"])
     raw = ckpt["model"][KEY].numpy().tobytes()
     import hashlib
-    assert ckpt[integrity.FIELD][KEY] == hashlib.sha256(raw).hexdigest()
+    assert ckpt[digests.FIELD][KEY] == hashlib.sha256(raw).hexdigest()
 
 
 def test_flipped_bytes_load_silently_without_the_check(tiny_run_copy):
@@ -93,7 +93,7 @@ def test_hint_command_finds_the_file_and_its_retrain_command_restores_it(tiny_ru
     info = json.loads((tiny_run_copy / "run.json").read_text())
     info["argv"] = ["train.py", "--preset", "tiny", "--seed", "1", "--out", "runs/tiny_s1", "--no-progress"]
     (tiny_run_copy / "run.json").write_text(json.dumps(info))
-    stored = ck.load_checkpoint(tiny_run_copy, 10)[integrity.FIELD]
+    stored = ck.load_checkpoint(tiny_run_copy, 10)[digests.FIELD]
     _flip_16_bytes(ck.ckpt_path(tiny_run_copy, 10))
     assert integrity.main([str(tiny_run_copy)]) == 1
     out = capsys.readouterr().out
@@ -102,13 +102,13 @@ def test_hint_command_finds_the_file_and_its_retrain_command_restores_it(tiny_ru
     assert cmd[:2] == ["python", "train.py"] and cmd[cmd.index("--out") + 1] == f"{tiny_run_copy}_retrained"
     cmd[cmd.index("--out") + 1] = str(tmp_path / "retrained")  # keep the test's files inside tmp_path
     assert train_script.main(cmd[2:]) == 0
-    assert ck.load_checkpoint(tmp_path / "retrained", 10)[integrity.FIELD] == stored  # bit-exact replacement
+    assert ck.load_checkpoint(tmp_path / "retrained", 10)[digests.FIELD] == stored  # bit-exact replacement
 
 
 def test_untouched_run_passes_without_warnings(tiny_run):
     steps = ck.list_steps(tiny_run)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", integrity.UnverifiedCheckpointWarning)
+        warnings.simplefilter("error", digests.UnverifiedCheckpointWarning)
         grams = gram_stream.gram_matrices(tiny_run, steps, ["trunk"], progress=False)
         ck.load_checkpoint(tiny_run, steps[-1])
     assert np.isfinite(grams["trunk"]).all()
@@ -119,11 +119,11 @@ def test_old_format_warns_once_then_add_stores_digests(tiny_run, tiny_run_copy, 
     steps = ck.list_steps(tiny_run_copy)
     reference = gram_stream.gram_matrices(tiny_run, steps, ["trunk"], progress=False)["trunk"]
     _strip_digests(tiny_run_copy)
-    with pytest.warns(integrity.UnverifiedCheckpointWarning, match="python -m drift.run.integrity") as record:
+    with pytest.warns(digests.UnverifiedCheckpointWarning, match="python -m drift.run.integrity") as record:
         grams = gram_stream.gram_matrices(tiny_run_copy, steps, ["trunk"], progress=False)
         for s in steps:
             ck.load_checkpoint(tiny_run_copy, s)
-    assert len([w for w in record if w.category is integrity.UnverifiedCheckpointWarning]) == 1
+    assert len([w for w in record if w.category is digests.UnverifiedCheckpointWarning]) == 1
     np.testing.assert_array_equal(grams["trunk"], reference)
     assert integrity.main([str(tiny_run_copy), "--add"]) == 0
     assert f"{len(steps)} without digests (digests added)" in capsys.readouterr().out

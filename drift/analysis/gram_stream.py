@@ -14,7 +14,7 @@ process (and its RSS) with the tensor. A prefetch thread asks the kernel to read
 instead of faulting a few pages at a time. Files whose layout cannot be verified fall back to the mapped tensors.
 
 Integrity: each tensor's bytes are hashed (sha256) and compared with the digest the checkpoint stored at save
-(drift/run/integrity.py), so a file damaged on disk stops the analysis with its name instead of silently changing
+(drift/run/digests.py), so a file damaged on disk stops the analysis with its name instead of silently changing
 the Grams. Hashes and column slices of the products are jobs of one thread pool (both release the GIL).
 
 Rows are anchored at the first step (theta_t - theta_first) before the product: differences cancel the anchor
@@ -35,7 +35,7 @@ import torch
 from tqdm import tqdm
 
 from drift.run import checkpoint as ck
-from drift.run import integrity
+from drift.run import digests as dg
 from drift.run.params import scope_keys
 
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # zip local file header: 30 bytes, name/extra lengths last
@@ -46,10 +46,10 @@ def open_trajectory(run_dir, steps: list[int]) -> tuple[list[dict], list[dict | 
     Returns the states and each file's stored digests (None for files written before digests existed): the
     tensors are verified as they are read, not here, so every byte is read once."""
     ckpts = [ck.load_checkpoint(run_dir, s, mmap=True, verify=False) for s in steps]
-    digests = [c.get(integrity.FIELD) for c in ckpts]
+    digests = [c.get(dg.FIELD) for c in ckpts]
     for s, d in zip(steps, digests):
         if d is None:
-            integrity.warn_unverified(ck.ckpt_path(run_dir, s))
+            dg.warn_unverified(ck.ckpt_path(run_dir, s))
     return [c["model"] for c in ckpts], digests
 
 
@@ -119,7 +119,7 @@ class _Rows:
                                       f"python -m drift.run.integrity {path.parent}")
                 self.raw.append(np.memmap(path, np.uint8, "r", off[key], (nbytes,)))
             else:
-                self.raw.append(integrity.tensor_bytes(t))
+                self.raw.append(dg.tensor_bytes(t))
         self.values = [self._as_float(r) for r in self.raw]
 
     def _as_float(self, raw: np.ndarray) -> np.ndarray:
@@ -168,8 +168,8 @@ def _gram_part(values: list[np.ndarray], lo: int, hi: int, chunk: int, float32: 
 
 
 def _check_digest(path, key: str, raw: np.ndarray, expected: str | None) -> None:
-    if expected != integrity.digest(raw):
-        raise ck.RunError(integrity.corrupt_message(path, key))
+    if expected != dg.digest(raw):
+        raise ck.RunError(dg.corrupt_message(path, key))
 
 
 def gram_matrices(run_dir, steps: list[int], scopes: list[str], chunk: int = 1 << 13, progress: bool = True,

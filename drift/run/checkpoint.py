@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from drift.run import integrity
+from drift.run import digests
 
 CKPT_RE = re.compile(r"^ckpt_(\d{6,})\.pt$")
 
@@ -128,7 +128,7 @@ def save_checkpoint(run_dir, step: int, model_state: dict, config: dict) -> Path
     path = ckpt_path(run_dir, step)
     state = {k: v.detach().to("cpu") for k, v in model_state.items()}
     atomic_torch_save({"step": step, "model": state, "config": config,
-                       integrity.FIELD: integrity.state_digests(state)}, path)
+                       digests.FIELD: digests.state_digests(state)}, path)
     return path
 
 
@@ -140,7 +140,7 @@ def _ckpt_hint(path: Path) -> str:
 
 def load_checkpoint_file(path, step: int | None = None, mmap: bool = False, verify: bool = True) -> dict:
     """Load a checkpoint file to CPU, checking it is one of ours and (verify=True) that every tensor matches the
-    sha256 stored at save (drift/run/integrity.py; this reads every byte, also with mmap=True). mmap=True maps the
+    sha256 stored at save (drift/run/digests.py; this reads every byte, also with mmap=True). mmap=True maps the
     file so only the tensors touched are read."""
     path = Path(path)
     if not path.exists():
@@ -154,10 +154,10 @@ def load_checkpoint_file(path, step: int | None = None, mmap: bool = False, veri
         raise RunError(f"checkpoint {path} does not hold {'a' if step is None else f'step {step}'} model "
                        f"written by this project")
     if verify:
-        if integrity.FIELD not in ckpt:
-            integrity.warn_unverified(path)
-        elif (bad := integrity.first_mismatch(ckpt["model"], ckpt[integrity.FIELD])) is not None:
-            raise RunError(integrity.corrupt_message(path, bad))
+        if digests.FIELD not in ckpt:
+            digests.warn_unverified(path)
+        elif (bad := digests.first_mismatch(ckpt["model"], ckpt[digests.FIELD])) is not None:
+            raise RunError(digests.corrupt_message(path, bad))
     return ckpt
 
 
