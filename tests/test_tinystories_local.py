@@ -12,7 +12,8 @@ import numpy as np
 
 from drift.run import checkpoint as ck
 from drift.config import resolve
-from drift.data.corpus import STORY_SEPARATOR, cached_tokens, generate_stories, load_stories
+from drift.data.corpus import STORY_SEPARATOR, cached_tokens, load_stories
+from drift.data.stories import generate_stories
 from drift.train.trainer import train
 
 # Paragraph breaks, curly quotes and a non-ASCII name, as in the real files; one story too short to keep.

@@ -26,6 +26,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence, runtime_checkable
 
+from drift.bootstrap import default_cache_dir
+from drift.data.stories import GRAMMAR_VERSION, embedded_seed, generate_stories
+
 EOS_TEXT = "<|endoftext|>"
 SPACE_MARKER = "Ġ"  # GPT-2's byte-level rendering of a leading space
 
@@ -298,15 +301,30 @@ class EmbeddedTokenizer:
 def get_tokenizer(name: str, corpus_texts: Iterable[str] | None = None,
                   cache_dir: str | os.PathLike | None = None) -> Tokenizer:
     """"gpt2" -> Gpt2Tokenizer; "embedded" -> built from `corpus_texts` if given, else the cached tokenizer of
-    the embedded training stories (see drift.data.corpus.get_embedded_tokenizer)."""
+    the embedded training stories (get_embedded_tokenizer)."""
     if name == "gpt2":
         return Gpt2Tokenizer()
     if name == "embedded":
         if corpus_texts is not None:
             return EmbeddedTokenizer.build(corpus_texts)
-        from drift.data.corpus import get_embedded_tokenizer  # corpus imports this module, so import late
         return get_embedded_tokenizer(cache_dir)
     raise ValueError(f"unknown tokenizer {name!r}; expected 'gpt2' or 'embedded'")
+
+
+EMBEDDED_TOKENIZER_STORIES = 20_000  # stories the embedded tokenizer is built from (fixed, so every run shares it)
+
+
+def get_embedded_tokenizer(cache_dir: str | os.PathLike | None = None, n_stories: int = EMBEDDED_TOKENIZER_STORIES,
+                           seed: int = 0) -> EmbeddedTokenizer:
+    """The embedded tokenizer, built from the first n_stories embedded training stories (of `seed`) and cached as
+    JSON. Keep the defaults so that every run shares one vocabulary (and one codeword list)."""
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = cache_dir / f"embedded_tokenizer_g{GRAMMAR_VERSION}_n{n_stories}_s{seed}.json"
+    if path.is_file():
+        return EmbeddedTokenizer.load(path)
+    tokenizer = EmbeddedTokenizer.build(generate_stories(n_stories, embedded_seed("train", seed)))
+    tokenizer.save(path)
+    return tokenizer
 
 
 # --------------------------------------------------------------------------------------------------------------
