@@ -15,7 +15,8 @@ import argparse
 import math
 import sys
 
-from drift.analysis.backbone import analyze_run, draw_figures, save_directions
+from drift.analysis.backbone import analyze_run, save_directions
+from drift.report.run_figures import draw_figures
 from drift.run.checkpoint import RunError
 from drift.config import ConfigError
 from drift.run.info import add_check_args, checked_run, write_analysis

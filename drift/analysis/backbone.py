@@ -2,7 +2,7 @@
 
     run = load_run("runs/cpu_s42")
     results = analyze_run(run)                     # every number of A1-A7 and A11
-    draw_figures(results, run.run_dir)             # figures/*.pdf|png, from the dict only
+    draw_figures(results, run.run_dir)             # figures/*.pdf|png (drift/report/run_figures.py)
     dirs = load_directions("runs/cpu_s42", ["trunk_rownorm_pc1"])["vectors"]
 
 Steps. The analysis steps are `ref_step` plus the run's regular checkpoints after it (step 1 and multiples of
@@ -60,10 +60,9 @@ import torch
 from drift.run import checkpoint as ck
 from drift.geometry import fits
 from drift.geometry import trajectory as geo
-from drift.report import plotting as pl
 from drift.analysis import gram_stream
 from drift.run.params import all_scopes, n_layer_of
-from drift.run.info import RunInfo, analysis_dir, figures_dir, load_run
+from drift.run.info import RunInfo, analysis_dir, load_run
 
 GRAM_CACHE = "gram_cache.npz"
 DIRECTIONS = "directions.pt"
@@ -455,91 +454,3 @@ def load_directions(run_dir, names: Sequence[str] | None = None, compute_if_miss
             raise ck.RunError(f"directions {unknown} not in {path}; available: {sorted(payload['vectors'])}")
         payload["vectors"] = {n: payload["vectors"][n] for n in names}
     return payload
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Figures (from the results dict only)
-# --------------------------------------------------------------------------------------------------------------
-
-def _results(d: dict) -> dict:
-    return d["results"] if "results" in d else d
-
-
-def figure_explained_variance(results: dict, path_stem) -> list[Path]:
-    """Per-block raw PC1 (both scopes, both strides) and the trunk spectrum (row-normalized vs raw)."""
-    r = _results(results)
-    b, layers = r["blocks"], np.asarray(r["blocks"]["layers"])
-    fig, (ax_b, ax_t) = pl.new_figure(1, 2, width=pl.DOUBLE_WIDTH, height=2.4)
-    width = 0.2
-    for j, (fam, key, color) in enumerate([("block", "pc1", pl.PALETTE["backbone"]),
-                                           ("block+ln", "pc1", pl.PALETTE["alt"]),
-                                           ("block", "pc1_stride2", pl.PALETTE["neutral"]),
-                                           ("block+ln", "pc1_stride2", pl.PALETTE["late"])]):
-        label = f"{fam}{' stride 2' if key.endswith('2') else ''}"
-        ax_b.bar(layers + (j - 1.5) * width, 100 * pl.as_array(b[key][fam]), width, color=color, label=label)
-    ax_b.set(xlabel="block", ylabel="raw PC1 (%)", xticks=layers, ylim=(0, 125), yticks=range(0, 101, 20))
-    ax_b.legend(loc="upper center", ncol=2, fontsize=6)
-    for key, label, color in [("rownorm", "row-normalized", pl.PALETTE["backbone"]),
-                              ("raw", "raw", pl.PALETTE["residual"])]:
-        frac = pl.as_array(r["trunk"][key]["fractions_full"])[:10]
-        ax_t.plot(np.arange(1, frac.size + 1), 100 * frac, "o-", color=color, label=label)
-    ax_t.set(xlabel="component k", ylabel="explained (%)", yscale="log", title="trunk")
-    ax_t.legend()
-    return pl.save_figure(fig, path_stem)
-
-
-def figure_backbone_residual(results: dict, path_stem, scope: str = "trunk") -> list[Path]:
-    """a(t) (top) and ||r(t)|| (bottom), p_ood overlaid on twin axes, the lambda switch dashed."""
-    r = _results(results)
-    s = r["series"]
-    src = s if scope == "trunk" else s["blocks"][scope]
-    steps = pl.as_array(s["steps"])
-    fig, (ax_a, ax_r) = pl.new_figure(2, 1, sharex=True, height=3.6)
-    ax_a.plot(steps, pl.as_array(src["a"]), color=pl.PALETTE["backbone"])
-    ax_r.plot(steps, pl.as_array(src["r_norm"]), color=pl.PALETTE["residual"])
-    ax_a.set(ylabel="a(t)", title=f"{scope}: backbone and residual")
-    ax_r.set(ylabel="‖r(t)‖", xlabel="step")
-    for ax in (ax_a, ax_r):
-        pl.overlay_p_ood(ax, steps, pl.as_array(s["p_ood"]))
-        pl.mark_switch(ax, r["setup"]["switch_step"])
-    return pl.save_figure(fig, path_stem)
-
-
-def figure_rho(results: dict, path_stem) -> list[Path]:
-    """Adjacent-window |cos| rho(t) of the trunk rolling backbone."""
-    r = _results(results)
-    s = r["series"]
-    fig, ax = pl.new_figure(1, 1)
-    ax.plot(pl.as_array(s["rho_steps"]), pl.as_array(s["rho"]), "o-", color=pl.PALETTE["backbone"])
-    ax.axhline(0.7, ls=":", lw=0.8, color=pl.PALETTE["p_ood"])
-    pl.mark_switch(ax, r["setup"]["switch_step"])
-    ax.set(xlabel="step", ylabel="ρ(t)", title=f"rolling backbone, W = {r['rolling']['trunk']['window']}")
-    return pl.save_figure(fig, path_stem)
-
-
-def figure_phase_alignment(results: dict, path_stem) -> list[Path]:
-    """A_E and A_L: alignment of each window's backbone with the early and late phase backbones."""
-    r = _results(results)
-    s = r["series"]
-    fig, ax = pl.new_figure(1, 1)
-    centers = pl.as_array(s["centers"])
-    if len(s["A_E"]):
-        ax.plot(centers, pl.as_array(s["A_E"]), "o-", color=pl.PALETTE["early"], label="A_E")
-        ax.plot(centers, pl.as_array(s["A_L"]), "s-", color=pl.PALETTE["late"], label="A_L")
-    pl.mark_switch(ax, r["setup"]["switch_step"])
-    ax.set(xlabel="window center (step)", ylabel="|cos|", ylim=(0, 1), title="phase handoff")
-    ax.legend()
-    return pl.save_figure(fig, path_stem)
-
-
-def draw_figures(results: dict, run_dir) -> list[Path]:
-    """All figures of this analysis under run_dir/figures/ (from the results dict only)."""
-    out = figures_dir(run_dir)
-    r = _results(results)
-    paths = figure_explained_variance(r, out / "trajectory_explained_variance")
-    paths += figure_backbone_residual(r, out / "trajectory_backbone_residual")
-    if "block0+ln" in r["series"]["blocks"]:
-        paths += figure_backbone_residual(r, out / "trajectory_backbone_residual_block0", scope="block0+ln")
-    paths += figure_rho(r, out / "trajectory_rho")
-    paths += figure_phase_alignment(r, out / "trajectory_phase_alignment")
-    return paths
