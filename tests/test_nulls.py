@@ -19,6 +19,7 @@ from scipy import stats
 
 from drift.analysis import backbone
 from drift.report import claims as cl
+from drift.report import rules
 from drift.geometry import trajectory as geo
 from drift.nulls import trajectory as nulls
 from drift.config import resolve
@@ -153,8 +154,8 @@ def test_isotropic_random_walk_is_within_null():
         assert rows[cid]["null"] == nulls.WITHIN, (cid, rows[cid])
     # and, as the issue says, a random walk already passes the old held rules of these claims
     st = {k: v["observed"] for k, v in res["statistics"].items()}
-    assert cl.rule_c2([st[f"block{l}_pc1_raw"] for l in range(2)]) and st["handoff_margin"] > 0
-    assert cl.rule_c3(st["trunk_pc1_rownorm"], st["trunk_pc2_rownorm"], st["trunk_pc1_raw"])
+    assert rules.rule_c2([st[f"block{l}_pc1_raw"] for l in range(2)]) and st["handoff_margin"] > 0
+    assert rules.rule_c3(st["trunk_pc1_rownorm"], st["trunk_pc2_rownorm"], st["trunk_pc1_raw"])
 
 
 def test_constant_drift_with_small_noise_is_beyond_null():

@@ -17,7 +17,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from drift.report.claims import (HELD, NOT_HELD, NOT_MEASURED, Evidence, RunEvidence, beta2_groups, evaluate_claims,
-                          finite, relative_change)
+                                 relative_change)
+from drift.report.rules import finite
 from drift.config import PRESETS, Config, resolve
 from drift.analysis.control_tables import PAPER_BETA2, PAPER_REHEAT, PAPER_REHEAT_START, PAPER_TABLE4
 from drift.run.params import trunk_size

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from drift.report.claims import oscillation_drops
+from drift.report.rules import oscillation_drops
 from drift.data.context import build_context, eval_filler_ids
 from drift.analysis.mechanism import load_model_at
 from drift.model import GPT

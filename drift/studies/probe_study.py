@@ -39,7 +39,7 @@ from typing import Sequence
 import numpy as np
 
 from drift.run import checkpoint as ck
-from drift.report.claims import oscillation_drops, val_falls
+from drift.report.rules import oscillation_drops, val_falls
 from drift.config import Config, config_fields, resolve
 from drift.geometry.trajectory import find_peaks_troughs
 
