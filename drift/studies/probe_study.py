@@ -31,7 +31,6 @@ the paper's own run needed about 23,000 of before the probe appeared.
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -141,13 +140,13 @@ def train_one(spec: StudyConfig, seed: int, root: Path, progress: bool = True, t
     status = run_status(run_dir)
     if status == "finished":
         return run_dir
-    if status == "restart":  # killed before its first resume state: nothing to keep
-        shutil.rmtree(run_dir)
+    # A run killed before its first resume state is started over by the trainer, which clears its files under the
+    # run lock (as control_runs does), so a trainer still writing there is refused rather than deleted.
     try:
         cfg = config_for(spec, seed)
         if threads is not None:
             cfg.train.threads = threads
-        train(cfg, run_dir, resume=(status == "resumable"), progress=progress,
+        train(cfg, run_dir, resume=(status == "resumable"), restart=(status == "restart"), progress=progress,
               argv=["probe_study", spec.name, str(seed)])
     except DivergedError:
         pass  # recorded in run.json and reported as such
