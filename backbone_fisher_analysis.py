@@ -20,8 +20,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drift.mechanism import PAPER, figure_fisher, fisher_analysis, run_script
-from drift.runinfo import add_check_args, checked_run
+from drift.analysis.mechanism import PAPER, fisher_analysis
+from drift.report.run_figures import figure_fisher, run_script
+from drift.run.info import add_check_args, checked_run
 
 PROG = "backbone_fisher_analysis.py"
 

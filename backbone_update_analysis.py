@@ -18,8 +18,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drift.mechanism import PAPER, figure_update_alignment, update_alignment_analysis, run_script
-from drift.runinfo import add_check_args, checked_run
+from drift.analysis.mechanism import PAPER, update_alignment_analysis
+from drift.report.run_figures import figure_update_alignment, run_script
+from drift.run.info import add_check_args, checked_run
 
 PROG = "backbone_update_analysis.py"
 

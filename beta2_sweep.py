@@ -19,13 +19,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from drift import distributed as dist
-from drift import plotting as pl
-from drift.checkpoint import RunError, list_steps
+from drift.train import distributed as dist
+from drift.report import plotting as pl
+from drift.run.checkpoint import RunError, list_steps
 from drift.config import ConfigError, add_config_args, resolve
-from drift.control_runs import beta2_config, beta2_run_name, ensure_run
-from drift.control_tables import beta2_table, flat_row, write_csv
-from drift.runinfo import add_check_args, analysis_dir, figures_dir, run_block, write_analysis
+from drift.train.control_runs import beta2_config, beta2_run_name, ensure_run
+from drift.analysis.control_tables import beta2_table, flat_row, write_csv
+from drift.run.info import add_check_args, analysis_dir, figures_dir, run_block, write_analysis
 
 COLUMNS = ["name", "beta2", "p_probe", "status", "marker", "final_val", "best_p_ood", "pc1", "pc2", "raw_pc1",
            "drift", "pc1_common", "drift_common", "common_last_step", "mean_abs_cos", "early_abs_cos",

@@ -26,11 +26,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from drift.checkpoint import RunError
-from drift.claims import Evidence, default_inputs, load_evidence
+from drift.run.checkpoint import RunError
+from drift.report.claims import Evidence, default_inputs, load_evidence
 from drift.config import ConfigError
-from drift.figures import FIGURES, missing_inputs
-from drift.plotting import figure_paths, save_figure
+from drift.report.figures import FIGURES, missing_inputs
+from drift.report.plotting import figure_paths, save_figure
 
 PROG = "make_paper_figures.py"
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drift.checkpoint import RunError
-from drift.claims import default_inputs, load_evidence
+from drift.run.checkpoint import RunError
+from drift.report.claims import default_inputs, load_evidence
 from drift.config import ConfigError
-from drift.report import write_report
-from drift.runinfo import check_seed_set, check_sweep_matches
+from drift.report.tables import write_report
+from drift.run.info import check_seed_set, check_sweep_matches
 
 PROG = "make_report.py"
 

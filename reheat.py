@@ -17,13 +17,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from drift import checkpoint as ck
-from drift import distributed as dist
-from drift import plotting as pl
+from drift.run import checkpoint as ck
+from drift.train import distributed as dist
+from drift.report import plotting as pl
 from drift.config import Config, ConfigError
-from drift.control_runs import ensure_run, reheat_config, reheat_run_name
-from drift.control_tables import flat_row, reheat_table, write_csv
-from drift.runinfo import add_check_args, analysis_dir, checked_run, figures_dir, write_analysis
+from drift.train.control_runs import ensure_run, reheat_config, reheat_run_name
+from drift.analysis.control_tables import flat_row, reheat_table, write_csv
+from drift.run.info import add_check_args, analysis_dir, checked_run, figures_dir, write_analysis
 
 COLUMNS = ["lr", "name", "status", "start_p_ood", "step1", "peak", "peak_step", "first_above", "end", "end_step",
            "a_start", "a_end", "r_start", "r_end", "wall_s", "paper_peak", "paper_peak_step", "paper_first_060",

@@ -66,7 +66,7 @@ stage() {  # stage NAME COMMAND...: run once, mark done; on failure name the sta
 check_reference() {  # the new seed's config must equal the reference seed's but for the seed
   local ref; ref="$(dirname "$RUN")/${PRESET}_s42"
   [[ "$SEED" == 42 || ! -f "$ref/run.json" ]] && return 0
-  exec "$PY" -m drift.runinfo same-but-seed "$ref" "$RUN"
+  exec "$PY" -m drift.run.info same-but-seed "$ref" "$RUN"
 }
 
 env_snapshot() {

@@ -1,6 +1,6 @@
 """Optimizer controls A, B and C (PROTOCOL E2): AdamW, plain SGD and momentum SGD on the main run's model and data,
 4000 paper steps with their own cosine schedule and the 52-checkpoint dense schedule (scaled for cpu/tiny by the
-rule in drift/control_runs.py). Each run gets its own subdirectory; finished runs are skipped, killed ones resumed.
+rule in drift/train/control_runs.py). Each run gets its own subdirectory; finished runs are skipped, killed ones resumed.
 Run C' (Nesterov SGDW with the early-stop rule) has its own script, sgd_nesterov_run.py.
 
 Examples:
@@ -15,10 +15,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from drift import distributed as dist
-from drift.checkpoint import RunError
+from drift.train import distributed as dist
+from drift.run.checkpoint import RunError
 from drift.config import ConfigError, add_config_args
-from drift.control_runs import RUN_LABELS, control_config, ensure_run
+from drift.train.control_runs import RUN_LABELS, control_config, ensure_run
 
 
 def train_controls(preset: str, seed: int | None, out: Path, runs: list[str], overrides: list[str],

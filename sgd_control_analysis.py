@@ -15,12 +15,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from drift import plotting as pl
-from drift.checkpoint import RunError, list_steps
+from drift.report import plotting as pl
+from drift.run.checkpoint import RunError, list_steps
 from drift.config import ConfigError
-from drift.control_runs import RUN_LABELS
-from drift.control_tables import control_table, flat_row, write_csv
-from drift.runinfo import add_check_args, analysis_dir, figures_dir, run_block, write_analysis
+from drift.train.control_runs import RUN_LABELS
+from drift.analysis.control_tables import control_table, flat_row, write_csv
+from drift.run.info import add_check_args, analysis_dir, figures_dir, run_block, write_analysis
 
 COLUMNS = ["run", "optimizer", "status", "marker", "final_step", "final_val", "best_p_ood", "best_p_ood_step",
            "pc1", "pc1_top10", "k95", "k99", "drift", "wall_s", "paper_final_val", "paper_best_p_ood", "paper_pc1",

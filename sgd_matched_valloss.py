@@ -14,10 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from drift.checkpoint import RunError, list_steps
+from drift.run.checkpoint import RunError, list_steps
 from drift.config import ConfigError
-from drift.control_tables import matched_table, write_csv
-from drift.runinfo import add_check_args, analysis_dir, run_block, write_analysis
+from drift.analysis.control_tables import matched_table, write_csv
+from drift.run.info import add_check_args, analysis_dir, run_block, write_analysis
 
 COLUMNS = ["run", "optimizer", "target", "matched_step", "matched_val", "within_tol", "window", "kind",
            "first_step", "last_step", "n_steps", "pc1", "pc1_top10", "k95", "k99", "drift", "note",

@@ -1,7 +1,7 @@
 """Run C' (PROTOCOL E2): SGD with Nesterov momentum 0.9, lr 1e-2 and decoupled weight decay 0.5, 2000 paper steps
 on the 4000-step cosine schedule (so it matches runs A-C step for step), with the early-stop rule at step 2000:
 stop if val > early_stop_max_val and best p_ood < early_stop_min_p_ood (paper: 5.1 and 0.02; cpu/tiny: the loss
-threshold rescaled to the vocabulary, see drift/control_runs.py). Both thresholds are config fields, recorded in
+threshold rescaled to the vocabulary, see drift/train/control_runs.py). Both thresholds are config fields, recorded in
 run.json and overridable. Writes <out>/C_prime; a finished run is skipped, a killed one resumed.
 
 Examples:
@@ -13,10 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from drift import distributed as dist
-from drift.checkpoint import RunError, read_metrics
+from drift.train import distributed as dist
+from drift.run.checkpoint import RunError, read_metrics
 from drift.config import ConfigError, add_config_args
-from drift.control_runs import control_config, early_stop_decision, ensure_run
+from drift.train.control_runs import control_config, early_stop_decision, ensure_run
 
 
 def main(argv=None) -> int:

@@ -17,10 +17,10 @@ import signal
 import sys
 from pathlib import Path
 
-from drift import distributed as dist
-from drift.checkpoint import RunError, read_json
+from drift.train import distributed as dist
+from drift.run.checkpoint import RunError, read_json
 from drift.config import Config, ConfigError, add_config_args, resolve
-from drift.trainer import DivergedError, train
+from drift.train.trainer import DivergedError, train
 
 
 def saved_preset(info: dict) -> str | None:

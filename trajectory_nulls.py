@@ -13,19 +13,19 @@ split are reused so the observed values equal the ones reported, and its Gram ca
 Writes analysis/nulls.json = {"results": {"nulls", "level", "key_null", "rule", "dims", "steps", "window",
 "statistics": {name: {"observed", "N1": {"median", "lo", "hi", "n"}, "N2": .., "N3": ..}}, "spectra": {same, per
 component}, "draws": {null: {name: [value per draw]}}}} and figures/nulls_spectrum.pdf|png.
---controls and --beta2 write their own layouts (controls_main, beta2_main; drift/beta2_nulls.py states the beta2
+--controls and --beta2 write their own layouts (controls_main, beta2_main; drift/nulls/beta2.py states the beta2
 rule).
 """
 import argparse
 import sys
 from pathlib import Path
 
-from drift.backbone import prepare
-from drift.checkpoint import RunError
+from drift.analysis.backbone import prepare
+from drift.run.checkpoint import RunError
 from drift.config import ConfigError
-from drift.beta2_nulls import beta2_nulls
-from drift.nulls import NULLS, control_window_nulls, null_statistics
-from drift.runinfo import add_check_args, checked_run, figures_dir, read_analysis, run_block, write_analysis
+from drift.nulls.beta2 import beta2_nulls
+from drift.nulls.trajectory import NULLS, control_window_nulls, null_statistics
+from drift.run.info import add_check_args, checked_run, figures_dir, read_analysis, run_block, write_analysis
 
 PROG = "trajectory_nulls.py"
 HEADLINE = ("trunk_pc1_raw", "trunk_pc1_rownorm", "trunk_pc2_rownorm", "blocks_pc1_raw_min",
@@ -119,8 +119,8 @@ def main(argv=None) -> int:
                                                           "nulls": args.nulls, "window": prm["window"]},
                               {"trajectory_pca": prm, "steps": inp["steps"]})
         if not args.no_figures:
-            from drift.figures import figure_null_spectrum
-            from drift.plotting import save_figure
+            from drift.report.figures import figure_null_spectrum
+            from drift.report.plotting import save_figure
             save_figure(figure_null_spectrum([res]), figures_dir(run.run_dir) / "nulls_spectrum")
     except (RunError, ConfigError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

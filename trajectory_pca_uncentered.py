@@ -8,17 +8,18 @@ Examples:
     python trajectory_pca_uncentered.py runs/cpu_s42 --steps 1 20 40 60 80 100
 
 Reads run.json, metrics.jsonl and the checkpoints (the regular ones after --ref-step, unless --steps is given);
-writes analysis/trajectory_pca.json (layout: drift/backbone.py), analysis/gram_cache.npz (reused by the other
+writes analysis/trajectory_pca.json (layout: drift/analysis/backbone.py), analysis/gram_cache.npz (reused by the other
 analyses) and figures/trajectory_*.pdf|png, and prints a short summary.
 """
 import argparse
 import math
 import sys
 
-from drift.backbone import analyze_run, draw_figures, save_directions
-from drift.checkpoint import RunError
+from drift.analysis.backbone import analyze_run, save_directions
+from drift.report.run_figures import draw_figures
+from drift.run.checkpoint import RunError
 from drift.config import ConfigError
-from drift.runinfo import add_check_args, checked_run, write_analysis
+from drift.run.info import add_check_args, checked_run, write_analysis
 
 
 def _pct(x) -> str:

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from drift import backbone, nulls
-from drift.checkpoint import RunError
+from drift.analysis import backbone
+from drift.nulls import trajectory as nulls
+from drift.run.checkpoint import RunError
 from drift.config import resolve
-from drift.params import all_scopes
-from drift.runinfo import RunInfo, load_run, read_analysis
+from drift.run.params import all_scopes
+from drift.run.info import RunInfo, load_run, read_analysis
 
 
 def synthetic_setup(seed: int = 0) -> backbone.Setup:

@@ -4,7 +4,7 @@ Writes 51 synthetic checkpoints with the paper's trunk shapes (8 blocks of qkv 1
 w_up 2048x512, w_down 512x2048 = 25,165,824 trunk parameters, plus the block LayerNorms; float32, ~100 MB each)
 holding a planted backbone drift plus noise, then times, each in its own subprocess so peak RSS is its own:
   (a) io     torch.load every checkpoint once, without the sha256 check (the I/O floor);
-  (b) stream drift.trajectory.gram_matrices for the trunk and every block scope (sha256 of every tensor
+  (b) stream drift.analysis.gram_stream.gram_matrices for the trunk and every block scope (sha256 of every tensor
              checked), then the trunk PCA; --float32 for float32 chunk products;
   (c) dense  stack the T x D trunk drifts in float32 and take torch.linalg.svd, plus their float64 Gram
              (--dense-gram: the Gram alone, the reference for the PC1 share).
@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from drift import checkpoint as ck
-from drift import geometry as geo
-from drift import trajectory
-from drift.params import all_scopes, scope_keys
+from drift.run import checkpoint as ck
+from drift.geometry import trajectory as geo
+from drift.analysis import gram_stream
+from drift.run.params import all_scopes, scope_keys
 
 SHAPES = {"attn.qkv.weight": (1536, 512), "attn.out_proj.weight": (512, 512),
           "mlp.w_up.weight": (2048, 512), "mlp.w_down.weight": (512, 2048)}
@@ -94,7 +94,7 @@ def worker(kind: str, run_dir: Path, float32: bool = False, svd: bool = True) ->
     elif kind == "stream":
         first = ck.load_checkpoint(run_dir, steps[0], mmap=True, verify=False)["model"]  # keys only
         n_blocks = len({k.split(".")[1] for k in first})
-        P = trajectory.gram_matrices(run_dir, steps, all_scopes(n_blocks), progress=False, float32=float32)
+        P = gram_stream.gram_matrices(run_dir, steps, all_scopes(n_blocks), progress=False, float32=float32)
         pca = geo.drift_pca(geo.Trajectory(steps, P["trunk"]), steps[0])
         out["seconds"] = time.perf_counter() - t0
         out.update(rho1=pca.rho1, pc1_coords=pca.coords[:, 0].tolist())

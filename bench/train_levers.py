@@ -13,7 +13,7 @@ Levers (config overrides on the preset, plus the process environment):
     compile      compile=true                    torch.compile on top of fp32 (inductor's C++ backend on CPU)
     fused_ce     fused_ce=true                   the chunked head + loss (drift/fused_ce.py) on top of fp32
     autocast     amp=bf16                        torch.autocast bf16 (per-op weight casts)
-    shadow       amp=bf16_shadow                 bf16 weight copy made once per step, float32 master (drift/lowp.py)
+    shadow       amp=bf16_shadow                 bf16 weight copy made once per step, float32 master (drift/train/lowp.py)
     threads1     threads=1                       one thread instead of the preset's
 
 Each timed run has evals at step 1, half-way and at the end, on the preset's eval sets: "loop" tokens/s counts the
@@ -70,7 +70,7 @@ def matmul_peak_gflops(threads: int, n: int = 1024, repeats: int = 20) -> float:
 def worker(preset: str, seed, overrides: list[str], steps: int) -> dict:
     """One timed run in this process: timers, kernel time and page faults per step."""
     from drift.config import resolve
-    from drift.trainer import train
+    from drift.train.trainer import train
     cfg = resolve(preset, seed, overrides + [f"total_steps={steps}", f"eval_every={steps // 2}",
                                              f"ckpt_every={steps}"])
     r0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
         print(json.dumps(worker(args.preset, args.seed, args.overrides, args.steps)))
         return 0
     import torch
-    from drift.lowp import bf16_matmul_speedup
+    from drift.train.lowp import bf16_matmul_speedup
     cfg = resolve(args.preset, args.seed, args.overrides)
     known = {f for part in cfg.to_dict().values() for f in part}
     levers = [BASELINE] + [k for k in args.levers if k != BASELINE
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
             print(f"  round {r + 1}/{args.rounds} {k:9s} {res['tokens'] / res['compute_data']:9,.0f} tok/s  "
                   f"{1000 * res['sys_per_step']:6.1f} sys ms/step  {res['faults_per_step']:8,.0f} faults/step",
                   flush=True)
-    from drift.trainer import eval_schedule
+    from drift.train.trainer import eval_schedule
     summarize(levers, results, args, peak, cfg.train.total_steps, len(eval_schedule(cfg)))
     return 0
 

@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from drift.config import add_config_args, resolve
-from drift.trainer import train
+from drift.train.trainer import train
 
 
 def main(argv=None) -> int:

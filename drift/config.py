@@ -119,7 +119,7 @@ PRESETS: dict[str, dict] = {
     # PROTOCOL section 3 exactly.
     "paper": {},
     # The laptop-scale regime that reaches the paper's late phase: config p20_T4000_w150 of the probe study
-    # (drift/probe_study.py), i.e. cpu_small run for 4,000 steps with p_probe 0.20 (the paper: 0.10), its 150-step
+    # (drift/studies/probe_study.py), i.e. cpu_small run for 4,000 steps with p_probe 0.20 (the paper: 0.10), its 150-step
     # warmup kept, the switch at 40%, an eval and a checkpoint every 80 steps (52 checkpoints with steps 0 and 1) and
     # 1,024-example eval sets (binomial std of p_ood at 0.5: 0.016). Two threads: the thread count reorders sums,
     # and that alone moved seed 271's final p_ood by 0.06 at 2,500 steps, so it is part of the preset.
@@ -251,7 +251,7 @@ def _rules(m: ModelConfig, t: TrainConfig) -> list[tuple[bool, str]]:
 
 def validate(cfg: Config) -> None:
     """Every field's range and the relations between fields; the first violation is a one-line ConfigError.
-    (That the probe items fit seq_len depends on the tokenizer: drift.context.check_probe_fits.)"""
+    (That the probe items fit seq_len depends on the tokenizer: drift.data.context.check_probe_fits.)"""
     for holds, message in _rules(cfg.model, cfg.train):
         if not holds:
             raise ConfigError(message)

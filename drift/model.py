@@ -1,5 +1,5 @@
 """The GPT of PROTOCOL section 1: a pre-LN decoder with learned positions, bias-free linears, exact GELU and a head
-tied to the token embedding. Read top to bottom; the parameter names are the contract that `params.py` relies on
+tied to the token embedding. Read top to bottom; the parameter names are the contract that `run/params.py` relies on
 (`blocks.{l}.attn.qkv.weight`, `blocks.{l}.attn.out_proj.weight`, `blocks.{l}.mlp.w_up.weight`,
 `blocks.{l}.mlp.w_down.weight` form the trunk).
 

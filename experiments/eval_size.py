@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from drift import checkpoint as ck
-from drift import eval_size as es
-from drift import plotting as pl
+from drift.run import checkpoint as ck
+from drift.studies import eval_size as es
+from drift.report import plotting as pl
 
 
 def main(argv=None) -> int:

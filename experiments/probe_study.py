@@ -1,4 +1,4 @@
-"""Probe-scaling study: train the configs of drift/probe_study.py (one run at a time, resumable) and write the
+"""Probe-scaling study: train the configs of drift/studies/probe_study.py (one run at a time, resumable) and write the
 table and the figure of p_in / p_ood against probe sequences seen, with the paper's seed-42 points overlaid.
 
     python -m experiments.probe_study --list                          # the grid, what each config varies
@@ -16,9 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from drift import checkpoint as ck
-from drift import plotting as pl
-from drift import probe_study as ps
+from drift.run import checkpoint as ck
+from drift.report import plotting as pl
+from drift.studies import probe_study as ps
 from drift.config import ConfigError
 
 

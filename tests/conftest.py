@@ -17,7 +17,7 @@ def _isolated_cache(tmp_path_factory):
 def tiny_run(tmp_path_factory):
     """A finished tiny-preset run (30 steps, checkpoints every 5). Treat it as read-only; copy it to modify."""
     from drift.config import resolve
-    from drift.trainer import train
+    from drift.train.trainer import train
     run_dir = tmp_path_factory.mktemp("runs") / "tiny_s1"
     train(resolve("tiny", seed=1), run_dir, progress=False)
     return run_dir
@@ -36,7 +36,7 @@ def restore_torch_threads():
 def beta2_zero_diverges(monkeypatch):
     """Runs with beta2 = 0 diverge at step 9 (the trainer's DivergedError), so a tiny sweep has a blow-up like the
     paper's beta2 = 0 run. Returns the step."""
-    import drift.trainer as tr
+    import drift.train.trainer as tr
     original, at = tr._train_step, 9
 
     def step_or_diverge(model, fwd, opt, ctx, step, state):
@@ -60,7 +60,7 @@ def gpt2_tokenizer():
     """The real GPT-2 tokenizer, from tiktoken's cache or the ranks file `make tokenizer` fetches. Without them the
     tests that need it are skipped, unless DRIFT_REQUIRE_GPT2=1 (set by CI, which fetches the file first): then they
     fail."""
-    from drift.tokenizer import Gpt2Tokenizer, TokenizerUnavailableError
+    from drift.data.tokenizer import Gpt2Tokenizer, TokenizerUnavailableError
     try:
         return Gpt2Tokenizer()
     except TokenizerUnavailableError as exc:

@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-import drift.trainer as tr
-from drift import checkpoint as ck
-from drift import distributed as dist
+import drift.train.trainer as tr
+from drift.run import checkpoint as ck
+from drift.train import distributed as dist
 from drift.config import resolve
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import drift.alloc as alloc
-from drift import checkpoint as ck
+from drift.run import checkpoint as ck
 
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the setting applies to glibc only")
 

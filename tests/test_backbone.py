@@ -1,4 +1,4 @@
-"""Tests for drift.backbone and trajectory_pca_uncentered.py: planted answers on a synthetic run, the Gram cache,
+"""Tests for drift.analysis.backbone and trajectory_pca_uncentered.py: planted answers on a synthetic run, the Gram cache,
 directions.pt, the streaming Gram against a dense product, and the script's error paths.
 
 Run: pytest tests/test_backbone.py
@@ -12,12 +12,12 @@ import pytest
 import torch
 
 import trajectory_pca_uncentered as script
-from drift import backbone as bb
-from drift import checkpoint as ck
-from drift import trajectory
+from drift.analysis import backbone as bb
+from drift.run import checkpoint as ck
+from drift.analysis import gram_stream
 from drift.config import resolve
-from drift.params import scope_keys
-from drift.runinfo import load_run
+from drift.run.params import scope_keys
+from drift.run.info import load_run
 
 TOP_KEYS = {"setup", "trunk", "blocks", "rolling", "phases", "power_laws", "correlations", "switching", "series"}
 SHAPES = {"attn.qkv.weight": (24, 8), "attn.out_proj.weight": (8, 8), "mlp.w_up.weight": (16, 8),
@@ -118,17 +118,17 @@ def test_gram_cache_reused_and_invalidated(synthetic_run, tmp_path, monkeypatch)
     def no_reads(*a, **k):
         raise AssertionError("checkpoint read despite a valid cache")
     with monkeypatch.context() as m:
-        m.setattr(trajectory, "gram_matrices", no_reads)
+        m.setattr(gram_stream, "gram_matrices", no_reads)
         m.setattr(ck, "load_checkpoint", no_reads)
         again = bb.analyze_run(run_dir, progress=False)
         sub = bb.trajectory_grams(run_dir, [20, 40, 60, 100], ["block1"], progress=False)
     assert again == first
-    direct = trajectory.gram_matrices(run_dir, [20, 40, 60, 100], ["block1"], progress=False)["block1"]
+    direct = gram_stream.gram_matrices(run_dir, [20, 40, 60, 100], ["block1"], progress=False)["block1"]
     np.testing.assert_allclose(sub["block1"], direct, rtol=1e-9, atol=1e-12 * np.abs(direct).max())
 
     calls = []
-    real = trajectory.gram_matrices
-    monkeypatch.setattr(trajectory, "gram_matrices", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    real = gram_stream.gram_matrices
+    monkeypatch.setattr(gram_stream, "gram_matrices", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     path = ck.ckpt_path(run_dir, 100)
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     bb.analyze_run(run_dir, progress=False)
@@ -147,17 +147,17 @@ def test_directions_round_trip_and_signs(synthetic_run, tmp_path, monkeypatch):
     first, last = ck.load_checkpoint(run_dir, 1)["model"], ck.load_checkpoint(run_dir, 200)["model"]
     for name in expected - {"trunk_switch"}:
         scope = d["scopes"][name]
-        drift = trajectory.flat_vector(last, scope) - trajectory.flat_vector(first, scope)
+        drift = gram_stream.flat_vector(last, scope) - gram_stream.flat_vector(first, scope)
         assert vec[name].dtype == torch.float32 and vec[name].numel() == drift.numel()
         assert float(vec[name].norm()) == pytest.approx(1.0, abs=1e-5)
         if "pc1" in name:
             assert float(drift @ vec[name]) > 0  # sign convention: a(t_last) > 0
     v = torch.tensor(synthetic_run["v"][synthetic_run["trunk"]], dtype=torch.float32)
     assert float(vec["trunk_raw_pc1"] @ v) > 0.999
-    peak, trough = (trajectory.flat_vector(ck.load_checkpoint(run_dir, s)["model"], "trunk") for s in (PEAK, TROUGH))
+    peak, trough = (gram_stream.flat_vector(ck.load_checkpoint(run_dir, s)["model"], "trunk") for s in (PEAK, TROUGH))
     assert float(vec["trunk_switch"] @ (peak - trough) / (peak - trough).norm()) == pytest.approx(1.0, abs=1e-5)
 
-    monkeypatch.setattr(trajectory, "materialize", lambda *a, **k: pytest.fail("recomputed a fresh file"))
+    monkeypatch.setattr(gram_stream, "materialize", lambda *a, **k: pytest.fail("recomputed a fresh file"))
     again = bb.load_directions(run_dir, ["block0_raw_pc1"], compute_if_missing=False)
     assert list(again["vectors"]) == ["block0_raw_pc1"]
     assert torch.equal(again["vectors"]["block0_raw_pc1"], vec["block0_raw_pc1"])
@@ -172,7 +172,7 @@ def test_directions_round_trip_and_signs(synthetic_run, tmp_path, monkeypatch):
 def test_streaming_gram_equals_dense(tiny_run, monkeypatch):
     steps = ck.list_steps(tiny_run)
     scopes = ["trunk", "block0", "block1+ln"]
-    grams = trajectory.gram_matrices(tiny_run, steps, scopes, progress=False)
+    grams = gram_stream.gram_matrices(tiny_run, steps, scopes, progress=False)
     states = [ck.load_checkpoint(tiny_run, s)["model"] for s in steps]
     for scope in scopes:
         X = torch.stack([torch.cat([st[k].reshape(-1).double() for k in scope_keys(st.keys(), scope)])
@@ -181,20 +181,20 @@ def test_streaming_gram_equals_dense(tiny_run, monkeypatch):
         dense = X @ X.T
         np.testing.assert_allclose(grams[scope], dense, rtol=0, atol=1e-10 * np.abs(dense).max())
     # The float32 option: products rounded to float32 within a chunk, accumulated in float64 across chunks.
-    grams32 = trajectory.gram_matrices(tiny_run, steps, scopes, progress=False, float32=True, chunk=64)
+    grams32 = gram_stream.gram_matrices(tiny_run, steps, scopes, progress=False, float32=True, chunk=64)
     for scope in scopes:
         np.testing.assert_allclose(grams32[scope], grams[scope], rtol=0, atol=1e-6 * np.abs(grams[scope]).max())
         assert not np.array_equal(grams32[scope], grams[scope])  # it did take the float32 route
     # The fast path located every tensor in the file; the fallback (the mapped tensors) gives the same numbers.
     path = ck.ckpt_path(tiny_run, steps[-1])
     state = ck.load_checkpoint(tiny_run, steps[-1], mmap=True)["model"]
-    offsets = trajectory.tensor_offsets(path, state)
+    offsets = gram_stream.tensor_offsets(path, state)
     raw = path.read_bytes()
     for key in scope_keys(state.keys(), "trunk"):
         t = state[key]
         assert raw[offsets[key]:offsets[key] + t.numel() * 4] == t.contiguous().numpy().tobytes()
-    monkeypatch.setattr(trajectory, "tensor_offsets", lambda *a: None)
-    fallback = trajectory.gram_matrices(tiny_run, steps, scopes, progress=False)
+    monkeypatch.setattr(gram_stream, "tensor_offsets", lambda *a: None)
+    fallback = gram_stream.gram_matrices(tiny_run, steps, scopes, progress=False)
     for scope in scopes:
         np.testing.assert_array_equal(fallback[scope], grams[scope])
 

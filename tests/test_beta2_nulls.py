@@ -1,4 +1,4 @@
-"""Tests for the beta2-sweep nulls (drift/beta2_nulls.py, trajectory_nulls.py --beta2) and the null verdicts of
+"""Tests for the beta2-sweep nulls (drift/nulls/beta2.py, trajectory_nulls.py --beta2) and the null verdicts of
 C14, C17, C18 and C19.
 
 Planted: three runs with the same update norms whose updates share a direction less and less as beta2 drops give a
@@ -20,11 +20,11 @@ import shutil
 import numpy as np
 import pytest
 
-from drift import beta2_nulls as bn
-from drift import checkpoint as ck
-from drift import claims as cl
-from drift import nulls
-from drift.geometry import Trajectory
+from drift.nulls import beta2 as bn
+from drift.run import checkpoint as ck
+from drift.report import claims as cl
+from drift.nulls import trajectory as nulls
+from drift.geometry.trajectory import Trajectory
 
 STEPS = [1] + list(range(5, 121, 5))
 D = 2000
@@ -147,7 +147,7 @@ def tiny_sweep(tmp_path, beta2_zero_diverges, restore_torch_threads):
 
 def test_trajectory_nulls_beta2_end_to_end(tiny_sweep, tmp_path, capsys):
     import trajectory_nulls
-    from drift.report import write_report
+    from drift.report.tables import write_report
     assert trajectory_nulls.main([str(tiny_sweep), "--beta2", "--draws", "20"]) == 0
     assert "net fall" in capsys.readouterr().out
     res = json.loads((tiny_sweep / "analysis" / "nulls.json").read_text())["results"]

@@ -32,7 +32,7 @@ def test_cpu_presets_keep_the_structure():
 
 @pytest.mark.parametrize("preset, study_config", [("cpu", "p20_T4000_w150"), ("cpu_p40", "p40_T1250_w150")])
 def test_cpu_preset_is_the_probe_study_config(preset, study_config):
-    from drift.probe_study import config_for, find
+    from drift.studies.probe_study import config_for, find
     ours, study = resolve(preset, 42).to_dict(), config_for(find(study_config), 42).to_dict()
     differ = {k for part in ours for k in ours[part] if ours[part][k] != study[part][k]}
     assert differ == {"ckpt_every", "threads"}  # ~51 checkpoints for the analyses; 2 threads instead of the study's 1

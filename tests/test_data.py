@@ -13,11 +13,11 @@ import sys
 import numpy as np
 import pytest
 
-from drift import corpus
-from drift.corpus import (DataUnavailableError, TokenCache, build_token_cache, cached_tokens, generate_stories,
-                          get_embedded_tokenizer, load_stories)
-from drift.tokenizer import (EOS_TEXT, FALLBACK_CODEWORDS, EmbeddedTokenizer, Gpt2Tokenizer, Tokenizer,
-                             TokenizerUnavailableError, get_tokenizer, select_codewords)
+from drift.data import corpus
+from drift.data.corpus import DataUnavailableError, TokenCache, build_token_cache, cached_tokens, load_stories
+from drift.data.stories import generate_stories
+from drift.data.tokenizer import (EOS_TEXT, FALLBACK_CODEWORDS, EmbeddedTokenizer, Gpt2Tokenizer, Tokenizer,
+                                  TokenizerUnavailableError, get_embedded_tokenizer, get_tokenizer, select_codewords)
 
 VOCAB_STORIES = 2000
 
@@ -125,7 +125,7 @@ def test_select_codewords_gives_512_single_token_words(tok):
 
 
 def test_select_codewords_ignores_hash_seed():
-    code = ("from drift.corpus import generate_stories; from drift.tokenizer import EmbeddedTokenizer, "
+    code = ("from drift.data.stories import generate_stories; from drift.data.tokenizer import EmbeddedTokenizer, "
             "select_codewords; print(','.join(select_codewords(EmbeddedTokenizer.build(generate_stories(100, 0)))))")
     outputs = set()
     for hash_seed in ("1", "2"):

@@ -1,4 +1,4 @@
-"""Data parallelism (drift/distributed.py): 2 gloo processes x 1 micro-batch each against 1 process x 2
+"""Data parallelism (drift/train/distributed.py): 2 gloo processes x 1 micro-batch each against 1 process x 2
 micro-batches, files written once, and resume with another number of processes. The torchrun tests are marked
 slow (python -m pytest -m slow; CI runs them).
 
@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from drift import checkpoint as ck
-from drift import distributed as dist
+from drift.run import checkpoint as ck
+from drift.train import distributed as dist
 from drift.config import ConfigError, resolve
-from drift.trainer import eval_schedule, train
+from drift.train.trainer import eval_schedule, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TOL_WEIGHT = 1e-5
@@ -79,7 +79,7 @@ def ddp_runs(tiny_run, tmp_path_factory):
     """One torchrun launch (2 processes, gloo) running the three scenarios of tests/ddp_worker.py."""
     root = tmp_path_factory.mktemp("ddp")
     killed = root / "resumed_1to2"
-    import drift.trainer as tr
+    import drift.train.trainer as tr
     original = tr._train_step
 
     def killing_step(model, fwd, opt, ctx, step, state):

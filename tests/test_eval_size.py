@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-from drift import eval_size as es
+from drift.studies import eval_size as es
 from experiments import eval_size as script
 
 

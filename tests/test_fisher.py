@@ -1,4 +1,4 @@
-"""Tests for drift.fisher: Rayleigh quotients, anisotropy and the top Fisher eigenvector against closed forms,
+"""Tests for drift.geometry.fisher: Rayleigh quotients, anisotropy and the top Fisher eigenvector against closed forms,
 and the isotropic |cos| floor.
 
 Run: pytest tests/test_fisher.py
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from drift import fisher as fm
-from drift import geometry as geo
+from drift.geometry import fisher as fm
+from drift.geometry import trajectory as geo
 
 
 def _least_squares_gradients(rng, M=12, b=5, D=7):

@@ -1,4 +1,4 @@
-"""Tests for drift.fits: power laws with known exponents, (lo, hi] windows, Pearson r on crafted series.
+"""Tests for drift.geometry.fits: power laws with known exponents, (lo, hi] windows, Pearson r on crafted series.
 
 Run: pytest tests/test_fits.py
 """
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from drift import fits
+from drift.geometry import fits
 
 
 def test_power_law_exact_exponent():
@@ -85,6 +85,6 @@ def test_outputs_are_plain_json_types():
 
 
 def test_pearson_of_a_constant_series_is_nan_not_rounding_noise():
-    from drift.fits import pearson_window
+    from drift.geometry.fits import pearson_window
     t = np.arange(1, 20.0)
     assert math.isnan(pearson_window(t, np.full(19, 0.1), t, 0, 100)["r"])

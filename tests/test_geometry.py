@@ -1,4 +1,4 @@
-"""Tests for drift.geometry: the Gram-route analyses against dense numpy references and planted answers.
+"""Tests for drift.geometry.trajectory: the Gram-route analyses against dense numpy references and planted answers.
 
 Run: pytest tests/test_geometry.py
 """
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from drift import geometry as g
+from drift.geometry import trajectory as g
 
 
 def _orthonormal(rng, D, k):

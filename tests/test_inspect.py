@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from drift import inspect as di
-from drift import inspect_formats as fm
+from drift.inspect import cli as di
+from drift.inspect import formats as fm
 
 FAST = ["--draws", "20", "--no-progress"]
 GPT2_TRUNK = re.compile(fm.TRUNK_PRESETS["gpt2"])
@@ -164,7 +164,7 @@ def test_nanogpt_series_matches_dense_svd(tmp_path):
 
 def test_project_run_equals_trajectory_pca(tiny_run_copy, tmp_path):
     import trajectory_pca_uncentered
-    from drift.runinfo import load_run
+    from drift.run.info import load_run
     before = sorted(p.relative_to(tiny_run_copy) for p in tiny_run_copy.rglob("*"))
     steps = load_run(tiny_run_copy).regular_steps(1)
     out = tmp_path / "out"

@@ -1,4 +1,4 @@
-"""Checkpoint integrity (drift/integrity.py): flipped bytes inside a stored tensor, which torch.load accepts
+"""Checkpoint integrity (drift/run/integrity.py): flipped bytes inside a stored tensor, which torch.load accepts
 silently, stop every reader with the file's name; untouched files pass; checkpoints written before digests
 existed are read with one warning.
 
@@ -15,10 +15,10 @@ import torch
 import backbone_update_analysis
 import train as train_script
 import trajectory_pca_uncentered as pca_script
-from drift import checkpoint as ck
-from drift import integrity
-from drift import trajectory
-from drift.params import scope_keys
+from drift.run import checkpoint as ck
+from drift.run import digests, integrity
+from drift.analysis import gram_stream
+from drift.run.params import scope_keys
 
 KEY = "blocks.0.mlp.w_up.weight"
 
@@ -26,7 +26,7 @@ KEY = "blocks.0.mlp.w_up.weight"
 def _flip_16_bytes(path, key=KEY):
     """XOR 16 bytes in the middle of `key`'s stored data, leaving the zip structure (and file size) intact."""
     state = ck.load_checkpoint_file(path, mmap=True, verify=False)["model"]
-    offset = trajectory.tensor_offsets(path, state)[key] + state[key].numel() * state[key].element_size() // 2
+    offset = gram_stream.tensor_offsets(path, state)[key] + state[key].numel() * state[key].element_size() // 2
     with open(path, "r+b") as f:
         f.seek(offset)
         data = bytes(b ^ 0xFF for b in f.read(16))
@@ -39,16 +39,16 @@ def _strip_digests(run_dir):
     for step in ck.list_steps(run_dir):
         path = ck.ckpt_path(run_dir, step)
         ckpt = torch.load(path, weights_only=True)
-        del ckpt[integrity.FIELD]
+        del ckpt[digests.FIELD]
         torch.save(ckpt, path)
 
 
 def test_save_stores_a_digest_per_tensor(tiny_run):
     ckpt = ck.load_checkpoint(tiny_run, 10)
-    assert set(ckpt[integrity.FIELD]) == set(ckpt["model"])
+    assert set(ckpt[digests.FIELD]) == set(ckpt["model"])
     raw = ckpt["model"][KEY].numpy().tobytes()
     import hashlib
-    assert ckpt[integrity.FIELD][KEY] == hashlib.sha256(raw).hexdigest()
+    assert ckpt[digests.FIELD][KEY] == hashlib.sha256(raw).hexdigest()
 
 
 def test_flipped_bytes_load_silently_without_the_check(tiny_run_copy):
@@ -69,16 +69,16 @@ def test_flipped_bytes_stop_every_reader_naming_the_file(tiny_run_copy, capsys):
     with pytest.raises(ck.RunError, match=r"ckpt_000010\.pt is corrupt"):  # the mapped load reads every byte too
         ck.load_checkpoint(tiny_run_copy, 10, mmap=True)
     with pytest.raises(ck.RunError, match=r"ckpt_000010\.pt is corrupt"):  # streaming positioned reads
-        trajectory.gram_matrices(tiny_run_copy, steps, ["trunk"], progress=False)
+        gram_stream.gram_matrices(tiny_run_copy, steps, ["trunk"], progress=False)
     with pytest.raises(ck.RunError, match=r"ckpt_000010\.pt is corrupt"):  # streaming fallback (mapped tensors)
-        orig = trajectory.tensor_offsets
-        trajectory.tensor_offsets = lambda *a: None
+        orig = gram_stream.tensor_offsets
+        gram_stream.tensor_offsets = lambda *a: None
         try:
-            trajectory.gram_matrices(tiny_run_copy, steps, ["block0"], progress=False)
+            gram_stream.gram_matrices(tiny_run_copy, steps, ["block0"], progress=False)
         finally:
-            trajectory.tensor_offsets = orig
+            gram_stream.tensor_offsets = orig
     with pytest.raises(ck.RunError, match=r"ckpt_000010\.pt is corrupt"):  # direction materialization
-        trajectory.materialize(tiny_run_copy, steps, {"v": ("trunk", np.ones(len(steps)))}, progress=False)
+        gram_stream.materialize(tiny_run_copy, steps, {"v": ("trunk", np.ones(len(steps)))}, progress=False)
     # Both analyses of the issue refuse with one line naming the file and a command to run.
     for script, name in [(pca_script, "trajectory_pca_uncentered.py"),
                          (backbone_update_analysis, "backbone_update_analysis.py")]:
@@ -86,14 +86,14 @@ def test_flipped_bytes_stop_every_reader_naming_the_file(tiny_run_copy, capsys):
                            else [str(tiny_run_copy)]) == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]  # after any progress bar
         assert err.startswith(f"{name}: error: checkpoint") and "ckpt_000010.pt is corrupt" in err
-        assert err.endswith(f"python -m drift.integrity {tiny_run_copy}")
+        assert err.endswith(f"python -m drift.run.integrity {tiny_run_copy}")
 
 
 def test_hint_command_finds_the_file_and_its_retrain_command_restores_it(tiny_run_copy, tmp_path, capsys):
     info = json.loads((tiny_run_copy / "run.json").read_text())
     info["argv"] = ["train.py", "--preset", "tiny", "--seed", "1", "--out", "runs/tiny_s1", "--no-progress"]
     (tiny_run_copy / "run.json").write_text(json.dumps(info))
-    stored = ck.load_checkpoint(tiny_run_copy, 10)[integrity.FIELD]
+    stored = ck.load_checkpoint(tiny_run_copy, 10)[digests.FIELD]
     _flip_16_bytes(ck.ckpt_path(tiny_run_copy, 10))
     assert integrity.main([str(tiny_run_copy)]) == 1
     out = capsys.readouterr().out
@@ -102,14 +102,14 @@ def test_hint_command_finds_the_file_and_its_retrain_command_restores_it(tiny_ru
     assert cmd[:2] == ["python", "train.py"] and cmd[cmd.index("--out") + 1] == f"{tiny_run_copy}_retrained"
     cmd[cmd.index("--out") + 1] = str(tmp_path / "retrained")  # keep the test's files inside tmp_path
     assert train_script.main(cmd[2:]) == 0
-    assert ck.load_checkpoint(tmp_path / "retrained", 10)[integrity.FIELD] == stored  # bit-exact replacement
+    assert ck.load_checkpoint(tmp_path / "retrained", 10)[digests.FIELD] == stored  # bit-exact replacement
 
 
 def test_untouched_run_passes_without_warnings(tiny_run):
     steps = ck.list_steps(tiny_run)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", integrity.UnverifiedCheckpointWarning)
-        grams = trajectory.gram_matrices(tiny_run, steps, ["trunk"], progress=False)
+        warnings.simplefilter("error", digests.UnverifiedCheckpointWarning)
+        grams = gram_stream.gram_matrices(tiny_run, steps, ["trunk"], progress=False)
         ck.load_checkpoint(tiny_run, steps[-1])
     assert np.isfinite(grams["trunk"]).all()
     assert integrity.check_run(tiny_run) == ([ck.ckpt_path(tiny_run, s).name for s in steps], [], [])
@@ -117,20 +117,20 @@ def test_untouched_run_passes_without_warnings(tiny_run):
 
 def test_old_format_warns_once_then_add_stores_digests(tiny_run, tiny_run_copy, capsys):
     steps = ck.list_steps(tiny_run_copy)
-    reference = trajectory.gram_matrices(tiny_run, steps, ["trunk"], progress=False)["trunk"]
+    reference = gram_stream.gram_matrices(tiny_run, steps, ["trunk"], progress=False)["trunk"]
     _strip_digests(tiny_run_copy)
-    with pytest.warns(integrity.UnverifiedCheckpointWarning, match="python -m drift.integrity") as record:
-        grams = trajectory.gram_matrices(tiny_run_copy, steps, ["trunk"], progress=False)
+    with pytest.warns(digests.UnverifiedCheckpointWarning, match="python -m drift.run.integrity") as record:
+        grams = gram_stream.gram_matrices(tiny_run_copy, steps, ["trunk"], progress=False)
         for s in steps:
             ck.load_checkpoint(tiny_run_copy, s)
-    assert len([w for w in record if w.category is integrity.UnverifiedCheckpointWarning]) == 1
+    assert len([w for w in record if w.category is digests.UnverifiedCheckpointWarning]) == 1
     np.testing.assert_array_equal(grams["trunk"], reference)
     assert integrity.main([str(tiny_run_copy), "--add"]) == 0
     assert f"{len(steps)} without digests (digests added)" in capsys.readouterr().out
     assert integrity.check_run(tiny_run_copy)[0] == [ck.ckpt_path(tiny_run_copy, s).name for s in steps]
     _flip_16_bytes(ck.ckpt_path(tiny_run_copy, 20))
     with pytest.raises(ck.RunError, match=r"ckpt_000020\.pt is corrupt"):
-        trajectory.gram_matrices(tiny_run_copy, steps, ["trunk"], progress=False)
+        gram_stream.gram_matrices(tiny_run_copy, steps, ["trunk"], progress=False)
 
 
 def test_help(capsys):

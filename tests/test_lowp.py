@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from drift.config import ModelConfig
-from drift.lowp import BF16Shadow, bf16_matmul_speedup
+from drift.train.lowp import BF16Shadow, bf16_matmul_speedup
 from drift.model import GPT
 
 
@@ -57,9 +57,9 @@ def test_trainer_with_shadow_tracks_float32(tmp_path):
     float32 run's (tolerance fixed before the first run; bf16 keeps ~3 significant digits)."""
     import json
 
-    from drift.checkpoint import load_checkpoint_file
+    from drift.run.checkpoint import load_checkpoint_file
     from drift.config import resolve
-    from drift.trainer import train
+    from drift.train.trainer import train
     losses = {}
     for amp in ("off", "bf16_shadow"):
         run = tmp_path / amp

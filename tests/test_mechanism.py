@@ -1,4 +1,4 @@
-"""Tests for drift.mechanism and the three mechanism scripts (update alignment, gradient alignment, Fisher).
+"""Tests for drift.analysis.mechanism and the three mechanism scripts (update alignment, gradient alignment, Fisher).
 
 Known answers: the Fisher of a least-squares model's mini-batch gradients through the real gradient path, a
 gradient/direction flattening-order check on a model whose sorted-key order differs from its module order, the
@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from drift import fisher as fm
-from drift import geometry as geo
-from drift import mechanism as mech
+from drift.geometry import fisher as fm
+from drift.geometry import trajectory as geo
+from drift.analysis import mechanism as mech
 from drift.config import Config, ModelConfig, TrainConfig
 from drift.model import GPT
-from drift.params import flatten, scope_keys
-from drift.trainer import composite_loss
-from drift.trajectory import flat_vector
+from drift.run.params import flatten, scope_keys
+from drift.train.trainer import composite_loss
+from drift.analysis.gram_stream import flat_vector
 
 SMALL = ModelConfig(n_layer=2, d_model=16, n_head=2, d_ff=32, seq_len=12, vocab_size=50)
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from drift.config import ModelConfig, resolve
 from drift.model import GPT
-from drift.params import flatten, grad_vector, scope_keys, scope_size
+from drift.run.params import flatten, grad_vector, scope_keys, scope_size
 
 
 def test_paper_parameter_counts():

@@ -1,4 +1,4 @@
-"""Tests for the null trajectories (drift/nulls.py, trajectory_nulls.py) and the null verdicts of the claims.
+"""Tests for the null trajectories (drift/nulls/trajectory.py, trajectory_nulls.py) and the null verdicts of the claims.
 
 Known answers: the Brownian Gram min(i, j) gives raw PC1 81.07%, row-normalized PC1 69.86% and PC2 13.26% at 50 rows,
 and N1 with equal step norms in a large dimension reproduces them; the Bartlett cosines have the exact isotropic
@@ -17,13 +17,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from drift import backbone
-from drift import claims as cl
-from drift import geometry as geo
-from drift import nulls
+from drift.analysis import backbone
+from drift.report import claims as cl
+from drift.report import rules
+from drift.geometry import trajectory as geo
+from drift.nulls import trajectory as nulls
 from drift.config import resolve
-from drift.params import all_scopes
-from drift.runinfo import RunInfo
+from drift.run.params import all_scopes
+from drift.run.info import RunInfo
 
 N_ROWS = 50
 
@@ -153,8 +154,8 @@ def test_isotropic_random_walk_is_within_null():
         assert rows[cid]["null"] == nulls.WITHIN, (cid, rows[cid])
     # and, as the issue says, a random walk already passes the old held rules of these claims
     st = {k: v["observed"] for k, v in res["statistics"].items()}
-    assert cl.rule_c2([st[f"block{l}_pc1_raw"] for l in range(2)]) and st["handoff_margin"] > 0
-    assert cl.rule_c3(st["trunk_pc1_rownorm"], st["trunk_pc2_rownorm"], st["trunk_pc1_raw"])
+    assert rules.rule_c2([st[f"block{l}_pc1_raw"] for l in range(2)]) and st["handoff_margin"] > 0
+    assert rules.rule_c3(st["trunk_pc1_rownorm"], st["trunk_pc2_rownorm"], st["trunk_pc1_raw"])
 
 
 def test_constant_drift_with_small_noise_is_beyond_null():

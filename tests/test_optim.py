@@ -6,7 +6,7 @@ import torch
 
 from drift.config import ModelConfig, resolve
 from drift.model import GPT
-from drift.optim import NesterovSGDW, build_optimizer, lambda_at, lr_at, param_groups
+from drift.train.optim import NesterovSGDW, build_optimizer, lambda_at, lr_at, param_groups
 
 
 def test_paper_schedule():

@@ -10,12 +10,12 @@ import math
 import pytest
 import torch
 
-from drift import backbone as bb
-from drift import checkpoint as ck
-from drift import trajectory
+from drift.analysis import backbone as bb
+from drift.run import checkpoint as ck
+from drift.analysis import gram_stream
 from drift.config import resolve
-from drift.params import TRUNK_SUFFIXES, scope_keys, scope_size
-from drift.trainer import train
+from drift.run.params import TRUNK_SUFFIXES, scope_keys, scope_size
+from drift.train.trainer import train
 
 PAPER_PARAMS = 51_045_888
 PAPER_TRUNK = 25_165_824  # 12 * n_layer * d_model^2
@@ -44,7 +44,7 @@ def test_paper_preset_smoke(gpt2_tokenizer, tmp_path):
     keys = scope_keys(state.keys(), "trunk")
     assert keys == sorted(f"blocks.{l}.{s}" for l in range(8) for s in TRUNK_SUFFIXES)
     assert scope_size(state, "trunk") == PAPER_TRUNK
-    assert trajectory.flat_vector(state, "trunk").numel() == PAPER_TRUNK
+    assert gram_stream.flat_vector(state, "trunk").numel() == PAPER_TRUNK
     assert sum(t.numel() for k, t in state.items() if k != "lm_head.weight") == PAPER_PARAMS  # head is tied
     first = ck.load_checkpoint(run, 0, mmap=True)["model"]
     assert not torch.equal(first[keys[0]], state[keys[0]])  # the trunk moved
@@ -55,6 +55,6 @@ def test_paper_preset_smoke(gpt2_tokenizer, tmp_path):
     assert 0 < r["trunk"]["pc1_rownorm_full"] <= 1 and 0 < r["trunk"]["pc1_raw_full"] <= 1
     assert len(r["blocks"]["pc1"]["block"]) == 8 and all(math.isfinite(x) for x in r["blocks"]["pc1"]["block"])
     gram = bb.trajectory_grams(run, [1, 4], ["trunk"])["trunk"]
-    direct = (trajectory.flat_vector(state, "trunk").double()
-              - trajectory.flat_vector(ck.load_checkpoint(run, 1, mmap=True)["model"], "trunk").double())
+    direct = (gram_stream.flat_vector(state, "trunk").double()
+              - gram_stream.flat_vector(ck.load_checkpoint(run, 1, mmap=True)["model"], "trunk").double())
     assert gram[1, 1] == pytest.approx(float(direct @ direct), rel=1e-9)

@@ -1,10 +1,10 @@
-"""Tests for drift.plotting: both file formats are written, the p_ood overlay and the switch marker.
+"""Tests for drift.report.plotting: both file formats are written, the p_ood overlay and the switch marker.
 
 Run: pytest tests/test_plotting.py
 """
 import numpy as np
 
-from drift import plotting as pl
+from drift.report import plotting as pl
 
 
 def test_save_figure_writes_pdf_and_png(tmp_path):

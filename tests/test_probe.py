@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from drift.probe import ProbeTask, build_eval_set, collate, plain_sequence, probe_sequence
+from drift.data.probe import ProbeTask, build_eval_set, collate, plain_sequence, probe_sequence
 
 
 class ToyTokenizer:

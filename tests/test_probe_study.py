@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from drift import probe_study as ps
+from drift.studies import probe_study as ps
 from drift.config import resolve
 
 
@@ -103,8 +103,8 @@ def test_a_cpu_preset_run_is_adopted_as_its_study_config(tmp_path):
 
 def test_checkpoint_cadence_changes_no_training_number(tmp_path):
     """The premise of adoption: ckpt_every (MECHANICAL) leaves every logged number of a run unchanged."""
-    from drift.checkpoint import read_metrics
-    from drift.trainer import train
+    from drift.run.checkpoint import read_metrics
+    from drift.train.trainer import train
 
     def logged(every):
         run_dir = tmp_path / f"every{every}"

@@ -15,13 +15,13 @@ import torch
 import backbone_update_analysis
 import make_report
 import train as train_script
-from drift import checkpoint as ck
+from drift.run import checkpoint as ck
 from drift.config import ConfigError, resolve, validate
-from drift.control_tables import load_controls
-from drift.corpus import SINGLE_FILE_VAL_EVERY, load_stories, split_description
-from drift.runinfo import check_seed_set, checked_run, schedule_holes
-from drift.runlock import LOCK_NAME, RunLock, holder
-from drift.trainer import train
+from drift.analysis.control_tables import load_controls
+from drift.data.corpus import SINGLE_FILE_VAL_EVERY, load_stories, split_description
+from drift.run.info import check_seed_set, checked_run, schedule_holes
+from drift.run.lock import LOCK_NAME, RunLock, holder
+from drift.train.trainer import train
 
 SHORT = ["total_steps=6"]  # checkpoints 0, 1, 5, 6: a run in a few seconds
 
@@ -159,7 +159,7 @@ def test_report_refuses_runs_that_are_not_seeds_of_one_setup(tiny_run, tmp_path,
 def test_control_rows_are_labelled_from_run_json(tiny_run, tmp_path):
     root = tmp_path / "ctrl"
     shutil.copytree(tiny_run, root / "A")
-    from drift.control_tables import optimizer_label
+    from drift.analysis.control_tables import optimizer_label
     assert optimizer_label(load_controls(root)["A"]) == "AdamW"
     shutil.copytree(tiny_run, root / "B")  # an AdamW run placed where the SGD control belongs
     with pytest.raises(ck.RunError, match="B holds a adamw run .* B is the sgd control"):
@@ -216,8 +216,8 @@ def test_running_run_is_refused_and_divergence_is_carried(tiny_run_copy, capsys,
     assert backbone_update_analysis.main([str(tiny_run_copy), "--scope", "trunk"]) == 0
     run = _analysis(tiny_run_copy)["run"]
     assert run["status_text"] == "diverged at step 27" and run["missing_steps"] == []
-    from drift.claims import load_evidence
-    from drift.report import setup_table
+    from drift.report.claims import load_evidence
+    from drift.report.tables import setup_table
     assert "run status & finished & diverged at step 27" in setup_table(load_evidence([tiny_run_copy]))
 
 
@@ -226,7 +226,7 @@ def test_running_run_is_refused_and_divergence_is_carried(tiny_run_copy, capsys,
 # ---------------------------------------------------------------------------------------------------------------
 
 def test_run_killed_before_first_resume_point_has_one_way_out(tmp_path, monkeypatch, capsys):
-    import drift.trainer as tr
+    import drift.train.trainer as tr
 
     def interrupted(*args):
         raise KeyboardInterrupt
@@ -247,7 +247,7 @@ def test_run_killed_before_first_resume_point_has_one_way_out(tmp_path, monkeypa
 
 
 def test_sweeps_continue_an_interrupted_run_instead_of_skipping_it(tiny_run_copy):
-    from drift.control_runs import ensure_run
+    from drift.train.control_runs import ensure_run
     _set_info(tiny_run_copy, status="interrupted", error="KeyboardInterrupt: ")
     cfg = resolve("tiny", seed=1)
     res = ensure_run(cfg, tiny_run_copy, progress=False)

@@ -1,5 +1,5 @@
-"""Tests for the paper figures, the LaTeX report and the claims checklist (drift/figures.py, drift/report.py,
-drift/claims.py, make_paper_figures.py, make_report.py).
+"""Tests for the paper figures, the LaTeX report and the claims checklist (drift/report/figures.py, drift/report/tables.py,
+drift/report/claims.py, make_paper_figures.py, make_report.py).
 
 Known answers: every decision rule on crafted numbers (one case that holds, one that does not), the seed-spread
 and number formatting, the claim readers on crafted control / beta2 / reheating JSON with planted outcomes, and, on
@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drift import claims as cl
-from drift import report as rp
+from drift.report import claims as cl
+from drift.report import rules
+from drift.report import tables as rp
 from drift.config import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,42 +38,42 @@ VAL_FLAT = [5.0, 5.1, 4.9, 5.2, 4.8, 5.0, 5.3, 4.9, 5.0, 5.1, 5.05]
 Q_B, FISHER_STEPS = [1e-6, 2e-6, 1e-4, 1e-3], [20, 180, 480, 960]
 
 RULE_CASES = {
-    "c1": (cl.rule_c1, (OSC, 256, STEPS, VAL_DOWN), (MONO, 256, STEPS, VAL_DOWN)),
-    "c1_val": (cl.rule_c1, (OSC, 256, STEPS, VAL_DOWN), (OSC, 256, STEPS, VAL_FLAT)),
-    "c2": (cl.rule_c2, ([0.8, 0.7, 0.55],), ([0.8, 0.45, 0.9],)),
-    "c3": (cl.rule_c3, (0.7, 0.1, 0.8), (0.7, 0.3, 0.8)),
-    "c3_raw": (cl.rule_c3, (0.7, 0.1, 0.8), (0.7, 0.1, 0.65)),
-    "c4": (cl.rule_c4, ([0.995, 0.999],), ([0.995, 0.98],)),
-    "c5": (cl.rule_c5, (0.7,), (0.4,)),
-    "c6": (cl.rule_c6, (450.0, 400, 1000), (300.0, 400, 1000)),
-    "c6_late": (cl.rule_c6, (590.0, 400, 1000), (610.0, 400, 1000)),
-    "c7": (cl.rule_c7, (0.6, 0.8, 0.3, 0.4), (0.8, 0.6, 0.3, 0.4)),
-    "c7_cos": (cl.rule_c7, (0.6, 0.8, 0.3, 0.4), (0.6, 0.8, 0.5, 0.4)),   # |cos| inside the N3 band
-    "c7_no_null": (cl.rule_c7, (0.6, 0.8, 0.3, 0.4), (0.6, 0.8, 0.3, float("nan"))),
-    "c8": (cl.rule_c8, ([100, 300, 450, 550, 800], [0.8, 0.6, 0.2, 0.2, 0.1], [0.1, 0.2, 0.6, 0.7, 0.1], 400, 1000),
+    "c1": (rules.rule_c1, (OSC, 256, STEPS, VAL_DOWN), (MONO, 256, STEPS, VAL_DOWN)),
+    "c1_val": (rules.rule_c1, (OSC, 256, STEPS, VAL_DOWN), (OSC, 256, STEPS, VAL_FLAT)),
+    "c2": (rules.rule_c2, ([0.8, 0.7, 0.55],), ([0.8, 0.45, 0.9],)),
+    "c3": (rules.rule_c3, (0.7, 0.1, 0.8), (0.7, 0.3, 0.8)),
+    "c3_raw": (rules.rule_c3, (0.7, 0.1, 0.8), (0.7, 0.1, 0.65)),
+    "c4": (rules.rule_c4, ([0.995, 0.999],), ([0.995, 0.98],)),
+    "c5": (rules.rule_c5, (0.7,), (0.4,)),
+    "c6": (rules.rule_c6, (450.0, 400, 1000), (300.0, 400, 1000)),
+    "c6_late": (rules.rule_c6, (590.0, 400, 1000), (610.0, 400, 1000)),
+    "c7": (rules.rule_c7, (0.6, 0.8, 0.3, 0.4), (0.8, 0.6, 0.3, 0.4)),
+    "c7_cos": (rules.rule_c7, (0.6, 0.8, 0.3, 0.4), (0.6, 0.8, 0.5, 0.4)),   # |cos| inside the N3 band
+    "c7_no_null": (rules.rule_c7, (0.6, 0.8, 0.3, 0.4), (0.6, 0.8, 0.3, float("nan"))),
+    "c8": (rules.rule_c8, ([100, 300, 450, 550, 800], [0.8, 0.6, 0.2, 0.2, 0.1], [0.1, 0.2, 0.6, 0.7, 0.1], 400, 1000),
            ([100, 300, 450, 550, 800], [0.8, 0.6, 0.7, 0.6, 0.1], [0.1, 0.2, 0.6, 0.5, 0.1], 400, 1000)),
-    "c9": (cl.rule_c9, ([2.0, 0.7, 0.15, -0.2], 0.97), ([2.0, 0.7, 1.2, -0.2], 0.97)),
-    "c9_sub": (cl.rule_c9, ([2.0, 0.7, 0.15, -0.2], 0.97), ([0.9, 0.7, 0.15, -0.2], 0.97)),
-    "c10": (cl.rule_c10, (0.8, -0.7), (0.8, 0.2)),
-    "c11": (cl.rule_c11, (510.0, 400, 0.3, 0.1), (300.0, 400, 0.3, 0.1)),
-    "c11_weaker": (cl.rule_c11, (510.0, 400, 0.3, 0.1), (510.0, 400, 0.3, 0.4)),
-    "c12": (cl.rule_c12, (0.25, 0.002, 0.001), (0.25, 0.05, 0.001)),
-    "c12_floor": (cl.rule_c12, (0.25, 0.002, 0.001), (0.25, 0.01, 0.001)),
-    "c13": (cl.rule_c13, (Q_B, [1.3, 1.9, 12.0, 4.8], FISHER_STEPS, 400, [0.1, 0.2, 0.3, 0.2]),
+    "c9": (rules.rule_c9, ([2.0, 0.7, 0.15, -0.2], 0.97), ([2.0, 0.7, 1.2, -0.2], 0.97)),
+    "c9_sub": (rules.rule_c9, ([2.0, 0.7, 0.15, -0.2], 0.97), ([0.9, 0.7, 0.15, -0.2], 0.97)),
+    "c10": (rules.rule_c10, (0.8, -0.7), (0.8, 0.2)),
+    "c11": (rules.rule_c11, (510.0, 400, 0.3, 0.1), (300.0, 400, 0.3, 0.1)),
+    "c11_weaker": (rules.rule_c11, (510.0, 400, 0.3, 0.1), (510.0, 400, 0.3, 0.4)),
+    "c12": (rules.rule_c12, (0.25, 0.002, 0.001), (0.25, 0.05, 0.001)),
+    "c12_floor": (rules.rule_c12, (0.25, 0.002, 0.001), (0.25, 0.01, 0.001)),
+    "c13": (rules.rule_c13, (Q_B, [1.3, 1.9, 12.0, 4.8], FISHER_STEPS, 400, [0.1, 0.2, 0.3, 0.2]),
             (Q_B, [1.3, 12.0, 2.0, 4.8], FISHER_STEPS, 400, [0.1, 0.2, 0.3, 0.2])),   # alpha peaks before
-    "c13_u1": (cl.rule_c13, ([1e-6, 1e-3], [1.3, 4.8], [20, 960], 400, [0.1, 0.5]),
+    "c13_u1": (rules.rule_c13, ([1e-6, 1e-3], [1.3, 4.8], [20, 960], 400, [0.1, 0.5]),
                ([1e-6, 1e-3], [1.3, 4.8], [20, 960], 400, [0.1, 0.95])),
-    "c15": (cl.rule_c15, ({"A": 61.5, "B": 100.0, "C": 99.0}, {"A": 9, "B": 1, "C": 1}, {"A": 1.6, "B": 8.1, "C": 5.1}),
+    "c15": (rules.rule_c15, ({"A": 61.5, "B": 100.0, "C": 99.0}, {"A": 9, "B": 1, "C": 1}, {"A": 1.6, "B": 8.1, "C": 5.1}),
             ({"A": 61.5, "B": 100.0, "C": 90.0}, {"A": 9, "B": 1, "C": 2}, {"A": 1.6, "B": 8.1, "C": 5.1})),
-    "c16": (cl.rule_c16, ([(98.1, 1), (97.7, 1)], 0.6, 24.9), ([(98.1, 1), (97.7, 1)], 5.0, 24.9)),
-    "c17": (cl.rule_c17, ([68.8, 68.3, 66.7, 63.8, 52.5], [0.95, 0.94, 0.81, 0.68, 0.005], 1300.0, False),
+    "c16": (rules.rule_c16, ([(98.1, 1), (97.7, 1)], 0.6, 24.9), ([(98.1, 1), (97.7, 1)], 5.0, 24.9)),
+    "c17": (rules.rule_c17, ([68.8, 68.3, 66.7, 63.8, 52.5], [0.95, 0.94, 0.81, 0.68, 0.005], 1300.0, False),
             ([68.8, 68.3, 70.7, 63.8, 52.5], [0.95, 0.94, 0.81, 0.68, 0.005], 1300.0, False)),
-    "c17_blowup": (cl.rule_c17, ([68.8, 52.5], [0.95, 0.005], None, True), ([68.8, 52.5], [0.95, 0.005], 2.0, False)),
-    "c20": (cl.rule_c20, (0.16, [0.7, 0.78], [0.22, 0.28], [0.01, 0.02], [0.2, 0.3]),
+    "c17_blowup": (rules.rule_c17, ([68.8, 52.5], [0.95, 0.005], None, True), ([68.8, 52.5], [0.95, 0.005], 2.0, False)),
+    "c20": (rules.rule_c20, (0.16, [0.7, 0.78], [0.22, 0.28], [0.01, 0.02], [0.2, 0.3]),
             (0.16, [0.7, 0.18], [0.22, 0.17], [0.01, 0.02], [0.2, 0.3])),
-    "c20_a": (cl.rule_c20, (0.16, [0.7], [0.22], [0.01], [0.2]), (0.16, [0.7], [0.22], [0.3], [0.2])),
-    "c21": (cl.rule_c21, ([0.04, 0.1, 0.06],), ([0.04, 0.5, 0.06],)),
-    "c22": (cl.rule_c22, ({"s42": [71.4, 79.1], "s271": [71.7, 79.3]},),
+    "c20_a": (rules.rule_c20, (0.16, [0.7], [0.22], [0.01], [0.2]), (0.16, [0.7], [0.22], [0.3], [0.2])),
+    "c21": (rules.rule_c21, ([0.04, 0.1, 0.06],), ([0.04, 0.5, 0.06],)),
+    "c22": (rules.rule_c22, ({"s42": [71.4, 79.1], "s271": [71.7, 79.3]},),
             ({"s42": [71.4, 79.1], "s271": [75.0, 79.3]},)),
 }
 
@@ -85,20 +86,20 @@ def test_decision_rule_holds_and_fails(case):
 
 
 def test_c22_needs_two_seeds():
-    assert not cl.rule_c22({"s42": [71.4, 79.1]})
+    assert not rules.rule_c22({"s42": [71.4, 79.1]})
 
 
 def test_falls_needs_a_net_fall():
-    assert cl.falls([68.8, 68.3, 66.7, 63.8, 52.5], 1.0)
-    assert cl.falls([68.8, 69.5, 66.7], 1.0)            # a rise within the tolerance is allowed
-    assert not cl.falls([93.9, 93.9, 94.1, 94.2], 1.0)  # flat: no net fall
-    assert not cl.falls([68.8, 70.5, 60.0], 1.0)        # a rise beyond the tolerance
+    assert rules.falls([68.8, 68.3, 66.7, 63.8, 52.5], 1.0)
+    assert rules.falls([68.8, 69.5, 66.7], 1.0)            # a rise within the tolerance is allowed
+    assert not rules.falls([93.9, 93.9, 94.1, 94.2], 1.0)  # flat: no net fall
+    assert not rules.falls([68.8, 70.5, 60.0], 1.0)        # a rise beyond the tolerance
 
 
 def test_oscillation_drop_must_beat_sampling_noise():
     p = [0.0, 0.1, 0.5, 0.55, 0.45, 0.5, 0.52, 0.5, 0.51, 0.5, 0.5]  # 0.55 -> 0.45 on 20 examples: noise
-    assert cl.oscillation_drops(p, 20) == []
-    assert cl.oscillation_drops(p, 100_000) == pytest.approx([0.1])
+    assert rules.oscillation_drops(p, 20) == []
+    assert rules.oscillation_drops(p, 100_000) == pytest.approx([0.1])
 
 
 def test_every_claim_has_a_declared_test_and_the_paper_value():
@@ -133,7 +134,7 @@ def test_infer_preset_names_the_preset_and_lists_overrides():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Claim readers, tables and figures on crafted JSON (layouts as drift.control_tables writes them)
+# Claim readers, tables and figures on crafted JSON (layouts as drift.analysis.control_tables writes them)
 # ---------------------------------------------------------------------------------------------------------------
 
 def _curve(steps, p):
@@ -271,7 +272,7 @@ def test_tables_on_crafted_json_show_paper_beside_ours(tmp_path):
 
 def test_optional_figures_draw_from_crafted_json():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from drift.figures import FIGURES
+    from drift.report.figures import FIGURES
     ev = crafted_evidence(True)
     for key in ("fig4", "beta2", "sgd"):
         fig = FIGURES[key].draw(ev)
@@ -284,7 +285,7 @@ def test_optional_figures_draw_from_crafted_json():
 
 
 def test_beta2_figure_shares_one_decreasing_beta2_axis_across_p_probe_groups():
-    from drift.figures import FIGURES
+    from drift.report.figures import FIGURES
     ev = crafted_evidence(True)
     pair = [dict(r, p_probe=0.05, name=r["name"] + "_p0.05") for r in ev.beta2["rows"] if r["beta2"] in (0.95, 0.0)]
     ev.beta2["rows"] = pair + ev.beta2["rows"]            # the pair first, as its runs sort before the sweep

@@ -10,10 +10,11 @@ import math
 
 import numpy as np
 
-from drift import checkpoint as ck
+from drift.run import checkpoint as ck
 from drift.config import resolve
-from drift.corpus import STORY_SEPARATOR, cached_tokens, generate_stories, load_stories
-from drift.trainer import train
+from drift.data.corpus import STORY_SEPARATOR, cached_tokens, load_stories
+from drift.data.stories import generate_stories
+from drift.train.trainer import train
 
 # Paragraph breaks, curly quotes and a non-ASCII name, as in the real files; one story too short to keep.
 EXTRA = ["Mia found a shell.\n\n“Look!” she said. “It’s so shiny.” Her mom smiled and said it was pretty.",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from drift import bootstrap
-from drift.tokenizer import EOS_TEXT, Gpt2Tokenizer, select_codewords, tokenizer_fingerprint
+from drift.data.tokenizer import EOS_TEXT, Gpt2Tokenizer, select_codewords, tokenizer_fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,7 +39,7 @@ def test_vocabulary_and_eos(gpt2_tokenizer):
     assert tok.id_to_piece(262) == "Ġthe"
 
 
-CODEWORDS = ("import json; from drift.tokenizer import Gpt2Tokenizer, select_codewords; "
+CODEWORDS = ("import json; from drift.data.tokenizer import Gpt2Tokenizer, select_codewords; "
              "print(json.dumps(select_codewords(Gpt2Tokenizer(), n=512)))")
 
 
@@ -75,7 +75,7 @@ def test_broken_tiktoken_cache_falls_back_to_the_ranks_file(gpt2_tokenizer, tmp_
 
     import tiktoken.load
     import tiktoken.registry
-    from drift import tokenizer as tk
+    from drift.data import tokenizer as tk
     if bootstrap.find_gpt2_ranks() is None:
         pytest.skip("only tiktoken's own cache is present here")
     for url in tk._TIKTOKEN_GPT2_URLS:

@@ -6,9 +6,9 @@ import sys
 import pytest
 import torch
 
-from drift import checkpoint as ck
+from drift.run import checkpoint as ck
 from drift.config import resolve
-from drift.trainer import DivergedError, ckpt_schedule, train
+from drift.train.trainer import DivergedError, ckpt_schedule, train
 
 
 def test_run_directory_contract(tiny_run):
@@ -34,7 +34,7 @@ def test_run_directory_contract(tiny_run):
 def test_resume_equals_uninterrupted(tiny_run, tmp_path, monkeypatch):
     """Kill a run during step 17 (after the step-15 checkpoint), resume it: the final weights equal those of the
     uninterrupted tiny_run bit for bit, and no eval record is duplicated."""
-    import drift.trainer as tr
+    import drift.train.trainer as tr
     original = tr._train_step
 
     def killing_step(model, fwd, opt, ctx, step, state):
@@ -63,7 +63,7 @@ def test_refuses_to_overwrite_and_bad_resume(tiny_run, tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_checkpoints(tmp_path, monkeypatch):
-    import drift.trainer as tr
+    import drift.train.trainer as tr
     original = tr.composite_loss
     calls = {"n": 0}
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy.stats import ttest_1samp
 
-from drift import claims
-from drift import verdicts as V
+from drift.report import claims, rules
+from drift.report import verdicts as V
 
 
 def test_seed_test_planted_effect_is_beyond():
@@ -58,12 +58,12 @@ def _ctx():
 def test_rule_pass_rate_counts_the_draws_where_the_rule_holds():
     # C5: f_b final >= 0.5 in 3 of 10 draws; C4 reads the minimum over blocks; C21 the maximum
     draws = {"trunk_f_b_final": [0.6, 0.7, 0.55] + [0.4] * 7}
-    assert V.rule_pass_rate("C5", draws, _ctx(), claims) == {"rate": 0.3, "n": 10}
+    assert V.rule_pass_rate("C5", draws, _ctx(), rules) == {"rate": 0.3, "n": 10}
     assert V.rule_pass_rate("C4", {"blocks_adjacent_cos_min": [0.995, 0.98, 0.999, 0.5]}, _ctx(),
-                            claims)["rate"] == 0.5
-    assert V.rule_pass_rate("C21", {"switch_c2_blocks_max": [0.1, 0.3, math.nan, 0.2]}, _ctx(), claims)["rate"] == 0.5
+                            rules)["rate"] == 0.5
+    assert V.rule_pass_rate("C21", {"switch_c2_blocks_max": [0.1, 0.3, math.nan, 0.2]}, _ctx(), rules)["rate"] == 0.5
     # C6: the argmin of rho inside [switch, switch + 0.2 T] = [400, 600]
-    assert V.rule_pass_rate("C6", {"rho_argmin_step": [400, 600, 601, 399, math.nan]}, _ctx(), claims)["rate"] == 0.4
+    assert V.rule_pass_rate("C6", {"rho_argmin_step": [400, 600, 601, 399, math.nan]}, _ctx(), rules)["rate"] == 0.4
 
 
 def test_c11_on_a_draw_uses_after_below_the_overall_mean():
@@ -71,18 +71,18 @@ def test_c11_on_a_draw_uses_after_below_the_overall_mean():
          "update_block0+ln_mean_abs_cos": [0.2, 0.2, 0.2, 0.2],
          "update_block0+ln_abs_cos_after_flip": [0.1, 0.3, 0.1, 0.1]}
     # held only in draw 0: draw 1 is stronger after, draw 2 flips before the switch, draw 3 never flips
-    assert V.rule_pass_rate("C11", s, _ctx(), claims)["rate"] == 0.25
+    assert V.rule_pass_rate("C11", s, _ctx(), rules)["rate"] == 0.25
 
 
 def test_diagnostic_label_from_the_key_null():
     def results(n1_values):
         return {"draws": {"N1": {"trunk_f_b_final": n1_values}},
                 "statistics": {"trunk_f_b_final": {"observed": 0.9, "N1": {"median": float(np.median(n1_values))}}}}
-    lax = V.diagnostic("C5", results([0.9] * 20), _ctx(), claims)
+    lax = V.diagnostic("C5", results([0.9] * 20), _ctx(), rules)
     assert lax["diagnostic"] is False and lax["on_medians"]["N1"] is True and lax["pass_rate"]["N1"]["rate"] == 1.0
-    sharp = V.diagnostic("C5", results([0.1] * 19 + [0.9]), _ctx(), claims)  # holds in 1 of 20 draws: 5%
+    sharp = V.diagnostic("C5", results([0.1] * 19 + [0.9]), _ctx(), rules)  # holds in 1 of 20 draws: 5%
     assert sharp["diagnostic"] is True and sharp["on_medians"]["N1"] is False
-    edge = V.diagnostic("C5", results([0.1] * 18 + [0.9] * 2), _ctx(), claims)  # 10%
+    edge = V.diagnostic("C5", results([0.1] * 18 + [0.9] * 2), _ctx(), rules)  # 10%
     assert edge["diagnostic"] is False
 
 

@@ -1,0 +1,1 @@
+"""Evidence readers, claims, LaTeX tables, figures and the plotting style."""

@@ -1,0 +1,210 @@
+"""Figures of one run's analyses, drawn from the results dict only (never from checkpoints): the trajectory
+analysis (A1-A7, trajectory_pca_uncentered.py) and the update, gradient and Fisher analyses (A8-A10, the three
+backbone_*_analysis.py scripts), and the body those three scripts share (compute -> JSON -> figure -> summary).
+
+    draw_figures(results, run_dir)                               # figures/trajectory_*.pdf|png
+    save_figure(figure_gradient_alignment(results), stem)        # one mechanism figure
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from drift.report import plotting as pl
+from drift.run.info import figures_dir
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The trajectory analysis (A1-A7)
+# --------------------------------------------------------------------------------------------------------------
+
+def _results(d: dict) -> dict:
+    return d["results"] if "results" in d else d
+
+
+def figure_explained_variance(results: dict, path_stem) -> list[Path]:
+    """Per-block raw PC1 (both scopes, both strides) and the trunk spectrum (row-normalized vs raw)."""
+    r = _results(results)
+    b, layers = r["blocks"], np.asarray(r["blocks"]["layers"])
+    fig, (ax_b, ax_t) = pl.new_figure(1, 2, width=pl.DOUBLE_WIDTH, height=2.4)
+    width = 0.2
+    for j, (fam, key, color) in enumerate([("block", "pc1", pl.PALETTE["backbone"]),
+                                           ("block+ln", "pc1", pl.PALETTE["alt"]),
+                                           ("block", "pc1_stride2", pl.PALETTE["neutral"]),
+                                           ("block+ln", "pc1_stride2", pl.PALETTE["late"])]):
+        label = f"{fam}{' stride 2' if key.endswith('2') else ''}"
+        ax_b.bar(layers + (j - 1.5) * width, 100 * pl.as_array(b[key][fam]), width, color=color, label=label)
+    ax_b.set(xlabel="block", ylabel="raw PC1 (%)", xticks=layers, ylim=(0, 125), yticks=range(0, 101, 20))
+    ax_b.legend(loc="upper center", ncol=2, fontsize=6)
+    for key, label, color in [("rownorm", "row-normalized", pl.PALETTE["backbone"]),
+                              ("raw", "raw", pl.PALETTE["residual"])]:
+        frac = pl.as_array(r["trunk"][key]["fractions_full"])[:10]
+        ax_t.plot(np.arange(1, frac.size + 1), 100 * frac, "o-", color=color, label=label)
+    ax_t.set(xlabel="component k", ylabel="explained (%)", yscale="log", title="trunk")
+    ax_t.legend()
+    return pl.save_figure(fig, path_stem)
+
+
+def figure_backbone_residual(results: dict, path_stem, scope: str = "trunk") -> list[Path]:
+    """a(t) (top) and ||r(t)|| (bottom), p_ood overlaid on twin axes, the lambda switch dashed."""
+    r = _results(results)
+    s = r["series"]
+    src = s if scope == "trunk" else s["blocks"][scope]
+    steps = pl.as_array(s["steps"])
+    fig, (ax_a, ax_r) = pl.new_figure(2, 1, sharex=True, height=3.6)
+    ax_a.plot(steps, pl.as_array(src["a"]), color=pl.PALETTE["backbone"])
+    ax_r.plot(steps, pl.as_array(src["r_norm"]), color=pl.PALETTE["residual"])
+    ax_a.set(ylabel="a(t)", title=f"{scope}: backbone and residual")
+    ax_r.set(ylabel="‖r(t)‖", xlabel="step")
+    for ax in (ax_a, ax_r):
+        pl.overlay_p_ood(ax, steps, pl.as_array(s["p_ood"]))
+        pl.mark_switch(ax, r["setup"]["switch_step"])
+    return pl.save_figure(fig, path_stem)
+
+
+def figure_rho(results: dict, path_stem) -> list[Path]:
+    """Adjacent-window |cos| rho(t) of the trunk rolling backbone."""
+    r = _results(results)
+    s = r["series"]
+    fig, ax = pl.new_figure(1, 1)
+    ax.plot(pl.as_array(s["rho_steps"]), pl.as_array(s["rho"]), "o-", color=pl.PALETTE["backbone"])
+    ax.axhline(0.7, ls=":", lw=0.8, color=pl.PALETTE["p_ood"])
+    pl.mark_switch(ax, r["setup"]["switch_step"])
+    ax.set(xlabel="step", ylabel="ρ(t)", title=f"rolling backbone, W = {r['rolling']['trunk']['window']}")
+    return pl.save_figure(fig, path_stem)
+
+
+def figure_phase_alignment(results: dict, path_stem) -> list[Path]:
+    """A_E and A_L: alignment of each window's backbone with the early and late phase backbones."""
+    r = _results(results)
+    s = r["series"]
+    fig, ax = pl.new_figure(1, 1)
+    centers = pl.as_array(s["centers"])
+    if len(s["A_E"]):
+        ax.plot(centers, pl.as_array(s["A_E"]), "o-", color=pl.PALETTE["early"], label="A_E")
+        ax.plot(centers, pl.as_array(s["A_L"]), "s-", color=pl.PALETTE["late"], label="A_L")
+    pl.mark_switch(ax, r["setup"]["switch_step"])
+    ax.set(xlabel="window center (step)", ylabel="|cos|", ylim=(0, 1), title="phase handoff")
+    ax.legend()
+    return pl.save_figure(fig, path_stem)
+
+
+def draw_figures(results: dict, run_dir) -> list[Path]:
+    """All figures of this analysis under run_dir/figures/ (from the results dict only)."""
+    out = figures_dir(run_dir)
+    r = _results(results)
+    paths = figure_explained_variance(r, out / "trajectory_explained_variance")
+    paths += figure_backbone_residual(r, out / "trajectory_backbone_residual")
+    if "block0+ln" in r["series"]["blocks"]:
+        paths += figure_backbone_residual(r, out / "trajectory_backbone_residual_block0", scope="block0+ln")
+    paths += figure_rho(r, out / "trajectory_rho")
+    paths += figure_phase_alignment(r, out / "trajectory_phase_alignment")
+    return paths
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Update, gradient and Fisher analyses (A8-A10)
+# --------------------------------------------------------------------------------------------------------------
+
+def figure_update_alignment(results: dict, scopes: Sequence[str] = ("trunk", "block0", "block0+ln")):
+    """Signed C (top) and |C| (bottom) against the update's end step; first persistent flip marked."""
+    fig, (ax_c, ax_abs) = pl.new_figure(2, 1, sharex=True, width=pl.DOUBLE_WIDTH / 1.4)
+    colors = [pl.PALETTE["backbone"], pl.PALETTE["residual"], pl.PALETTE["alt"], pl.PALETTE["neutral"]]
+    for color, scope in zip(colors, [s for s in scopes if s in results["scopes"]]):
+        entry = results["scopes"][scope]
+        kind = "row_normalized" if "row_normalized" in entry else "raw"
+        a = entry[kind]["consecutive"]
+        label = f"{scope} ({kind.replace('_', '-')} $v_b$)"
+        ax_c.plot(a["end_steps"], a["cos"], color=color, label=label, marker="o", ms=2)
+        ax_abs.plot(a["end_steps"], a["abs_cos"], color=color, marker="o", ms=2)
+        if "overlapping" in entry[kind]:
+            o = entry[kind]["overlapping"]
+            ax_abs.plot(o["end_steps"], o["abs_cos"], color=color, lw=0.7, alpha=0.6,
+                        label="overlapping updates" if color == colors[0] else None)
+        if a["flip_end_step"] is not None:
+            ax_c.axvline(a["flip_end_step"], color=color, ls=":", lw=0.9)
+    ax_c.axhline(0.0, color="k", lw=0.6)
+    for ax in (ax_c, ax_abs):
+        pl.mark_switch(ax, results.get("switch_step"))
+    ax_c.set_ylabel(r"$C = \cos(u_t, v_b)$")
+    ax_abs.set_ylabel(r"$|C|$")
+    ax_abs.set_xlabel("step (end of update interval)")
+    ax_c.legend(loc="best")
+    if ax_abs.get_legend_handles_labels()[0]:
+        ax_abs.legend(loc="best", fontsize=7)
+    return fig
+
+
+def figure_gradient_alignment(results: dict):
+    """Fig 2: |cos(u_t, v_b)| line, per-batch gradient |cos| (mean +- std) squares, the two isotropic floors
+    dotted, the empirical floor dash-dotted, the switch dashed; linear axis (as the paper) and log axis."""
+    fig, axes = pl.new_figure(1, 2, width=pl.DOUBLE_WIDTH, height=2.6)
+    u = results["update"]
+    steps = [r["step"] for r in results["steps"]]
+    g = [r["composite"]["abs_cos"]["mean"] for r in results["steps"]]
+    gs = [r["composite"]["abs_cos"]["std"] for r in results["steps"]]
+    f = results["floors"]
+    emp = results["summary"]["empirical_floor"]
+    for ax in axes:
+        ax.plot(u["end_steps"], u["abs_cos"], color=pl.PALETTE["backbone"], label=r"$|\cos(u_t, v_b)|$")
+        ax.errorbar(steps, g, yerr=gs, fmt="s", color="0.45", ms=3.5, capsize=2, label=r"$|\cos(g, v_b)|$")
+        ax.axhline(f["abs_cos_mean_asymptotic"], ls=":", color="k", lw=0.9, label=r"$\sqrt{2/(\pi D)}$")
+        ax.axhline(f["cos_rms"], ls=":", color=pl.PALETTE["residual"], lw=0.9, label=r"$1/\sqrt{D}$")
+        ax.axhline(emp, ls="-.", color=pl.PALETTE["neutral"], lw=0.8, label="empirical floor")
+        pl.mark_switch(ax, results.get("switch_step"))
+        ax.set_xlabel("step")
+    axes[0].set_ylabel(f"|cos| ({results['scope']}, D = {f['D']:,})")
+    axes[1].set_yscale("log")
+    axes[0].legend(loc="upper right", fontsize=7)
+    return fig
+
+
+def figure_fisher(results: dict):
+    """Fig 3: top, log q(v_b), q(v_sw), q(v_PC2) and mean q(random _|_ v_b); bottom, alpha(t) with a line at 1."""
+    fig, (ax_q, ax_a) = pl.new_figure(2, 1, sharex=True)
+    rows = results["steps"]
+    steps = [r["step"] for r in rows]
+    series = [("v_b", r"$q(v_b)$", pl.PALETTE["backbone"]), ("v_sw", r"$q(v_{sw})$", pl.PALETTE["residual"]),
+              ("v_pc2", r"$q(v_{PC2})$", pl.PALETTE["alt"])]
+    for key, label, color in series:
+        vals = pl.as_array([r["q"].get(key) for r in rows])
+        if np.isfinite(vals).any():
+            ax_q.plot(steps, vals, marker="o", color=color, label=label)
+    ax_q.plot(steps, [r["q_random_mean"] for r in rows], marker="s", color="0.5", ls="--",
+              label=r"mean $q(w_k)$")
+    ax_q.set_yscale("log")
+    ax_q.set_ylabel(r"$q(v) = \|Gv\|^2/M$")
+    ax_q.legend(loc="best", fontsize=7)
+    alpha = [r["alpha"] for r in rows]
+    ax_a.plot(steps, alpha, marker="o", color=pl.PALETTE["backbone"])
+    ax_a.axhline(1.0, color="k", lw=0.7, ls=":")
+    i = int(np.argmax(alpha))
+    ax_a.annotate(f"{alpha[i]:.2f}", (steps[i], alpha[i]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax_a.set_ylabel(r"$\alpha = q(v_b)/\overline{q(w)}$")
+    ax_a.set_xlabel("step")
+    for ax in (ax_q, ax_a):
+        pl.mark_switch(ax, results.get("switch_step"))
+    return fig
+
+
+def run_script(prog: str, run_dir, name: str, compute, figure, report) -> int:
+    """The body the three mechanism scripts share: compute -> analysis/<name>.json -> figures/<name> -> summary.
+    A RunError, ConfigError or ValueError becomes one `<prog>: error: ...` line on stderr and exit code 2."""
+    import sys
+
+    from drift.run.checkpoint import RunError
+    from drift.config import ConfigError
+    from drift.report.plotting import save_figure
+    from drift.run.info import figures_dir, write_analysis
+    try:
+        results, params, inputs = compute()
+        path = write_analysis(run_dir, name, results, params, inputs)
+        figs = save_figure(figure(results), figures_dir(run_dir) / name)
+    except (RunError, ConfigError, ValueError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    report(results)
+    print(f"wrote {path} and {figs[0]}")
+    return 0

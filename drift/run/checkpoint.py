@@ -1,0 +1,203 @@
+"""The run-directory contract (DESIGN.md): atomic writes, step discovery, checked loading.
+
+    runs/<name>/run.json  metrics.jsonl  codewords.json  ckpt_000000.pt ...  resume.pt  analysis/  figures/
+
+Every file is written to a temporary name and renamed, so a crash never leaves half a file. Steps are found from
+file names; a checkpoint holds {"step", "model", "config"} and is loaded with a clear error when it is missing or
+corrupt.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+
+from drift.run import digests
+
+CKPT_RE = re.compile(r"^ckpt_(\d{6,})\.pt$")
+
+
+class RunError(RuntimeError):
+    """A run directory, checkpoint or metrics file that cannot be used as asked; the message says what to do."""
+
+
+def ckpt_path(run_dir: str | os.PathLike, step: int) -> Path:
+    return Path(run_dir) / f"ckpt_{step:06d}.pt"
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def write_error(path: Path, e: BaseException) -> RunError:
+    """One line naming the file and the cause. torch.save reports a full disk as an opaque
+    '[enforce fail ...] unexpected pos' RuntimeError, so the free space is looked at to name it."""
+    if isinstance(e, OSError) and e.errno:
+        cause = os.strerror(e.errno)
+    else:
+        try:
+            st = os.statvfs(path.parent)
+            full = st.f_bavail * st.f_frsize < (1 << 20)
+        except OSError:
+            full = False
+        cause = os.strerror(errno.ENOSPC) if full else f"{type(e).__name__}: {str(e)[:80]}"
+    return RunError(f"cannot write {path}: {cause}")
+
+
+@contextlib.contextmanager
+def _atomic(path: Path):
+    """Yield a temporary name for `path`; rename on success; on failure remove it and raise a RunError."""
+    tmp = _tmp(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        error = None if isinstance(e, RunError) else write_error(path, e)  # before unlinking frees the space
+        with contextlib.suppress(OSError):
+            # truncate first: torch's writer can keep the file open (the traceback holds it), and an unlinked but
+            # open file keeps its blocks, so the disk would stay full
+            os.truncate(tmp, 0)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if error is None:
+            raise
+        raise error from None
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> None:
+    path = Path(path)
+    with _atomic(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _json_default(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _clean(o):
+    """NaN/inf are not JSON; write them as null so every reader (LaTeX generators included) can parse the file."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> None:
+    path = Path(path)
+    with _atomic(path) as tmp:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+
+
+def atomic_write_json(obj, path: str | os.PathLike) -> None:
+    atomic_write_text(json.dumps(_clean(json.loads(json.dumps(obj, default=_json_default))), indent=1) + "\n", path)
+
+
+def read_json(path: str | os.PathLike, what: str = "file", hint: str = "") -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise RunError(f"{path} not found{': ' + hint if hint else ''}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise RunError(f"{what} {path} is not valid JSON ({e}); regenerate it") from None
+
+
+def list_steps(run_dir: str | os.PathLike) -> list[int]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"run directory {run_dir} does not exist; train it first (python train.py --out {run_dir})")
+    return sorted(int(m.group(1)) for p in run_dir.iterdir() if (m := CKPT_RE.match(p.name)))
+
+
+def save_checkpoint(run_dir, step: int, model_state: dict, config: dict) -> Path:
+    path = ckpt_path(run_dir, step)
+    state = {k: v.detach().to("cpu") for k, v in model_state.items()}
+    atomic_torch_save({"step": step, "model": state, "config": config,
+                       digests.FIELD: digests.state_digests(state)}, path)
+    return path
+
+
+def _ckpt_hint(path: Path) -> str:
+    """What works for any analysis script and any run state (a finished run has nothing left to resume)."""
+    return (f"rerun the analysis with --allow-missing (the step is left out and the steps used are recorded), "
+            f"or retrain the run with `python train.py --restart {path.parent}`")
+
+
+def load_checkpoint_file(path, step: int | None = None, mmap: bool = False, verify: bool = True) -> dict:
+    """Load a checkpoint file to CPU, checking it is one of ours and (verify=True) that every tensor matches the
+    sha256 stored at save (drift/run/digests.py; this reads every byte, also with mmap=True). mmap=True maps the
+    file so only the tensors touched are read."""
+    path = Path(path)
+    if not path.exists():
+        raise RunError(f"checkpoint {path} is missing; {_ckpt_hint(path)}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as e:  # torch raises several types for truncated or garbled files
+        raise RunError(f"checkpoint {path} is corrupt ({type(e).__name__}: {str(e)[:80]}); delete it and "
+                       f"{_ckpt_hint(path)}") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or (step is not None and ckpt.get("step") != step):
+        raise RunError(f"checkpoint {path} does not hold {'a' if step is None else f'step {step}'} model "
+                       f"written by this project")
+    if verify:
+        if digests.FIELD not in ckpt:
+            digests.warn_unverified(path)
+        elif (bad := digests.first_mismatch(ckpt["model"], ckpt[digests.FIELD])) is not None:
+            raise RunError(digests.corrupt_message(path, bad))
+    return ckpt
+
+
+def load_checkpoint(run_dir, step: int, mmap: bool = False, verify: bool = True) -> dict:
+    return load_checkpoint_file(ckpt_path(run_dir, step), step, mmap, verify)
+
+
+def iter_checkpoints(run_dir, steps: Iterable[int], mmap: bool = True,
+                     verify: bool = True) -> Iterator[tuple[int, dict]]:
+    """Yield (step, state_dict) one checkpoint at a time, so memory stays near one checkpoint."""
+    for step in steps:
+        yield step, load_checkpoint(run_dir, step, mmap=mmap, verify=verify)["model"]
+
+
+def read_run(run_dir) -> dict:
+    """run.json of a run directory (resolved config, schedule, provenance)."""
+    list_steps(run_dir)  # existence check with the actionable message
+    return read_json(Path(run_dir) / "run.json", "run file",
+                     f"{run_dir} is not a training run directory (no run.json); train it with train.py")
+
+
+def read_metrics(run_dir) -> list[dict]:
+    """Eval records in step order; a torn last line (crash mid-write) is ignored."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        raise RunError(f"{path} not found; the run has not evaluated yet")
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return sorted((r for r in records if "step" in r), key=lambda r: r["step"])
+
+
+def append_jsonl(path, record: dict) -> None:
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(_clean(record)) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise write_error(Path(path), e) from None

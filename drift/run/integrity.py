@@ -1,0 +1,85 @@
+"""Check a run's checkpoints against the sha256 digests stored at save (drift/run/digests.py), or store digests in
+checkpoints written before they existed; a damaged run gets the train.py command that retrains it.
+
+    python -m drift.run.integrity runs/cpu_s42            # check every checkpoint; exit 1 if one is damaged
+    python -m drift.run.integrity runs/old_run --add      # store digests in checkpoints that have none
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from drift.run import checkpoint as ck
+from drift.run.digests import FIELD, first_mismatch, state_digests
+
+
+def _retrain_hint(run_dir: Path) -> str:
+    """The train.py command recorded in run.json, pointed at a fresh directory (training is deterministic)."""
+    import json
+    try:
+        argv = list(json.loads((run_dir / "run.json").read_text()).get("argv") or [])
+    except (OSError, ValueError):
+        argv = []
+    generic = (f"retrain the run into a new directory with the command recorded in {run_dir / 'run.json'} "
+               f"(\"argv\"), then replace the damaged files")
+    if not argv or not str(argv[0]).endswith("train.py") or "--resume" in argv:
+        return generic
+    out = f"{str(run_dir).rstrip('/')}_retrained"
+    argv = ["python", "train.py"] + argv[1:]
+    if "--out" in argv[:-1]:
+        argv[argv.index("--out") + 1] = out
+    else:
+        argv += ["--out", out]
+    return "retrain it (deterministic on CPU), then replace the damaged files: " + shlex.join(argv)
+
+
+def check_run(run_dir, add: bool = False) -> tuple[list[str], list[str], list[str]]:
+    """(ok, corrupt, unverified) checkpoint file names of a run; with add=True unverified files get digests."""
+    ok, corrupt, unverified = [], [], []
+    for step in ck.list_steps(run_dir):
+        path = ck.ckpt_path(run_dir, step)
+        try:
+            ckpt = ck.load_checkpoint_file(path, step, verify=False)
+        except ck.RunError:
+            corrupt.append(path.name)
+            continue
+        if FIELD not in ckpt:
+            unverified.append(path.name)
+            if add:
+                ckpt[FIELD] = state_digests(ckpt["model"])
+                ck.atomic_torch_save(ckpt, path)
+        elif first_mismatch(ckpt["model"], ckpt[FIELD]) is None:
+            ok.append(path.name)
+        else:
+            corrupt.append(path.name)
+    return ok, corrupt, unverified
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", type=Path, help="run directory holding ckpt_*.pt")
+    p.add_argument("--add", action="store_true", help="store digests in checkpoints that have none (trusting "
+                   "their current contents)")
+    args = p.parse_args(argv)
+    try:
+        ok, corrupt, unverified = check_run(args.run_dir, add=args.add)
+    except ck.RunError as e:
+        print(f"integrity: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.run_dir}: {len(ok)} verified, {len(corrupt)} corrupt, {len(unverified)} without digests"
+          + (" (digests added)" if args.add and unverified else ""))
+    for name in corrupt:
+        print(f"corrupt: {args.run_dir / name}")
+    if unverified and not args.add:
+        print(f"without digests: {', '.join(unverified)}; add them with: python -m drift.run.integrity "
+              f"{args.run_dir} --add")
+    if corrupt:
+        print(_retrain_hint(args.run_dir))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Studies over many runs: the probe regime and the eval-set size."""

@@ -1,0 +1,421 @@
+"""The only training loop. train.py, the optimizer controls, the Nesterov run, the beta2 sweep and reheating all
+call `train(cfg, run_dir, ...)` with a different config.
+
+Under torchrun each rank computes its share of a step's micro-batches and the gradients are summed over ranks
+(drift/train/distributed.py); only rank 0 evaluates and writes to the run directory.
+
+One step: `grad_accum` micro-batches of L = L_LM + lambda * L_probe (each divided by grad_accum), global-norm
+clipping, one optimizer step at lr_at(step). Checkpoints at the schedule's steps (step 0 = initialization), evals
+appended to metrics.jsonl as they happen, resume state rewritten atomically at every checkpoint.
+
+    from drift.config import resolve
+    from drift.train.trainer import train
+    train(resolve("tiny", seed=1), "runs/tiny_s1")
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from drift import alloc
+from drift.run import checkpoint as ck
+from drift.train import distributed as dist
+from drift.config import Config, parse_dense, validate
+from drift.data.context import RunContext, build_context, codewords_for
+from drift.data.corpus import split_description
+from drift.train.lowp import BF16Shadow
+from drift.model import GPT
+from drift.train.optim import build_optimizer, lambda_at, lr_at, set_lr
+from drift.data.probe import probe_accuracy
+from drift.run.lock import RunLock, refuse_if_held, remove_stale_temps
+
+
+class DivergedError(RuntimeError):
+    """The loss or gradient norm became NaN/inf; the last good checkpoint is kept."""
+
+    def __init__(self, step: int, run_dir):
+        self.step = step
+        super().__init__(f"loss became non-finite at step {step}; stopped, the last good checkpoint in {run_dir} "
+                         f"is kept (lower lr, or raise grad_clip strictness)")
+
+
+def ckpt_schedule(cfg: Config) -> list[int]:
+    t = cfg.train
+    steps = {0, 1, t.total_steps} | set(range(t.ckpt_every, t.total_steps + 1, t.ckpt_every))
+    for start, end, every in parse_dense(t.dense_ckpt):
+        steps |= set(range(start, min(end, t.total_steps) + 1, every))
+    return sorted(s for s in steps if s <= t.total_steps)
+
+
+def eval_schedule(cfg: Config) -> list[int]:
+    t = cfg.train
+    return sorted({1, t.total_steps} | set(range(t.eval_every, t.total_steps + 1, t.eval_every)))
+
+
+def composite_loss(logits: torch.Tensor, y: torch.Tensor, probe_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_LM over scored non-probe positions, L_probe over the probe mask or 0 when the batch has none)."""
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), reduction="none",
+                         ignore_index=-100).view(y.shape)
+    lm = (y != -100) & ~probe_mask
+    loss_lm = ce[lm].sum() / lm.sum().clamp(min=1)
+    loss_probe = ce[probe_mask].sum() / probe_mask.sum() if probe_mask.any() else ce.new_zeros(())
+    return loss_lm, loss_probe
+
+
+@torch.no_grad()
+def evaluate(model: GPT, ctx: RunContext) -> dict:
+    was_training = model.training
+    model.eval()
+    nll, n = 0.0, 0
+    for x, y in ctx.val_batches:
+        x, y = x.to(ctx.device), y.to(ctx.device)
+        with ctx.autocast():
+            logits = model(x)
+        nll += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
+                               ignore_index=-100, reduction="sum").item()
+        n += int((y != -100).sum())
+    p_in, nll_in = probe_accuracy(model, ctx.eval_in, ctx.device, autocast=ctx.autocast)
+    p_ood, nll_ood = probe_accuracy(model, ctx.eval_ood, ctx.device, autocast=ctx.autocast)
+    model.train(was_training)
+    return {"val_loss": nll / max(1, n), "p_in": p_in, "p_ood": p_ood, "nll_in": nll_in, "nll_ood": nll_ood}
+
+
+@dataclass
+class LoopState:
+    step: int = 0
+    best_p_ood: float = 0.0
+    sums: dict = field(default_factory=lambda: {"loss": 0.0, "lm": 0.0, "probe": 0.0, "n": 0})
+    timers: dict = field(default_factory=lambda: {"data": 0.0, "compute": 0.0, "eval": 0.0, "ckpt": 0.0})
+
+
+def _provenance(cfg: Config, argv: list[str] | None, device: torch.device, extra: dict) -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"config": cfg.to_dict(), "argv": argv if argv is not None else sys.argv, "git_commit": commit,
+            "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+            "device": str(device), "host": platform.node(),
+            # which CPU kernels ran (e.g. AVX2, AVX512): loop times are only comparable on the same capability
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "allocator": dict(alloc.STATE),  # drift/alloc.py: whether glibc's malloc was tuned (speed only)
+            "start_time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "ckpt_steps": ckpt_schedule(cfg), "eval_steps": eval_schedule(cfg),
+            "lambda_switch_step": cfg.train.lambda_switch_step, "status": "running", **extra}
+
+
+def _restart_hint(run_dir: Path) -> str:
+    return f"start it over with `python train.py --restart {run_dir}`"
+
+
+def _check_run_dir(cfg: Config, run_dir: Path, resume: bool, locked: bool = False) -> None:
+    """Read-only checks of --out / --resume, done before anything is written (and again under the lock)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ck.RunError(f"--out {run_dir} is a file, not a run directory; choose another --out")
+    if not locked:
+        refuse_if_held(run_dir)  # a live writer is the first thing to report
+    run_json = run_dir / "run.json"
+    if resume:
+        if not run_json.exists():
+            raise ck.RunError(f"--resume: {run_dir} holds no run.json; start it without --resume")
+        saved, current = ck.read_json(run_json)["config"], cfg.to_dict()
+        for d in (saved, current):
+            d["model"].pop("vocab_size")  # derived from the tokenizer when the run starts
+        if saved != current:
+            raise ck.RunError(f"--resume: the config differs from {run_json}; resume without overrides")
+        if not (run_dir / "resume.pt").exists() and ck.read_json(run_json).get("status") not in FINAL:
+            raise ck.RunError(f"{run_dir} has no resume point (resume.pt): it stopped before its first checkpoint; "
+                              f"{_restart_hint(run_dir)}")
+        return
+    if run_json.exists() or any(ck.CKPT_RE.match(p.name) for p in run_dir.glob("ckpt_*.pt")):
+        if (run_dir / "resume.pt").exists():
+            raise ck.RunError(f"{run_dir} already holds a run; continue it with `python train.py --resume "
+                              f"{run_dir}` or choose another --out")
+        raise ck.RunError(f"{run_dir} already holds a run that stopped before its first checkpoint (no resume.pt); "
+                          f"{_restart_hint(run_dir)}, or choose another --out")
+
+
+# Files a training run writes at the top of its directory; --restart removes them (analysis/ and figures/ stay).
+RUN_FILES = ("run.json", "metrics.jsonl", "codewords.json", "resume.pt")
+FINAL = ("finished", "early_stopped")
+
+
+def _clear_run(run_dir: Path) -> list[str]:
+    gone = [p for p in run_dir.iterdir() if p.name in RUN_FILES or ck.CKPT_RE.match(p.name)]
+    for p in gone:
+        p.unlink()
+    return sorted(p.name for p in gone)
+
+
+def _save_resume(run_dir: Path, model, opt, state: LoopState) -> None:
+    ck.atomic_torch_save({"step": state.step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                          "torch_rng": torch.get_rng_state(), "best_p_ood": state.best_p_ood,
+                          "sums": state.sums, "timers": state.timers}, run_dir / "resume.pt")
+
+
+def _load_resume(run_dir: Path, model, opt) -> LoopState:
+    path = run_dir / "resume.pt"
+    if not path.exists():
+        raise ck.RunError(f"{path} is missing: the run stopped before its first checkpoint; {_restart_hint(run_dir)}")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ck.RunError(f"{path} is corrupt ({type(e).__name__}); {_restart_hint(run_dir)}") from None
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["torch_rng"])
+    if dist.is_main():
+        _truncate_metrics(run_dir / "metrics.jsonl", saved["step"])
+    return LoopState(step=saved["step"], best_p_ood=saved["best_p_ood"], sums=saved["sums"], timers=saved["timers"])
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop eval records written after the resume point, so the resumed run does not log them twice."""
+    if path.exists():
+        records = [r for r in ck.read_metrics(path.parent) if r["step"] <= step]
+        ck.atomic_write_text("".join(json.dumps(r) + "\n" for r in records), path)
+
+
+def _train_step(model, fwd, opt, ctx: RunContext, step: int, state: LoopState) -> float:
+    t = ctx.cfg.train
+    set_lr(opt, lr_at(step, t))
+    lam = lambda_at(step, t)
+    opt.zero_grad(set_to_none=True)
+    # loss, L_LM, L_probe summed over micro-batches on the device; read once per step (one sync, not three per micro)
+    sums = torch.zeros(3, device=ctx.device)
+    shadow = fwd if isinstance(fwd, BF16Shadow) else None  # amp=bf16_shadow: bf16 copy, float32 master
+    if shadow is not None:
+        shadow.pull()
+    for micro in dist.micro_indices(t.grad_accum):  # all of them with one process
+        t0 = time.perf_counter()
+        x, y, mask = (z.to(ctx.device, non_blocking=True) for z in ctx.train_batches.get(step, micro))
+        t1 = time.perf_counter()
+        state.timers["data"] += t1 - t0
+        with ctx.autocast():
+            loss_lm, loss_probe = composite_loss(fwd(x), y, mask)
+        loss = (loss_lm + lam * loss_probe) / t.grad_accum
+        loss.backward()
+        if shadow is not None:
+            shadow.push_grads()
+        sums += torch.stack([loss.detach(), loss_lm.detach() / t.grad_accum, loss_probe.detach() / t.grad_accum])
+        state.timers["compute"] += time.perf_counter() - t1
+    t2 = time.perf_counter()
+    sums = dist.all_reduce_grads(model.parameters(), sums)  # the 1-process sums; a no-op with one process
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+    loss_value, lm_value, probe_value = sums.tolist()
+    if not (math.isfinite(loss_value) and math.isfinite(float(grad_norm))):
+        raise DivergedError(step, ctx.run_dir)
+    opt.step()
+    state.timers["compute"] += time.perf_counter() - t2
+    state.sums["loss"] += loss_value
+    state.sums["lm"] += lm_value
+    state.sums["probe"] += probe_value
+    state.sums["n"] += 1
+    return float(grad_norm)
+
+
+def _record_eval(model, ctx: RunContext, step: int, state: LoopState, grad_norm: float) -> dict:
+    t0 = time.perf_counter()
+    rec = {"step": step, **evaluate(model, ctx)}
+    n = max(1, state.sums["n"])
+    rec.update(train_loss=state.sums["loss"] / n, train_lm=state.sums["lm"] / n, train_probe=state.sums["probe"] / n,
+               lr=lr_at(step, ctx.cfg.train), lam=lambda_at(step, ctx.cfg.train), grad_norm=grad_norm)
+    state.sums = {"loss": 0.0, "lm": 0.0, "probe": 0.0, "n": 0}
+    state.best_p_ood = max(state.best_p_ood, rec["p_ood"])
+    state.timers["eval"] += time.perf_counter() - t0
+    rec["timers"] = dict(state.timers)
+    ck.append_jsonl(ctx.run_dir / "metrics.jsonl", rec)
+    return rec
+
+
+def _early_stop(rec: dict, state: LoopState, cfg: Config) -> str | None:
+    t = cfg.train
+    if t.early_stop_step and rec["step"] == t.early_stop_step:
+        if rec["val_loss"] > t.early_stop_max_val and state.best_p_ood < t.early_stop_min_p_ood:
+            return (f"early stop at step {rec['step']}: val_loss {rec['val_loss']:.3f} > {t.early_stop_max_val} and "
+                    f"best p_ood {state.best_p_ood:.3f} < {t.early_stop_min_p_ood}")
+    return None
+
+
+def train(cfg: Config, run_dir, resume: bool = False, init_from: str | None = None,
+          argv: list[str] | None = None, progress: bool = True, restart: bool = False,
+          preset: str | None = None) -> dict:
+    """Train (or resume, or restart from step 0) one run into run_dir; returns the final run.json dict.
+
+    Everything that can be checked is checked before anything is written: the config (ranges and relations), the
+    config against the tokenizer (probe items fit seq_len), and --out / --resume. The run directory is then locked
+    for the whole training (drift.run.lock), so a second writer is refused.
+
+    Under torchrun every rank validates the config and builds the context alike; the directory checks, the lock,
+    the restart's clearing and every write are rank 0's, and the other ranks follow its decisions (an error there
+    is raised on every rank)."""
+    validate(cfg)
+    run_dir = Path(run_dir)
+    dist.micro_indices(cfg.train.grad_accum)  # fail early when there are more ranks than micro-batches
+    if not restart:
+        dist.on_main(_check_run_dir, cfg, run_dir, resume)
+    with dist.main_first():  # rank 0 fills the token cache; the others then read it
+        ctx = build_context(cfg)  # no run_dir: writes nothing there
+    dist.on_main(_make_run_dir, run_dir)
+    with _run_lock(run_dir):
+        dist.on_main(_prepare_locked, cfg, run_dir, resume, restart)
+        ctx.run_dir = run_dir
+        return _train_locked(cfg, ctx, resume, init_from, argv, progress, preset)
+
+
+def _make_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ck.RunError(f"cannot create the run directory {run_dir}: {e.strerror}") from None
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path):
+    """The run directory's lock, held by rank 0 for the whole training; the other ranks, which write nothing, take
+    none. A refusal on rank 0 is raised on every rank."""
+    lock = RunLock(run_dir) if dist.is_main() else None
+    dist.on_main(_acquire, lock)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _acquire(lock: RunLock) -> None:
+    lock.acquire()
+
+
+def _prepare_locked(cfg: Config, run_dir: Path, resume: bool, restart: bool) -> None:
+    """With the lock held (rank 0): remove stale temporary files, then clear the run for a restart or check the
+    directory again (another writer may have started it between the first check and the lock)."""
+    for p in remove_stale_temps(run_dir):
+        print(f"{run_dir}: removed the stale temporary file {p.name}", file=sys.stderr)
+    if restart:
+        removed = _clear_run(run_dir)
+        print(f"{run_dir}: restarting from step 0; removed {', '.join(removed) or 'nothing'}", file=sys.stderr)
+    else:
+        _check_run_dir(cfg, run_dir, resume, locked=True)
+
+
+def _train_locked(cfg: Config, ctx: RunContext, resume: bool, init_from: str | None, argv, progress: bool,
+                  preset: str | None) -> dict:
+    run_dir = ctx.run_dir
+    dist.on_main(codewords_for, ctx.tokenizer, cfg, run_dir, ctx.task.codewords)  # rank 0 writes or checks them
+    model = GPT(ctx.model_cfg).to(ctx.device)
+    extra = {"n_params": model.num_params(), "init_from": init_from, "preset": preset,
+             "data_split": split_description(cfg.train.data_source), "world_size": dist.world()}
+    if init_from:
+        model.load_state_dict(ck.load_checkpoint_file(init_from)["model"])
+    opt = build_optimizer(model, cfg.train)
+    if cfg.train.amp == "bf16_shadow":
+        fwd = BF16Shadow(model, compile=cfg.train.compile)
+    else:
+        fwd = torch.compile(model) if cfg.train.compile else model
+    if resume:
+        info = dist.on_main(ck.read_json, run_dir / "run.json")  # every rank takes rank 0's record
+        if info.get("status") in FINAL:
+            return info  # nothing left to do; keep the record of when it really ended
+        state = _load_resume(run_dir, model, opt)
+        for key in ("error", "diverged_step", "end_time"):
+            info.pop(key, None)
+        info["status"] = "running"
+        if dist.world() != info.get("world_size", 1):
+            info["resumed_world_size"] = dist.world()
+        if dist.is_main():
+            ck.atomic_write_json(info, run_dir / "run.json")
+    else:
+        info = _provenance(cfg, argv, ctx.device, extra)
+        if dist.is_main():
+            ck.atomic_write_json(info, run_dir / "run.json")
+        state = None
+    if dist.is_main():
+        print(f"{run_dir}: data split: {info.get('data_split') or split_description(cfg.train.data_source)}",
+              file=sys.stderr)
+    try:
+        if state is None:
+            if dist.is_main():
+                ck.save_checkpoint(run_dir, 0, model.state_dict(), cfg.to_dict())
+            state = LoopState()
+        dist.sync_params(model)
+        info["status"] = _loop(model, fwd, opt, ctx, state, progress)
+    except DivergedError:
+        raise
+    except BaseException as e:  # a failed write, an interrupt: run.json must not keep saying "running"
+        if dist.is_main():
+            _mark_stopped(run_dir, "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed", e)
+        raise
+    info["end_time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    info["timers"] = state.timers
+    if dist.is_main():
+        ck.atomic_write_json(info, run_dir / "run.json")
+    dist.barrier()  # every file is written before any rank returns (and before rank 0 releases the lock)
+    return info
+
+
+def _mark_stopped(run_dir: Path, status: str, error: BaseException) -> None:
+    """Best effort: on a read-only disk run.json cannot be rewritten either (analyses then see no lock holder)."""
+    try:
+        info = ck.read_json(run_dir / "run.json")
+        info.update(status=status, error=f"{type(error).__name__}: {error}"[:300],
+                    end_time=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        ck.atomic_write_json(info, run_dir / "run.json")
+    except (ck.RunError, OSError, ValueError):
+        pass
+
+
+def _loop(model, fwd, opt, ctx: RunContext, state: LoopState, progress: bool) -> str:
+    cfg, run_dir = ctx.cfg, ctx.run_dir
+    ckpts, evals = set(ckpt_schedule(cfg)), set(eval_schedule(cfg))
+    model.train()
+    bar = tqdm(range(state.step + 1, cfg.train.total_steps + 1), initial=state.step, total=cfg.train.total_steps,
+               desc=run_dir.name, disable=not (progress and dist.is_main()), dynamic_ncols=True)
+    for step in bar:
+        try:
+            grad_norm = _train_step(model, fwd, opt, ctx, step, state)
+        except DivergedError:  # raised on every rank at once: loss and gradient norm are the reduced ones
+            if dist.is_main():
+                ck.append_jsonl(run_dir / "metrics.jsonl", {"step": step, "diverged": True})
+                info = ck.read_json(run_dir / "run.json")
+                info.update(status="diverged", diverged_step=step)
+                ck.atomic_write_json(info, run_dir / "run.json")
+            dist.barrier()
+            raise
+        state.step = step
+        stop = None
+        if step in ckpts and dist.is_main():
+            t0 = time.perf_counter()
+            ck.save_checkpoint(run_dir, step, model.state_dict(), cfg.to_dict())
+            state.timers["ckpt"] += time.perf_counter() - t0
+        if step in evals:  # rank 0 evaluates and decides; every rank gets the decision
+            stop = dist.on_main(_eval_and_decide, model, ctx, step, state, grad_norm, bar)
+        if (step in ckpts or stop) and dist.is_main():
+            t0 = time.perf_counter()
+            _save_resume(run_dir, model, opt, state)
+            state.timers["ckpt"] += time.perf_counter() - t0
+        if stop:
+            if dist.is_main():
+                ck.append_jsonl(run_dir / "metrics.jsonl", {"step": step, "early_stop": stop})
+                tqdm.write(stop)
+            return "early_stopped"
+    return "finished"
+
+
+def _eval_and_decide(model, ctx: RunContext, step: int, state: LoopState, grad_norm: float, bar) -> str | None:
+    rec = _record_eval(model, ctx, step, state, grad_norm)
+    bar.set_postfix(val=f"{rec['val_loss']:.3f}", p_in=f"{rec['p_in']:.2f}", p_ood=f"{rec['p_ood']:.2f}")
+    return _early_stop(rec, state, ctx.cfg)
