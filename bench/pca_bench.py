@@ -3,8 +3,8 @@
 Writes 51 synthetic checkpoints with the paper's trunk shapes (8 blocks of qkv 1536x512, out_proj 512x512,
 w_up 2048x512, w_down 512x2048 = 25,165,824 trunk parameters, plus the block LayerNorms; float32, ~100 MB each)
 holding a planted backbone drift plus noise, then times, each in its own subprocess so peak RSS is its own:
-  (a) io     torch.load every checkpoint once, without the sha256 check (the I/O floor);
-  (b) stream drift.analysis.gram_stream.gram_matrices for the trunk and every block scope (sha256 of every tensor
+  (a) io     torch.load every checkpoint once, without the digest check (the I/O floor);
+  (b) stream drift.analysis.gram_stream.gram_matrices for the trunk and every block scope (XXH3-128 of every tensor
              checked), then the trunk PCA; --float32 for float32 chunk products;
   (c) dense  stack the T x D trunk drifts in float32 and take torch.linalg.svd, plus their float64 Gram
              (--dense-gram: the Gram alone, the reference for the PC1 share).

@@ -45,10 +45,39 @@ def _strip_digests(run_dir):
 
 def test_save_stores_a_digest_per_tensor(tiny_run):
     ckpt = ck.load_checkpoint(tiny_run, 10)
+    assert digests.FIELD == "xxh3_128" and "sha256" not in ckpt
     assert set(ckpt[digests.FIELD]) == set(ckpt["model"])
     raw = ckpt["model"][KEY].numpy().tobytes()
+    import xxhash
+    assert ckpt[digests.FIELD][KEY] == xxhash.xxh3_128_hexdigest(raw)
+
+
+def _to_sha256(run_dir):
+    """Rewrite every checkpoint as the project wrote them before XXH3: sha256 digests under "sha256"."""
     import hashlib
-    assert ckpt[digests.FIELD][KEY] == hashlib.sha256(raw).hexdigest()
+    for step in ck.list_steps(run_dir):
+        path = ck.ckpt_path(run_dir, step)
+        ckpt = torch.load(path, weights_only=True)
+        del ckpt[digests.FIELD]
+        ckpt["sha256"] = {k: hashlib.sha256(digests.tensor_bytes(t)).hexdigest() for k, t in ckpt["model"].items()}
+        torch.save(ckpt, path)
+
+
+def test_sha256_checkpoints_are_still_checked(tiny_run_copy):
+    """Checkpoints written with sha256 digests load verified (no warning) by every reader, and a flipped byte in
+    one is caught by sha256, by the loader, the streaming Gram and the integrity command alike."""
+    _to_sha256(tiny_run_copy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", digests.UnverifiedCheckpointWarning)
+        ck.load_checkpoint(tiny_run_copy, 10)
+        gram_stream.gram_matrices(tiny_run_copy, ck.list_steps(tiny_run_copy), ["block0"], progress=False)
+    assert integrity.check_run(tiny_run_copy)[1:] == ([], [])
+    _flip_16_bytes(ck.ckpt_path(tiny_run_copy, 10))
+    with pytest.raises(ck.RunError, match="ckpt_000010.pt is corrupt: tensor blocks.0.mlp.w_up.weight"):
+        ck.load_checkpoint(tiny_run_copy, 10)
+    with pytest.raises(ck.RunError, match="ckpt_000010.pt is corrupt"):
+        gram_stream.gram_matrices(tiny_run_copy, ck.list_steps(tiny_run_copy), ["block0"], progress=False)
+    assert integrity.check_run(tiny_run_copy)[1] == ["ckpt_000010.pt"]
 
 
 def test_flipped_bytes_load_silently_without_the_check(tiny_run_copy):

@@ -13,7 +13,7 @@ process (and its RSS) with the tensor. A prefetch thread asks the kernel to read
 (posix_fadvise WILLNEED) while the current one is hashed and multiplied, so a cold read runs at disk speed
 instead of faulting a few pages at a time. Files whose layout cannot be verified fall back to the mapped tensors.
 
-Integrity: each tensor's bytes are hashed (sha256) and compared with the digest the checkpoint stored at save
+Integrity: each tensor's bytes are hashed (XXH3-128, or sha256 in older checkpoints) and compared with the digest the checkpoint stored at save
 (drift/run/digests.py), so a file damaged on disk stops the analysis with its name instead of silently changing
 the Grams. Hashes and column slices of the products are jobs of one thread pool (both release the GIL).
 
@@ -46,7 +46,7 @@ def open_trajectory(run_dir, steps: list[int]) -> tuple[list[dict], list[dict | 
     Returns the states and each file's stored digests (None for files written before digests existed): the
     tensors are verified as they are read, not here, so every byte is read once."""
     ckpts = [ck.load_checkpoint(run_dir, s, mmap=True, verify=False) for s in steps]
-    digests = [c.get(dg.FIELD) for c in ckpts]
+    digests = [dg.stored(c) for c in ckpts]
     for s, d in zip(steps, digests):
         if d is None:
             dg.warn_unverified(ck.ckpt_path(run_dir, s))
@@ -167,8 +167,8 @@ def _gram_part(values: list[np.ndarray], lo: int, hi: int, chunk: int, float32: 
     return out
 
 
-def _check_digest(path, key: str, raw: np.ndarray, expected: str | None) -> None:
-    if expected != dg.digest(raw):
+def _check_digest(path, key: str, raw: np.ndarray, expected: str | None, algo: str) -> None:
+    if expected != dg.digest(raw, algo):
         raise ck.RunError(dg.corrupt_message(path, key))
 
 
@@ -208,7 +208,7 @@ def gram_matrices(run_dir, steps: list[int], scopes: list[str], chunk: int = 1 <
                 if i + 2 < len(all_keys):
                     ahead.append(prefetcher.submit(_prefetch, paths, offsets, all_keys[i + 2], nbytes[all_keys[i + 2]]))
                 rows = _Rows(key, paths, states, offsets)
-                hashes = [pool.submit(_check_digest, p, key, r, d.get(key))
+                hashes = [pool.submit(_check_digest, p, key, r, d[1].get(key), d[0])
                           for p, r, d in zip(paths, rows.raw, digests) if d is not None]
                 # Slices of ~1M columns: enough jobs to share between workers, few enough to cost nothing.
                 bounds = np.linspace(0, rows.n, max(workers, -(-rows.n // (1 << 20))) + 1).astype(int)

@@ -140,7 +140,7 @@ def _ckpt_hint(path: Path) -> str:
 
 def load_checkpoint_file(path, step: int | None = None, mmap: bool = False, verify: bool = True) -> dict:
     """Load a checkpoint file to CPU, checking it is one of ours and (verify=True) that every tensor matches the
-    sha256 stored at save (drift/run/digests.py; this reads every byte, also with mmap=True). mmap=True maps the
+    digests stored at save (drift/run/digests.py; this reads every byte, also with mmap=True). mmap=True maps the
     file so only the tensors touched are read."""
     path = Path(path)
     if not path.exists():
@@ -154,9 +154,10 @@ def load_checkpoint_file(path, step: int | None = None, mmap: bool = False, veri
         raise RunError(f"checkpoint {path} does not hold {'a' if step is None else f'step {step}'} model "
                        f"written by this project")
     if verify:
-        if digests.FIELD not in ckpt:
+        found = digests.stored(ckpt)
+        if found is None:
             digests.warn_unverified(path)
-        elif (bad := digests.first_mismatch(ckpt["model"], ckpt[digests.FIELD])) is not None:
+        elif (bad := digests.first_mismatch(ckpt["model"], found[1], algo=found[0])) is not None:
             raise RunError(digests.corrupt_message(path, bad))
     return ckpt
 

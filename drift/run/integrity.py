@@ -1,4 +1,4 @@
-"""Check a run's checkpoints against the sha256 digests stored at save (drift/run/digests.py), or store digests in
+"""Check a run's checkpoints against the digests stored at save (drift/run/digests.py), or store digests in
 checkpoints written before they existed; a damaged run gets the train.py command that retrains it.
 
     python -m drift.run.integrity runs/cpu_s42            # check every checkpoint; exit 1 if one is damaged
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from drift.run import checkpoint as ck
-from drift.run.digests import FIELD, first_mismatch, state_digests
+from drift.run.digests import FIELD, first_mismatch, state_digests, stored
 
 
 def _retrain_hint(run_dir: Path) -> str:
@@ -45,12 +45,13 @@ def check_run(run_dir, add: bool = False) -> tuple[list[str], list[str], list[st
         except ck.RunError:
             corrupt.append(path.name)
             continue
-        if FIELD not in ckpt:
+        found = stored(ckpt)
+        if found is None:
             unverified.append(path.name)
             if add:
                 ckpt[FIELD] = state_digests(ckpt["model"])
                 ck.atomic_torch_save(ckpt, path)
-        elif first_mismatch(ckpt["model"], ckpt[FIELD]) is None:
+        elif first_mismatch(ckpt["model"], found[1], algo=found[0]) is None:
             ok.append(path.name)
         else:
             corrupt.append(path.name)
