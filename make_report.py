@@ -2,8 +2,8 @@
 
 Writes <out>/*.tex: setup, table2_blocks, trunk_pca, rolling, gamma, correlation, alignment, fisher, table4, table5,
 beta2, reheat (each a table float, "not run" with the command to run when its experiment is missing), claims.tex
-(every claim C1-C22 with the paper's value, ours, the pre-declared test, the verdict and, for trajectory
-claims, beyond / within null from analysis/nulls.json) and macros.tex (every
+(every claim C1-C22 with the paper's value, ours, its test, the verdict and, for claims with a key statistic,
+the verdict over seeds against the nulls), evidence.tex (effect sizes, diagnostic rules), rule_history.tex and macros.tex (every
 number the prose quotes). Then prints one line per claim. paper/paper_backbone.tex \\input's these files.
 
 Without --runs, the runs that exist among runs/paper_s42, runs/paper_s271 (else runs/cpu_s42, runs/cpu_s271) are
@@ -53,13 +53,17 @@ def main(argv=None) -> int:
         return 2
     if not args.quiet:
         for c in claims:
-            print(f"{c['id']:>4} {c['verdict']:<13} {c['null'] or '--':<12} "
+            print(f"{c['id']:>4} {c['label']:<21} {c['seed_verdict'] or '--':<19} {c['null'] or '--':<12} "
                   f"{c['ours'] if c['ours'] != 'n/a' else c['reason']}")
     counts = {v: sum(c["verdict"] == v for c in claims) for v in ("held", "not held", "not measured")}
     summary = ", ".join(f"{n} {v}" for v, n in counts.items())
     nulls = {v: sum(c["null"] == v for c in claims) for v in ("beyond null", "within null", "no null")}
-    print(f"{PROG}: wrote {len(paths)} files to {args.out}; claims: {summary}; trajectory claims against the "
-          f"null: " + ", ".join(f"{n} {v}" for v, n in nulls.items()))
+    lax = sum(c["label"] == "held, not diagnostic" for c in claims)
+    beyond = sum(c["seed_verdict"].startswith("beyond") and "N1" in c["seed_verdict"] for c in claims)
+    tested = sum(bool(c["seed_verdict"]) for c in claims)
+    print(f"{PROG}: wrote {len(paths)} files to {args.out}; claims: {summary} ({lax} held, not diagnostic); over "
+          f"seeds {beyond} of {tested} key statistics beyond N1; per-seed band rule: "
+          + ", ".join(f"{n} {v}" for v, n in nulls.items()))
     return 0
 
 

@@ -125,7 +125,9 @@ def test_numbers_and_text_are_latex_safe():
     assert rp.num(2.4e-6) == r"$2.4\times10^{-6}$"
     assert rp.num(211694.0) == r"$2.12\times10^{5}$"
     assert rp.num(113.7) == "113.7"
-    assert rp.esc("k95 & 50% of d_model #1") == r"k95 \& 50\% of d\_model \#1"
+    # "_" and "/" allow a line break after them (long statistic names and paths overflowed table cells)
+    assert rp.esc("k95 & 50% of d_model #1") == r"k95 \& 50\% of d\_\allowbreak{}model \#1"
+    assert rp.esc("a/b") == r"a/\allowbreak{}b"
 
 
 def test_infer_preset_names_the_preset_and_lists_overrides():

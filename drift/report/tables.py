@@ -23,76 +23,11 @@ from drift.config import PRESETS, Config, resolve
 from drift.analysis.control_tables import PAPER_BETA2, PAPER_REHEAT, PAPER_REHEAT_START, PAPER_TABLE4
 from drift.run.params import trunk_size
 from drift.run.info import status_text
+from drift.report.latex import esc, not_run, num, paper_pair, spread, table, write_text
+from drift.report.evidence import NOT_DIAGNOSTIC, annotate, claim_evidence
+from drift.report.evidence_tables import evidence_table, load_rule_history, rule_history_table, rules_commit
 
 PAPER_N_PARAMS = 51_045_888
-
-# ---------------------------------------------------------------------------------------------------------------
-# LaTeX primitives
-# ---------------------------------------------------------------------------------------------------------------
-
-_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-            "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-_SYMBOLS = (("+-", r"$\pm$"), ("->", r"$\to$"), (">=", r"$\geq$"), ("<=", r"$\leq$"), (">>", r"$\gg$"))
-
-
-def esc(text) -> str:
-    """Plain text -> LaTeX: special characters escaped, and +-, ->, >=, <=, >> set as math symbols."""
-    out = "".join(_ESCAPES.get(ch, ch) for ch in str(text))
-    for plain, tex in _SYMBOLS:
-        out = out.replace(plain, tex)
-    return out
-
-
-def num(x, digits: int = 3, scale: float = 1.0) -> str:
-    """A number for a table cell: n/a for None/NaN; `digits` significant digits; LaTeX scientific notation for
-    magnitudes >= 1e5 or < 1e-3; integers as integers."""
-    if not finite(x):
-        return "n/a"
-    x = float(x) * scale
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e5 or abs(x) < 1e-3:
-        mant, exp = f"{x:.{max(digits - 1, 0)}e}".split("e")
-        mant = mant.rstrip("0").rstrip(".") if "." in mant else mant
-        return rf"${mant}\times10^{{{int(exp)}}}$"
-    if x.is_integer():
-        return f"{int(x)}"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    if abs(x) >= 10:  # percentages and drifts: one decimal reads better than 3 significant digits
-        return f"{x:.1f}"
-    return f"{x:.{digits}g}"
-
-
-def spread(values: Sequence, digits: int = 3, scale: float = 1.0) -> str:
-    """One cell for several seeds: 'a / b' for two, mean $\\pm$ half-range for three or more."""
-    vals = list(values)
-    if len(vals) <= 2 or not all(finite(v) for v in vals):
-        return " / ".join(num(v, digits, scale) for v in vals) if vals else "n/a"
-    arr = np.asarray(vals, dtype=np.float64) * scale
-    return rf"{num(arr.mean(), digits)} $\pm$ {num(np.ptp(arr) / 2, 2)}"
-
-
-def paper_pair(*values, digits: int = 3) -> str:
-    return " / ".join(num(v, digits) if not isinstance(v, str) else esc(v) for v in values)
-
-
-def table(label: str, caption: str, columns: str, header: Sequence[str], rows: Sequence[Sequence[str]],
-          notes: str = "", size: str = r"\small") -> str:
-    """A complete booktabs table float; cells are already LaTeX."""
-    body = "\n".join(" & ".join(r) + r" \\" for r in rows)
-    note = f"\n\\par\\smallskip{{\\footnotesize {notes}}}" if notes else ""
-    return (f"\\begin{{table}}[htbp]\n\\centering\n{size}\n\\caption{{{caption}}}\\label{{{label}}}\n"
-            f"\\begin{{tabular}}{{{columns}}}\n\\toprule\n{' & '.join(header)} \\\\\n\\midrule\n{body}\n"
-            f"\\bottomrule\n\\end{{tabular}}{note}\n\\end{{table}}\n")
-
-
-def not_run(label: str, caption: str, reason: str) -> str:
-    """The placeholder table for an experiment or analysis that has not been run."""
-    return table(label, caption, "l", ["status"], [[r"\emph{not run}: " + esc(reason)]])
-
 
 def seeds_header(ev: Evidence) -> str:
     labels = [r.label for r in ev.runs]
@@ -704,13 +639,16 @@ VERDICT_MARK = {HELD: r"\textbf{held}", NOT_HELD: r"\textbf{not held}", NOT_MEAS
 def claims_table(rows: list[dict]) -> str:
     """A longtable: id, claim and its pre-declared test, the paper's value, ours, the verdict (and why)."""
     lines = [r"\begingroup\footnotesize",
-             r"\begin{longtable}{@{}" + "".join(rf">{{\raggedright\arraybackslash}}p{{{w}\linewidth}}"
-                                                for w in (0.05, 0.24, 0.15, 0.22, 0.08, 0.2)) + "@{}}",
-             r"\caption{Claims checklist. Each claim's test was fixed before any result at this scale existed; "
-             r"[Q] marks the scale-free part of a claim, [S] a number specific to the paper's scale. The last "
-             r"column compares the statistic a trajectory claim rests on with null trajectories (N1 matched random "
-             r"walk, N2 sign-flipped and N3 permuted updates): \emph{beyond null} when it lies outside the N1 "
-             r"central 95\% band on the side the paper predicts, in every seed.}"
+             r"\begin{longtable}{@{}" + "".join(rf">{{\raggedright\arraybackslash}}p{{\dimexpr{w}\linewidth-2\tabcolsep\relax}}"
+                                                for w in (0.08, 0.23, 0.15, 0.22, 0.12, 0.2)) + "@{}}",
+             r"\caption{Claims checklist. Each claim's test is in the second column (the rule history, "
+             r"Table~\ref{tab:rulehistory}, lists the rules changed after results existed); [Q] marks the "
+             r"scale-free part of a claim, [S] a number specific to the paper's scale. A held rule that a matched "
+             r"random walk also satisfies (in more than 5\% of its draws) reads \emph{held, not diagnostic}. The "
+             r"last column compares the statistic a claim rests on with null trajectories (N1 matched random walk, "
+             r"N2 sign-flipped and N3 permuted updates) over seeds: beyond a null when a one-sided t-test of the "
+             r"per-seed differences passes at 5\% with every seed on the predicted side (Table~\ref{tab:evidence}); "
+             r"below it, the earlier per-seed rule: outside the N1 central 95\% band in every seed.}"
              r"\label{tab:claims}\\",
              r"\toprule id & claim \emph{and test} & paper & ours & verdict & null \\ \midrule\endfirsthead",
              r"\toprule id & claim \emph{and test} & paper & ours & verdict & null \\ \midrule\endhead",
@@ -720,7 +658,7 @@ def claims_table(rows: list[dict]) -> str:
         if r["reason"]:
             ours += (r" \newline " if ours else "") + r"\emph{" + esc(r["reason"]) + "}"
         lines.append(f"{r['id']} [{r['kind']}] & {esc(r['text'])} \\newline \\emph{{Test: {esc(r['test'])}}} & "
-                     f"{esc(r['paper'])} & {ours} & {VERDICT_MARK[r['verdict']]} & {_null_cell(r)} \\\\")
+                     f"{esc(r['paper'])} & {ours} & {_verdict_cell(r)} & {_null_cell(r)} \\\\")
     lines += [r"\end{longtable}", r"\endgroup"]
     return "\n".join(lines) + "\n"
 
@@ -729,11 +667,24 @@ NULL_MARK = {"beyond null": r"\textbf{beyond null}", "within null": r"\textbf{wi
              "no null": r"\emph{no null}", "": "--"}
 
 
+def _verdict_cell(row: dict) -> str:
+    mark = VERDICT_MARK[row["verdict"]]
+    if row.get("label") == NOT_DIAGNOSTIC:
+        mark += r", not diagnostic"
+        if row.get("sharp"):
+            mark += r" \newline sharp rule: " + esc(row["sharp"])
+    return mark
+
+
 def _null_cell(row: dict) -> str:
-    """Null verdict, the bands it was read from, and any paper value that lies inside our band."""
-    if not row.get("null"):
+    """The seed verdict, then the earlier per-seed band verdict, the bands it was read from, and any paper value
+    that lies inside our band."""
+    if not row.get("null") and not row.get("seed_verdict"):
         return "--"
-    parts = [NULL_MARK[row["null"]], esc(row["null_text"])]
+    parts = [r"\textbf{" + esc(row["seed_verdict"]) + "}"] if row.get("seed_verdict") else []
+    if not row.get("null"):
+        return r" \newline ".join(parts)
+    parts += ["N1 band, every seed: " + NULL_MARK[row["null"]], esc(row["null_text"])]
     parts += [r"\emph{" + esc(p) + "}" for p in row.get("paper_in_band", [])]
     return r" \newline ".join(parts)
 
@@ -764,6 +715,15 @@ def macros(ev: Evidence, claim_rows: list[dict]) -> str:
     held_within = [r["id"] for r in nulled if r["verdict"] == HELD and r["null"] == "within null"]
     out += _macro("ClaimsHeldWithinNullList", ", ".join(held_within) or "none")
     out += _macro("NullNote", null_note(claim_rows))
+    tested = [r for r in claim_rows if r.get("seed_verdict")]
+    beyond_n1 = [r["id"] for r in tested if "N1" in r["seed_verdict"].removeprefix("beyond ").split(", ")
+                 and r["seed_verdict"].startswith("beyond")]
+    one_seed = [r["id"] for r in tested if r["seed_verdict"] == "one seed: no test"]
+    out += _macro("NClaimsTested", len(tested)) + _macro("NClaimsBeyondNOne", len(beyond_n1))
+    out += _macro("ClaimsBeyondNOneList", ", ".join(beyond_n1) or "none")
+    out += _macro("ClaimsOneSeedList", ", ".join(one_seed) or "none")
+    lax = [r["id"] for r in claim_rows if r.get("label") == NOT_DIAGNOSTIC]
+    out += _macro("NClaimsNotDiagnostic", len(lax)) + _macro("ClaimsNotDiagnosticList", ", ".join(lax) or "none")
     if not ev.runs:
         return out + _macro("RunPreset", "none") + _macro("RunSeeds", "none") + _macro("ParamRatio", "n/a") + \
             _macro("TrunkRatio", "n/a") + _macro("RunSteps", "n/a") + _macro("RunSwitch", "n/a") + \
@@ -853,17 +813,11 @@ def write_report(ev: Evidence, out_dir) -> tuple[list[Path], list[dict]]:
             text = build(ev)
         except (KeyError, IndexError, TypeError, ValueError) as e:
             text = not_run(f"tab:{name}", esc(name), f"the analysis JSON could not be read ({type(e).__name__}: {e})")
-        written.append(_write(out_dir / f"{name}.tex", text))
-    rows = evaluate_claims(ev)
-    written.append(_write(out_dir / "claims.tex", claims_table(rows)))
-    written.append(_write(out_dir / "macros.tex", macros(ev, rows)))
+        written.append(write_text(out_dir / f"{name}.tex", text))
+    rows = annotate(evaluate_claims(ev), claim_evidence(ev))
+    history = load_rule_history()
+    written.append(write_text(out_dir / "claims.tex", claims_table(rows)))
+    written.append(write_text(out_dir / "evidence.tex", evidence_table(rows)))
+    written.append(write_text(out_dir / "rule_history.tex", rule_history_table(history)))
+    written.append(write_text(out_dir / "macros.tex", macros(ev, rows) + _macro("RulesCommit", esc(rules_commit(history)))))
     return written, rows
-
-
-def _write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
-
-

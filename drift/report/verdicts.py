@@ -15,8 +15,10 @@ an entry in experiments/rule_history.json, shown in the report):
    draw's statistics). A rule that holds in more than DIAGNOSTIC_MAX_PASS = 5% of the draws cannot tell the
    paper's system from a random walk with the run's step sizes: a "held" on such a rule is reported as "held, not
    diagnostic". The rule on the null's per-statistic medians is shown beside it (the form the review counted).
-   Where a rule reads something a null draw does not record (C9's R^2), that part is taken as satisfied, which can
-   only raise the null's pass rate: "diagnostic" stays a safe label.
+   Where a rule reads something a null draw does not record (C9's R^2; C17's best p_ood and blow-up), that part is
+   taken as satisfied, which can only raise the null's pass rate: "diagnostic" stays a safe label. Where a
+   nulls.json keeps no draws (the control windows of C15, C16), the rule's PC1 part on the N1 median decides.
+   The beta2 claims are judged on the sweep's runs' draws taken side by side in beta2 order.
 
 3. **Sharp rules**, added beside (not instead of) every rule that is not diagnostic: the claim's old rule holds in
    every seed *and* rule 1 finds its key statistic beyond N1 over seeds. By construction a matched random walk

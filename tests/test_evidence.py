@@ -1,0 +1,95 @@
+"""The evidence behind each verdict (drift/report/evidence.py, evidence_tables.py) on planted runs, and the
+committed report rebuilt from experiments/results/ byte for byte."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from drift.report import evidence as E
+from drift.report import verdicts as V
+from drift.report.evidence_tables import evidence_table, rule_history_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class FakeRun:
+    """What the evidence reader uses of a RunEvidence: a label and results(name)."""
+
+    def __init__(self, label, nulls, traj):
+        self.label, self._r = label, {"nulls": nulls, "trajectory_pca": traj}
+
+    def results(self, name):
+        return self._r.get(name)
+
+
+class FakeEvidence:
+    def __init__(self, runs):
+        self.runs = runs
+
+    def control(self, name):
+        return None
+
+    beta2_nulls = None
+
+
+TRAJ = {"setup": {"switch_step": 400, "total_steps": 1000}, "blocks": {"layers": [0, 1]}}
+
+
+def _run(label, observed, n1_median, rng, rule_holds_in):
+    """A seed whose C3 key statistic (trunk_pc1_rownorm) is `observed` against an N1 median, and whose N1 draws
+    satisfy C3's rule (raw > row-norm PC1 >= 3 x PC2) in `rule_holds_in` of 40 draws."""
+    n = 40
+    rn = rng.normal(n1_median, 1e-3, n)
+    raw = rn + np.where(np.arange(n) < rule_holds_in, 0.1, -0.1)  # raw > rn only in the first draws
+    nulls = {"statistics": {"trunk_pc1_rownorm": {"observed": observed,
+                                                  "N1": {"median": n1_median}, "N2": {"median": n1_median - 0.1},
+                                                  "N3": {"median": observed + 0.05}}},
+             "draws": {"N1": {"trunk_pc1_rownorm": list(rn), "trunk_pc2_rownorm": list(rn / 10),
+                              "trunk_pc1_raw": list(raw)}}}
+    return FakeRun(label, nulls, TRAJ)
+
+
+def test_planted_effect_beyond_n1_and_a_diagnostic_rule():
+    rng = np.random.default_rng(0)
+    runs = [_run(f"s{i}", 0.80 + d, 0.75, rng, rule_holds_in=1) for i, d in enumerate([0.01, 0.012, 0.009, 0.011])]
+    e = E.trajectory_evidence(FakeEvidence(runs), "C3")
+    assert e["verdict"] == "beyond N1, N2" and e["tests"]["N3"]["verdict"] == V.WITHIN
+    assert e["tests"]["N1"]["mean_diff"] == pytest.approx(0.0605)
+    assert e["n1_pass_rate"] == pytest.approx(1 / 40) and e["diagnostic"] is True
+
+
+def test_planted_walk_that_passes_the_rule_is_not_diagnostic():
+    rng = np.random.default_rng(1)
+    runs = [_run(f"s{i}", 0.75 + d, 0.75, rng, rule_holds_in=30) for i, d in enumerate([0.001, -0.002, 0.0005])]
+    e = E.trajectory_evidence(FakeEvidence(runs), "C3")
+    assert e["verdict"] == "beyond N2" and e["diagnostic"] is False and e["n1_pass_rate"] == pytest.approx(0.75)
+    rows = E.annotate([{"id": "C3", "verdict": "held"}, {"id": "C1", "verdict": "held"}], {"C3": e})
+    assert rows[0]["label"] == E.NOT_DIAGNOSTIC and rows[0]["sharp"] == "not held"  # not beyond N1 over seeds
+    assert rows[1]["label"] == "held" and rows[1]["seed_verdict"] == "" and rows[1]["sharp"] == ""
+    assert "held, not diagnostic" in evidence_table(rows) and "C1 &" not in evidence_table(rows)
+
+
+def test_one_seed_has_no_test():
+    e = E.trajectory_evidence(FakeEvidence([_run("s42", 0.8, 0.75, np.random.default_rng(2), 0)]), "C3")
+    assert e["verdict"] == V.ONE_SEED and math.isnan(e["tests"]["N1"]["effect"])
+
+
+def test_rule_history_table_lists_every_entry():
+    hist = {"entries": [{"claim": "C2,C3", "date": "2026-12-02T13:18:24", "commit": "abc1234", "old_rule": "x <= 0.8",
+                         "new_rule": "x below N3", "why": "could not fail", "timing": "changed after results"}]}
+    tex = rule_history_table(hist)
+    assert "C2, C3" in tex and "abc1234" in tex and r"x $\leq$ 0.8" in tex and "changed after results" in tex
+
+
+def test_committed_report_rebuilds_byte_identical(tmp_path):
+    """paper/generated is exactly what the committed analysis JSON gives: nothing in the report is typed by hand."""
+    from drift.report.claims import load_evidence
+    from drift.report.tables import write_report
+    runs = ROOT / "experiments" / "results" / "cpu_runs"
+    ev = load_evidence([runs / "cpu_s42", runs / "cpu_s271"], runs / "ctrl_s42", runs / "beta2_s42")
+    paths, _ = write_report(ev, tmp_path)
+    committed = sorted(p.name for p in (ROOT / "paper" / "generated").glob("*.tex"))
+    assert sorted(p.name for p in paths) == committed
+    for p in paths:
+        assert p.read_bytes() == (ROOT / "paper" / "generated" / p.name).read_bytes(), p.name
