@@ -11,7 +11,7 @@ Levers (config overrides on the preset, plus the process environment):
     glibc        amp=off, DRIFT_MALLOC=default   the baseline: float32 eager with glibc's default malloc
     fp32         amp=off                         float32 eager with the tuned allocator (drift/alloc.py; the default)
     compile      compile=true                    torch.compile on top of fp32 (inductor's C++ backend on CPU)
-    fused_ce     fused_ce=true                   the chunked head + loss (drift/fused_ce.py) on top of fp32
+    fused_ce     fused_ce=true                   the chunked head + loss (drift/train/fused_ce.py) on top of fp32
     autocast     amp=bf16                        torch.autocast bf16 (per-op weight casts)
     shadow       amp=bf16_shadow                 bf16 weight copy made once per step, float32 master (drift/train/lowp.py)
     threads1     threads=1                       one thread instead of the preset's

@@ -78,6 +78,7 @@ class TrainConfig:
     seed: int = 42                    # seeds python, numpy, torch, the data order and the probe eval sets
     device: str = "auto"              # auto | cpu | cuda | mps
     compile: bool = False             # torch.compile the model (CUDA)
+    fused_ce: bool = False            # head + loss in row chunks without the whole logits (drift/train/fused_ce.py)
     amp: str = "auto"                 # auto (bf16 on CUDA, off elsewhere) | bf16 | bf16_shadow | off
     threads: int = 0                  # CPU threads for torch; 0 = leave torch's default
 
@@ -246,6 +247,8 @@ def _rules(m: ModelConfig, t: TrainConfig) -> list[tuple[bool, str]]:
         (bool(DEVICE_RE.match(t.device)), f"device={t.device!r}; choose auto, cpu, cuda, cuda:N or mps"),
         (t.amp in AMP_MODES, f"amp={t.amp!r}; choose {', '.join(AMP_MODES)} (anything else would mean no autocast)"),
         (t.threads >= 0, f"threads={t.threads}: must be >= 0 (0 = torch's default)"),
+        (not (t.fused_ce and (t.compile or t.amp == "bf16_shadow")),
+         "fused_ce=true computes the head itself: use it with compile=false and amp other than bf16_shadow"),
     ]
 
 

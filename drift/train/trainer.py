@@ -35,6 +35,7 @@ from drift.train import distributed as dist
 from drift.config import Config, parse_dense, validate
 from drift.data.context import RunContext, build_context, codewords_for
 from drift.data.corpus import split_description
+from drift.train.fused_ce import fused_composite_loss
 from drift.train.lowp import BF16Shadow
 from drift.model import GPT
 from drift.train.optim import build_optimizer, lambda_at, lr_at, set_lr
@@ -131,7 +132,8 @@ def _check_run_dir(cfg: Config, run_dir: Path, resume: bool, locked: bool = Fals
     if resume:
         if not run_json.exists():
             raise ck.RunError(f"--resume: {run_dir} holds no run.json; start it without --resume")
-        saved, current = ck.read_json(run_json)["config"], cfg.to_dict()
+        # through Config, so a field added after the run started reads as its default (not as a difference)
+        saved, current = Config.from_dict(ck.read_json(run_json)["config"]).to_dict(), cfg.to_dict()
         for d in (saved, current):
             d["model"].pop("vocab_size")  # derived from the tokenizer when the run starts
         if saved != current:
@@ -205,8 +207,12 @@ def _train_step(model, fwd, opt, ctx: RunContext, step: int, state: LoopState) -
         t1 = time.perf_counter()
         state.timers["data"] += t1 - t0
         with ctx.autocast():
-            loss_lm, loss_probe = composite_loss(fwd(x), y, mask)
-        loss = (loss_lm + lam * loss_probe) / t.grad_accum
+            if t.fused_ce:  # head and loss in chunks, gradients formed in the forward (drift/train/fused_ce.py)
+                loss, loss_lm, loss_probe = fused_composite_loss(model.hidden(x), model.lm_head.weight, y, mask, lam,
+                                                                 t.grad_accum)
+            else:
+                loss_lm, loss_probe = composite_loss(fwd(x), y, mask)
+                loss = (loss_lm + lam * loss_probe) / t.grad_accum
         loss.backward()
         if shadow is not None:
             shadow.push_grads()
