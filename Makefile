@@ -1,7 +1,11 @@
 # Entry points; `make help` lists them. PRESET picks the scale (cpu: offline, 2 cores; paper: GPU, TinyStories).
 PYTHON ?= python3
 PRESET ?= cpu
-SEEDS ?= 42 271
+# Main-run seeds; on cpu the regime issue's five, fixed before any of them ran (drift/studies/probe_study.py).
+SEEDS ?= $(if $(filter cpu,$(PRESET)),42 271 137 314 1729,42 271)
+# Seeds of the optimizer controls (A, B, B0, C, C') and of the beta2 sweep; the report reads CONTROLS and BETA2.
+CONTROL_SEEDS ?= $(if $(filter cpu,$(PRESET)),42 271 137,42)
+BETA2_SEEDS ?= $(if $(filter cpu,$(PRESET)),42 271,42)
 # Where the runs go (the CI builds two roots and compares them).
 ROOT ?= runs
 # Main runs the figures and the report are made from (those that exist).
@@ -82,7 +86,7 @@ GPUS ?=
 JOB_THREADS ?=
 SLOT = $(PYTHON) -m drift.jobs slot --lock-dir $(ROOT)/.slots $(if $(GPUS),--gpus $(GPUS)) \
 	$(if $(JOB_THREADS),--threads $(JOB_THREADS))
-CONTROL_RUNS := A B C C_prime
+CONTROL_RUNS := A B B0 C C_prime
 # PROTOCOL E3: five beta2 at the main run's p_probe (a controlled comparison with run A; 0.10 on the paper preset, 0.20
 # on cpu, 0.40 on cpu_p40), and 0.95 / 0.0 again at 0.20 (the p_probe the paper's sweep most likely used) where the
 # main run's p_probe is not already 0.20 (on cpu those two runs are the five-value sweep's own).
@@ -91,11 +95,15 @@ BETA2_P20 ?= $(if $(filter cpu,$(PRESET)),,0.95 0.0)
 REHEAT_LRS := 1e-3 6e-4 3e-4
 # reheat.py's defaults: the per-seed reheat table (run_seed.sh stage "reheat") covers exactly these
 MAIN_DIRS = $(foreach s,$(SEEDS),$(ROOT)/$(PRESET)_s$(s))
-STAMP_TRAIN = $(foreach d,$(MAIN_DIRS),$(d)/.stages/check.done) $(foreach r,$(CONTROL_RUNS),$(CONTROLS)/.stages/$(r).done) \
-	$(foreach b,$(BETA2_VALUES),$(BETA2)/.stages/b$(b).done) $(foreach b,$(BETA2_P20),$(BETA2)/.stages/b$(b)_p0.20.done)
+CTRL_DIRS = $(foreach s,$(CONTROL_SEEDS),$(ROOT)/ctrl_s$(s))
+BETA2_DIRS = $(foreach s,$(BETA2_SEEDS),$(ROOT)/beta2_s$(s))
+STAMP_TRAIN = $(foreach d,$(MAIN_DIRS),$(d)/.stages/check.done) \
+	$(foreach d,$(CTRL_DIRS),$(foreach r,$(CONTROL_RUNS),$(d)/.stages/$(r).done)) \
+	$(foreach d,$(BETA2_DIRS),$(foreach b,$(BETA2_VALUES),$(d)/.stages/b$(b).done) \
+		$(foreach b,$(BETA2_P20),$(d)/.stages/b$(b)_p0.20.done))
 STAMP_REHEAT = $(foreach d,$(MAIN_DIRS),$(foreach lr,$(REHEAT_LRS),$(d)/.stages/reheat_lr$(lr).done))
-STAMP_FINAL = $(foreach d,$(MAIN_DIRS),$(d)/.stages/figures.done) $(CONTROLS)/.stages/analysis.done \
-	$(BETA2)/.stages/table.done
+STAMP_FINAL = $(foreach d,$(MAIN_DIRS),$(d)/.stages/figures.done) $(foreach d,$(CTRL_DIRS),$(d)/.stages/analysis.done) \
+	$(foreach d,$(BETA2_DIRS),$(d)/.stages/table.done)
 
 define MAIN_RUN  # $(1) = seed: training, analyses, reheating runs, reheat table, figures of one main run
 $(ROOT)/$(PRESET)_s$(1)/.stages/check.done:
@@ -114,32 +122,41 @@ $(ROOT)/$(PRESET)_s$(1)/.stages/reheat_lr$(2).done: $(ROOT)/$(PRESET)_s$(1)/.sta
 	$$(SLOT) --log $$(@D)/reheat_lr$(2).log -- $(PYTHON) reheat.py $(ROOT)/$(PRESET)_s$(1) --lrs $(2) --train-only --no-progress
 	touch $$@
 endef
-define BETA2_RUN  # $(1) = beta2, $(2) = stamp suffix (= the run's name suffix), $(3) = extra arguments
-$(BETA2)/.stages/b$(1)$(2).done:
-	$$(SLOT) --log $$(@D)/b$(1)$(2).log -- $(PYTHON) beta2_sweep.py --preset $(PRESET) --seed 42 --out $(BETA2) \
-		--beta2 $(1) $(3) --train-only --no-progress
+define BETA2_RUN  # $(1) = seed, $(2) = beta2, $(3) = stamp suffix (= the run's name suffix), $(4) = extra arguments
+$(ROOT)/beta2_s$(1)/.stages/b$(2)$(3).done:
+	$$(SLOT) --log $$(@D)/b$(2)$(3).log -- $(PYTHON) beta2_sweep.py --preset $(PRESET) --seed $(1) \
+		--out $(ROOT)/beta2_s$(1) --beta2 $(2) $(4) --train-only --no-progress
+	touch $$@
+endef
+define BETA2_SET  # $(1) = seed: the sweep's runs, then its table and nulls
+$(foreach b,$(BETA2_VALUES),$(eval $(call BETA2_RUN,$(1),$(b),,)))
+$(foreach b,$(BETA2_P20),$(eval $(call BETA2_RUN,$(1),$(b),_p0.20,--p-probe 0.20)))
+$(ROOT)/beta2_s$(1)/.stages/table.done: $(foreach b,$(BETA2_VALUES),$(ROOT)/beta2_s$(1)/.stages/b$(b).done) \
+		$(foreach b,$(BETA2_P20),$(ROOT)/beta2_s$(1)/.stages/b$(b)_p0.20.done)
+	$$(SLOT) --log $$(@D)/table.log -- sh -c '$(PYTHON) beta2_sweep.py --seed $(1) --out $(ROOT)/beta2_s$(1) \
+		--analyze-only && $(PYTHON) trajectory_nulls.py $(ROOT)/beta2_s$(1) --beta2'
+	touch $$@
+endef
+define CONTROL_SET  # $(1) = seed: A, B, B0, C with sgd_control.py, C' with its own script, then the analyses
+$(ROOT)/ctrl_s$(1)/.stages/C_prime.done:
+	$$(SLOT) --log $$(@D)/C_prime.log -- $(PYTHON) sgd_nesterov_run.py --preset $(PRESET) --seed $(1) \
+		--out $(ROOT)/ctrl_s$(1) --no-progress
+	touch $$@
+$(ROOT)/ctrl_s$(1)/.stages/%.done:
+	$$(SLOT) --log $$(@D)/$$*.log -- $(PYTHON) sgd_control.py --preset $(PRESET) --seed $(1) --out $(ROOT)/ctrl_s$(1) \
+		--runs $$* --no-progress
+	touch $$@
+$(ROOT)/ctrl_s$(1)/.stages/analysis.done: $(foreach r,$(CONTROL_RUNS),$(ROOT)/ctrl_s$(1)/.stages/$(r).done)
+	$$(SLOT) --log $$(@D)/analysis.log -- sh -c '$(PYTHON) sgd_control_analysis.py $(ROOT)/ctrl_s$(1) && \
+		$(PYTHON) sgd_matched_valloss.py $(ROOT)/ctrl_s$(1) && $(PYTHON) trajectory_nulls.py $(ROOT)/ctrl_s$(1) --controls'
 	touch $$@
 endef
 $(foreach s,$(SEEDS),$(eval $(call MAIN_RUN,$(s))))
 $(foreach s,$(SEEDS),$(foreach lr,$(REHEAT_LRS),$(eval $(call REHEAT_RUN,$(s),$(lr)))))
-$(foreach b,$(BETA2_VALUES),$(eval $(call BETA2_RUN,$(b),,)))
-$(foreach b,$(BETA2_P20),$(eval $(call BETA2_RUN,$(b),_p0.20,--p-probe 0.20)))
+$(foreach s,$(BETA2_SEEDS),$(eval $(call BETA2_SET,$(s))))
+$(foreach s,$(CONTROL_SEEDS),$(eval $(call CONTROL_SET,$(s))))
 
-$(CONTROLS)/.stages/C_prime.done:
-	$(SLOT) --log $(@D)/C_prime.log -- $(PYTHON) sgd_nesterov_run.py --preset $(PRESET) --seed 42 --out $(CONTROLS) --no-progress
-	touch $@
-$(CONTROLS)/.stages/%.done:
-	$(SLOT) --log $(@D)/$*.log -- $(PYTHON) sgd_control.py --preset $(PRESET) --seed 42 --out $(CONTROLS) --runs $* --no-progress
-	touch $@
-$(CONTROLS)/.stages/analysis.done: $(foreach r,$(CONTROL_RUNS),$(CONTROLS)/.stages/$(r).done)
-	$(SLOT) --log $(@D)/analysis.log -- sh -c '$(PYTHON) sgd_control_analysis.py $(CONTROLS) && $(PYTHON) sgd_matched_valloss.py $(CONTROLS) && $(PYTHON) trajectory_nulls.py $(CONTROLS) --controls'
-	touch $@
-$(BETA2)/.stages/table.done: $(foreach b,$(BETA2_VALUES),$(BETA2)/.stages/b$(b).done) \
-		$(foreach b,$(BETA2_P20),$(BETA2)/.stages/b$(b)_p0.20.done)
-	$(SLOT) --log $(@D)/table.log -- sh -c '$(PYTHON) beta2_sweep.py --seed 42 --out $(BETA2) --analyze-only && $(PYTHON) trajectory_nulls.py $(BETA2) --beta2'
-	touch $@
-
-controls: $(CONTROLS)/.stages/analysis.done $(BETA2)/.stages/table.done
+controls: $(foreach d,$(CTRL_DIRS),$(d)/.stages/analysis.done) $(foreach d,$(BETA2_DIRS),$(d)/.stages/table.done)
 
 # Every run and analysis (no PDF): what `make reproduce` builds before the report.
 analyses: $(STAMP_FINAL)

@@ -1,10 +1,11 @@
 """Optimizer controls A, B and C (PROTOCOL E2): AdamW, plain SGD and momentum SGD on the main run's model and data,
+and B0 (plain SGD with weight decay 0, not in the paper: is SGD's collinearity more than weight-decay shrinkage?),
 4000 paper steps with their own cosine schedule and the 52-checkpoint dense schedule (scaled for cpu/tiny by the
 rule in drift/train/control_runs.py). Each run gets its own subdirectory; finished runs are skipped, killed ones resumed.
 Run C' (Nesterov SGDW with the early-stop rule) has its own script, sgd_nesterov_run.py.
 
 Examples:
-    python sgd_control.py --preset cpu --seed 42 --out runs/ctrl_s42              # A, B, C (cpu: 1,000 steps each)
+    python sgd_control.py --preset cpu --seed 42 --out runs/ctrl_s42              # A, B, B0, C (cpu: 1,600 steps each)
     python sgd_control.py --preset cpu --seed 42 --out runs/ctrl_s42 --runs A C
     python sgd_control.py --preset paper --seed 42 --out runs/ctrl_s42            # the paper's controls (GPU)
     python sgd_control.py --preset tiny --out /tmp/ctrl total_steps=8             # overrides apply to every run
@@ -39,8 +40,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(parser)
     parser.add_argument("--out", help="directory of the control runs (default: runs/ctrl_s<seed>)")
-    parser.add_argument("--runs", nargs="+", default=["A", "B", "C"], choices=["A", "B", "C"],
-                        help="which controls to train (default: A B C)")
+    parser.add_argument("--runs", nargs="+", default=["A", "B", "B0", "C"], choices=["A", "B", "B0", "C"],
+                        help="which controls to train (default: A B B0 C; B0 = plain SGD with weight decay 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:

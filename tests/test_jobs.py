@@ -90,16 +90,22 @@ def test_reproduce_targets_one_job_per_run_in_order(tmp_path):
     root = str(tmp_path / "r")
     train = _make("print-train-targets", "PRESET=paper", f"ROOT={root}")
     reheat = _make("print-reheat-targets", "PRESET=paper", f"ROOT={root}")
-    assert len(train) == 2 + 4 + 7 == len(set(train)) and len(reheat) == 2 * 3
+    assert len(train) == 2 + 5 + 7 == len(set(train)) and len(reheat) == 2 * 3  # controls A, B, B0, C, C'
+    # on cpu: the regime issue's five main seeds, controls in three seeds, the beta2 sweep in two (five values each:
+    # the pair at p_probe 0.20 is the sweep's own there)
+    cpu = _make("print-train-targets", "PRESET=cpu", f"ROOT={root}")
+    assert len(cpu) == 5 + 3 * 5 + 2 * 5 == len(set(cpu))
+    assert {t.split("/")[-3] for t in cpu} == {"cpu_s42", "cpu_s271", "cpu_s137", "cpu_s314", "cpu_s1729", "ctrl_s42",
+                                              "ctrl_s271", "ctrl_s137", "beta2_s42", "beta2_s271"}
     plan = _make("-n", "analyses", "PRESET=tiny", "SEEDS=1", f"ROOT={root}", "GPUS=0,1")
     jobs_run = [line for line in plan if "drift.jobs slot" in line]
-    # a seed: train, analyses, 3 reheat runs, reheat table, figures; controls: 4 runs + tables; beta2: 7 runs + table
-    assert len(jobs_run) == 7 + 5 + 8 and all("--gpus 0,1" in line for line in jobs_run)
+    # a seed: train, analyses, 3 reheat runs, reheat table, figures; controls: 5 runs + tables; beta2: 7 runs + table
+    assert len(jobs_run) == 7 + 6 + 8 and all("--gpus 0,1" in line for line in jobs_run)
     first = lambda text: next(i for i, line in enumerate(plan) if text in line)  # noqa: E731
     assert (first("--only env,train,check") < first("--only trajectory") < first("--only reheat")
             < first("--only figures"))
     assert first("--only env,train,check") < first("reheat.py") < first("--only reheat")
-    assert max(first(f"--runs {r}") for r in "ABC") < first("sgd_control_analysis.py")
+    assert max(first(f"--runs {r}") for r in ("A", "B", "B0", "C")) < first("sgd_control_analysis.py")
     assert first("--beta2 0.0 --p-probe 0.20") < first("--analyze-only")
     assert "trajectory_nulls.py" in plan[first("--analyze-only")] and "--beta2" in plan[first("--analyze-only")]
     assert sum("--train-only" in line for line in plan) == 3 + 7  # reheat runs, beta2 runs: one job each

@@ -32,11 +32,13 @@ PAPER_VOCAB = 50_257
 PAPER_MAX_VAL, PAPER_MIN_P_OOD = 5.1, 0.02
 VAL_FRACTION_OF_UNIFORM = PAPER_MAX_VAL / math.log(PAPER_VOCAB)
 
-CONTROL_RUNS = ("A", "B", "C", "C_prime")
-RUN_LABELS = {"A": "AdamW", "B": "SGD", "C": "SGD+momentum", "C_prime": "Nesterov SGDW"}
+CONTROL_RUNS = ("A", "B", "B0", "C", "C_prime")
+RUN_LABELS = {"A": "AdamW", "B": "SGD", "B0": "SGD, no weight decay", "C": "SGD+momentum", "C_prime": "Nesterov SGDW"}
 RUN_OPTIMIZERS = {  # PROTOCOL E2 table
     "A": dict(optimizer="adamw", lr=1e-3, weight_decay=0.5),
     "B": dict(optimizer="sgd", lr=1e-3, weight_decay=0.5),
+    # Not in the paper: plain SGD without weight decay, to tell SGD's collinearity from weight-decay shrinkage (C15)
+    "B0": dict(optimizer="sgd", lr=1e-3, weight_decay=0.0),
     "C": dict(optimizer="sgd_momentum", lr=1e-2, momentum=0.9, weight_decay=0.05),
     "C_prime": dict(optimizer="nesterov_sgdw", lr=1e-2, momentum=0.9, weight_decay=0.5),
 }
