@@ -171,3 +171,11 @@ def test_phase_criteria_each_way(tmp_path):
     assert ps.phase_criteria(rising_val, 0.2, fresh_fall=0.45)["phase_end"] is False
     shallow = dict(m, p_ood=np.array([0.05, 0.4, 0.62, 0.5, 0.55, 0.4, 0.34, 0.33]))
     assert ps.phase_criteria(shallow, 0.2, fresh_fall=0.45)["phase_fall"] is False  # 0.62 -> 0.33 is 0.29
+
+
+def test_fresh_eval_fall_reads_only_a_file_of_this_run(tmp_path):
+    scored = {"steps": [1, 80, 160], "p_ood": {"4096": [0.1, 0.8, 0.4], "1024": [0.1, 0.7, 0.5]}}
+    (tmp_path / "eval_size_cpu_s42.json").write_text(json.dumps(scored))
+    assert ps.fresh_eval_fall("cpu_s42", [0, 1, 80, 160], tmp_path) == pytest.approx(0.4)
+    assert ps.fresh_eval_fall("cpu_s42", [0, 1, 25, 50], tmp_path) is None  # another run's checkpoints
+    assert ps.fresh_eval_fall("cpu_s271", [0, 1, 80, 160], tmp_path) is None  # not measured

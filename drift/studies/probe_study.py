@@ -195,13 +195,17 @@ def largest_fall(p_ood) -> tuple[float, int, int]:
     return best, *where
 
 
-def fresh_eval_fall(run_name: str, results: Path = Path("experiments/results")) -> float | None:
+def fresh_eval_fall(run_name: str, ckpt_steps, results: Path = Path("experiments/results")) -> float | None:
     """largest_fall of the run's curve on the fresh PHASE_FRESH_N-example OOD set (experiments/eval_size.py), or None
-    when that has not been measured."""
+    when that has not been measured. A file whose scored steps are not this run's checkpoints (another run of the
+    same name, e.g. an earlier preset's) does not count."""
     path = results / f"eval_size_{run_name}.json"
     if not path.exists():
         return None
-    curve = ck.read_json(path)["p_ood"].get(str(PHASE_FRESH_N))
+    scored = ck.read_json(path)
+    if list(scored.get("steps", [])) != [s for s in ckpt_steps if s >= 1]:
+        return None
+    curve = scored["p_ood"].get(str(PHASE_FRESH_N))
     return None if curve is None else largest_fall(curve)[0]
 
 
@@ -264,7 +268,7 @@ def summarize_run(run_dir: Path) -> dict:
     fall, i, j = largest_fall(m["p_ood"])
     out["largest_fall"] = [round(fall, 4), int(m["step"][i]), int(m["step"][j])] if m["p_ood"].size else None
     out["final_p_ood"] = float(m["p_ood"][-1]) if m["p_ood"].size else math.nan
-    out["fresh_fall"] = fresh_eval_fall(run_dir.name)
+    out["fresh_fall"] = fresh_eval_fall(run_dir.name, info.get("ckpt_steps", []))
     out["phase_criteria"] = phase_criteria(m, t.p_probe, out["fresh_fall"])
     out["meets_phases"] = all(v is True for v in out["phase_criteria"].values()) and out["status"] == "finished"
     return out
