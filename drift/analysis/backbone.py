@@ -12,10 +12,8 @@ The "stride 2" variant of A1 keeps the rows that are multiples of `stride` (defa
 a checkpoint. Window bounds of A6/A7 are the paper's, scaled by total_steps / 10000 (the switch sits at 40% in
 both), and both the paper's and the run's bounds are recorded.
 
-Gram cache. `trajectory_grams` keeps analysis/gram_cache.npz: the anchored T x T Gram of every scope (trunk,
-block{l}, block{l}+ln) over every step asked for so far, keyed by the steps, the scopes and each checkpoint file's
-size and mtime. A request the cache covers reads no checkpoint; otherwise one pass computes the union and
-rewrites the cache. Other analyses (update alignment, controls) should call it rather than gram_matrices.
+The Grams of every scope come from the run's Gram cache (drift/analysis/gram_cache.py), so a second analysis of
+the same steps reads no checkpoint.
 
 Results layout (every array is a list; NaN marks a value that does not exist, e.g. a fit with < 3 points; JSON
 files written by write_analysis show NaN as null). "scope" means trunk, block{l} or block{l}+ln.
@@ -48,7 +46,6 @@ files written by write_analysis show NaN as null). "scope" means trunk, block{l}
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -60,87 +57,14 @@ import torch
 from drift.run import checkpoint as ck
 from drift.geometry import fits
 from drift.geometry import trajectory as geo
-from drift.analysis import gram_stream
-from drift.run.params import all_scopes, n_layer_of
+from drift.analysis import gram_cache, gram_stream
+from drift.run.params import all_scopes
 from drift.run.info import RunInfo, analysis_dir, load_run
 
-GRAM_CACHE = "gram_cache.npz"
 DIRECTIONS = "directions.pt"
 PAPER_TOTAL_STEPS = 10_000
 POWER_LAW_WINDOWS = ((0, 2000), (2000, 4000), (4000, 6000), (6000, 10000), (0, 4000), (4000, 10000))
 CORRELATION_WINDOWS = ((0, 10000), (0, 4000), (4000, 10000), (6000, 10000))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Gram cache
-# --------------------------------------------------------------------------------------------------------------
-
-def _file_stats(run_dir, steps: Sequence[int]) -> np.ndarray | None:
-    """(T, 2) int64 [size, mtime_ns] per checkpoint file, or None if one is missing."""
-    try:
-        return np.array([[st.st_size, st.st_mtime_ns] for st in (os.stat(ck.ckpt_path(run_dir, s)) for s in steps)],
-                        dtype=np.int64).reshape(len(steps), 2)
-    except FileNotFoundError:
-        return None
-
-
-def _read_cache(run_dir) -> dict | None:
-    """The cache if it exists, parses and still matches every checkpoint file it was built from."""
-    path = Path(run_dir) / "analysis" / GRAM_CACHE
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            cache = {k: z[k] for k in ("steps", "scopes", "stats", "grams")}
-    except (OSError, KeyError, ValueError):
-        return None
-    stats = _file_stats(run_dir, cache["steps"].tolist())
-    if stats is None or not np.array_equal(stats, cache["stats"]):
-        return None
-    return cache
-
-
-def _write_cache(run_dir, steps: list[int], scopes: list[str], stats: np.ndarray, grams: dict) -> None:
-    path = analysis_dir(run_dir) / GRAM_CACHE
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.savez(f, steps=np.asarray(steps, dtype=np.int64), scopes=np.asarray(scopes), stats=stats,
-                 grams=np.stack([grams[s] for s in scopes]))
-    os.replace(tmp, path)
-
-
-def _cache_slice(cache: dict, steps: list[int], scopes: list[str]) -> dict[str, np.ndarray]:
-    """Grams over `steps`, re-anchored at steps[0] (as gram_matrices would return them)."""
-    cached_steps = cache["steps"]
-    names = cache["scopes"].tolist()
-    out = {}
-    for scope in scopes:
-        traj = geo.Trajectory(cached_steps, cache["grams"][names.index(scope)])
-        out[scope] = traj.drift_gram(steps[0], steps)
-    return out
-
-
-def trajectory_grams(run_dir, steps: Sequence[int], scopes: Sequence[str],
-                     progress: bool = True) -> dict[str, np.ndarray]:
-    """{scope: Gram of theta_s - theta_steps[0] over `steps`}, from analysis/gram_cache.npz when it covers the
-    request; otherwise one streaming pass over the union of the request and the cache (all block scopes
-    included), which then replaces the cache."""
-    steps, scopes = sorted(int(s) for s in steps), list(dict.fromkeys(scopes))
-    cache = _read_cache(run_dir)
-    if cache is not None and set(steps) <= set(cache["steps"].tolist()) \
-            and set(scopes) <= set(cache["scopes"].tolist()):
-        return _cache_slice(cache, steps, scopes)
-    all_steps, all_names = set(steps), list(scopes)
-    if cache is not None:
-        all_steps |= set(cache["steps"].tolist())
-        all_names += cache["scopes"].tolist()
-    state = ck.load_checkpoint(run_dir, steps[0], mmap=True, verify=False)["model"]  # keys only; read below
-    all_names += all_scopes(n_layer_of(state.keys()))
-    all_steps, all_names = sorted(all_steps), list(dict.fromkeys(all_names))
-    grams = gram_stream.gram_matrices(run_dir, all_steps, all_names, progress=progress)
-    stats = _file_stats(run_dir, all_steps)
-    if stats is not None:
-        _write_cache(run_dir, all_steps, all_names, stats, grams)
-    return _cache_slice({"steps": np.asarray(all_steps), "scopes": np.asarray(all_names),
-                         "grams": np.stack([grams[s] for s in all_names])}, steps, scopes)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -193,7 +117,8 @@ def prepare(run, ref_step: int = 1, steps: Sequence[int] | None = None, split_st
     """Resolve the steps and split from run.json, and load the Grams of every scope (cached)."""
     run = run if isinstance(run, RunInfo) else load_run(run)
     chosen = _analysis_steps(run, int(ref_step), steps)
-    grams = trajectory_grams(run.run_dir, chosen, all_scopes(run.config.model.n_layer), progress=progress)
+    grams = gram_cache.trajectory_grams(run.run_dir, chosen, all_scopes(run.config.model.n_layer),
+                                        progress=progress)
     return setup_from_grams(run, chosen, grams, split_step, stride)
 
 
@@ -423,7 +348,7 @@ def save_directions(run_dir, ref_step: int = 1, steps: Sequence[int] | None = No
     vectors = gram_stream.materialize(su.run.run_dir, su.steps, coefs, progress=progress)
     payload = {"ref_step": su.ref_step, "steps": su.steps, "row_steps": su.rows, "switch_pair": pair,
                "scopes": {k: v[0] for k, v in coefs.items()}, "vectors": vectors,
-               "file_stats": _file_stats(su.run.run_dir, su.steps).tolist()}
+               "file_stats": gram_cache.file_stats(su.run.run_dir, su.steps).tolist()}
     path = analysis_dir(su.run.run_dir) / DIRECTIONS
     ck.atomic_torch_save(payload, path)
     return path
@@ -439,7 +364,7 @@ def load_directions(run_dir, names: Sequence[str] | None = None, compute_if_miss
     with its recorded steps when compute_if_missing, else a RunError."""
     path = Path(run_dir) / "analysis" / DIRECTIONS
     payload = torch.load(path, weights_only=True) if path.exists() else None
-    stats = _file_stats(run_dir, payload["steps"]) if payload is not None else None
+    stats = gram_cache.file_stats(run_dir, payload["steps"]) if payload is not None else None
     stale = stats is not None and stats.tolist() != payload["file_stats"]
     if payload is None or stale:
         if not compute_if_missing:

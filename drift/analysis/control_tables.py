@@ -134,10 +134,10 @@ def write_csv(path, rows: list[dict], columns: Sequence[str]) -> Path:
 # --------------------------------------------------------------------------------------------------------------
 
 def trunk_trajectory(run_dir, steps: Sequence[int]) -> Trajectory:
-    """Trunk Gram of `steps` (anchored at the first), through drift.analysis.backbone's Gram cache when that module exists."""
+    """Trunk Gram of `steps` (anchored at the first), through drift.analysis.gram_cache when that module exists."""
     steps = [int(s) for s in steps]
-    if importlib.util.find_spec("drift.analysis.backbone") is not None:
-        from drift.analysis.backbone import trajectory_grams
+    if importlib.util.find_spec("drift.analysis.gram_cache") is not None:
+        from drift.analysis.gram_cache import trajectory_grams
         return Trajectory(np.array(steps), trajectory_grams(run_dir, steps, ["trunk"], progress=False)["trunk"])
     from drift.analysis.gram_stream import gram_matrices
     return Trajectory(np.array(steps), gram_matrices(run_dir, steps, ["trunk"], progress=False)["trunk"])

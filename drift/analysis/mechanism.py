@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from drift.analysis import backbone
+from drift.analysis import backbone, gram_cache
 from drift.geometry import fisher as fm
 from drift.geometry import trajectory as geo
 from drift.run.checkpoint import RunError, load_checkpoint
@@ -177,7 +177,7 @@ def update_alignment_analysis(run_dir, scopes: Sequence[str] | None = None, lag:
     dense = bool(run.config.train.dense_ckpt) or lag is not None
     lag = (lag if lag is not None else run.ckpt_every) if dense else None
     early_step = float(early_step if early_step is not None else run.total_steps / 2)
-    grams = backbone.trajectory_grams(run_dir, steps, scopes)
+    grams = gram_cache.trajectory_grams(run_dir, steps, scopes)
     results = {"scopes": {}, "switch_step": run.switch_step, "paper": PAPER["C11"]}
     for scope in scopes:
         traj = geo.Trajectory(np.asarray(steps), grams[scope])
