@@ -20,7 +20,7 @@ cumulative-sum matrix. Every scope (trunk, block{l}, block{l}+ln) is drawn indep
 statistic reads two scopes together, so only each scope's own distribution matters.
 
 Statistics are not recomputed here: a null Setup goes through drift.analysis.backbone.analyze_setup and
-drift.analysis.mechanism.scope_update_alignment exactly as the run does (`run_statistics`), and `bands` summarises the
+drift.analysis.updates.scope_update_alignment exactly as the run does (`run_statistics`), and `bands` summarises the
 draws by their median and central 95% interval.
 
 Verdict rule (`null_verdict`, fixed before any null was computed on a real run): a claim's key statistic is
@@ -248,8 +248,8 @@ UPDATE_SCOPES = ("block0", "block0+ln", "trunk")
 
 def update_statistics(su, early_step: float | None = None) -> dict[str, float]:
     """A8 on the Setup's Grams (consecutive updates between analysis steps, raw per-scope PC1 as v_b), through
-    drift.analysis.mechanism's own function: mean |C| and the first persistent sign flip."""
-    from drift.analysis.mechanism import scope_update_alignment
+    drift.analysis.updates' own function: mean |C| and the first persistent sign flip."""
+    from drift.analysis.updates import scope_update_alignment
     early = float(early_step if early_step is not None else su.run.total_steps / 2)
     out = {}
     for scope in UPDATE_SCOPES:
