@@ -24,7 +24,8 @@ from drift.report import plotting as pl
 from drift.run.checkpoint import RunError, list_steps
 from drift.config import ConfigError, add_config_args, resolve
 from drift.train.control_runs import beta2_config, beta2_run_name, ensure_run
-from drift.analysis.control_tables import beta2_table, flat_row, write_csv
+from drift.analysis.beta2 import beta2_table
+from drift.analysis.table_csv import flat_row, write_csv
 from drift.run.info import add_check_args, analysis_dir, figures_dir, run_block, write_analysis
 
 COLUMNS = ["name", "beta2", "p_probe", "status", "marker", "final_val", "best_p_ood", "pc1", "pc2", "raw_pc1",

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from drift.run.checkpoint import RunError, list_steps
 from drift.config import ConfigError
-from drift.analysis.control_tables import matched_table, write_csv
+from drift.analysis.matched import matched_table
+from drift.analysis.table_csv import write_csv
 from drift.run.info import add_check_args, analysis_dir, run_block, write_analysis
 
 COLUMNS = ["run", "optimizer", "target", "matched_step", "matched_val", "within_tol", "window", "kind",

@@ -382,7 +382,8 @@ def control_window_nulls(root, n_draws: int = 200, seed: int = 0, kinds: Sequenc
     from pathlib import Path
 
     from drift.run import checkpoint as ck
-    from drift.analysis.control_tables import load_controls, standard_window, trunk_trajectory
+    from drift.analysis.control_geometry import standard_window, trunk_trajectory
+    from drift.analysis.controls import load_controls
     from drift.run.params import trunk_size
     root = Path(root)
     matched_path = root / "analysis" / "sgd_matched_valloss.json"

@@ -1,6 +1,6 @@
 """Optimizer controls, beta2 sweep and reheating as experiments (PROTOCOL E2-E4): which runs they train, with which
 configs, derived from a preset; and running them (skip finished, resume killed, record divergence). The tables
-computed from their run directories are in drift/analysis/control_tables.py.
+computed from their run directories are in drift/analysis/ (controls.py, matched.py, beta2.py, reheat.py).
 
 Scaling rule. The paper's controls are defined in steps of its 10,000-step main run. A preset's controls keep the
 same proportions: with factor = (the preset's main-run total_steps) / 10,000, every step *position* of the paper
