@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from drift.geometry import fisher as fm
-from drift.geometry import trajectory as geo
+from drift.geometry.pca import dense_pca
+from drift.geometry.trajectory import Trajectory
 from drift.analysis import minibatch, updates
 from drift.analysis.fisher import default_fisher_steps
 from drift.analysis.gradients import default_gradient_steps
@@ -120,9 +121,9 @@ def test_update_alignment_matches_dense_computation():
     steps = np.array([1, 10, 20, 30, 40, 50])
     direction = rng.standard_normal(40)
     thetas = np.cumsum(np.outer(np.linspace(1, 2, 6), direction) + 0.3 * rng.standard_normal((6, 40)), axis=0)
-    traj = geo.Trajectory.from_dense(steps, thetas)
+    traj = Trajectory.from_dense(steps, thetas)
     out = updates.scope_update_alignment(traj, list(steps), {"raw": False}, lag=20, early_step=25)["raw"]
-    dense = geo.dense_pca(steps, thetas, 1)
+    dense = dense_pca(steps, thetas, 1)
     v = dense.directions[0]
     U = np.diff(thetas, axis=0)
     np.testing.assert_allclose(out["consecutive"]["cos"], U @ v / np.linalg.norm(U, axis=1), atol=1e-9)

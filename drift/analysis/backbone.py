@@ -56,7 +56,13 @@ import torch
 
 from drift.run import checkpoint as ck
 from drift.geometry import fits
-from drift.geometry import trajectory as geo
+from drift.geometry.decomposition import decompose
+from drift.geometry.jsonable import jsonable
+from drift.geometry.pca import PCAResult, drift_pca
+from drift.geometry.switching import (displacement_dimension, extended_switch_pairs, find_peaks_troughs,
+                                      switch_geometry, switch_pairs)
+from drift.geometry.trajectory import Trajectory
+from drift.geometry.windows import RollingResult, phase_backbones, rolling_backbone, rolling_backbone_global_ref
 from drift.analysis import gram_cache, gram_stream
 from drift.run.params import all_scopes
 from drift.run.info import RunInfo, analysis_dir, load_run
@@ -130,7 +136,7 @@ def setup_from_grams(run: RunInfo, steps: Sequence[int], grams: dict[str, np.nda
     stride = int(stride) if stride else 2 * run.ckpt_every
     rows = chosen[1:]
     n_layer = run.config.model.n_layer
-    trajs = {s: geo.Trajectory(chosen, grams[s]) for s in all_scopes(n_layer)}
+    trajs = {s: Trajectory(chosen, grams[s]) for s in all_scopes(n_layer)}
     return Setup(run, chosen[0], chosen, rows, [s for s in rows if s % stride == 0], stride,
                  _split(run, chosen, split_step), n_layer, trajs)
 
@@ -139,13 +145,13 @@ def setup_from_grams(run: RunInfo, steps: Sequence[int], grams: dict[str, np.nda
 # Sections of the results
 # --------------------------------------------------------------------------------------------------------------
 
-def _pca(su: Setup, scope: str, rows: list[int], row_normalize: bool = False) -> geo.PCAResult | None:
+def _pca(su: Setup, scope: str, rows: list[int], row_normalize: bool = False) -> PCAResult | None:
     if len(rows) < 1:
         return None
-    return geo.drift_pca(su.trajs[scope], su.ref_step, rows, row_normalize=row_normalize)
+    return drift_pca(su.trajs[scope], su.ref_step, rows, row_normalize=row_normalize)
 
 
-def _frac(pca: geo.PCAResult | None, k: int, which: str = "fractions_full") -> float:
+def _frac(pca: PCAResult | None, k: int, which: str = "fractions_full") -> float:
     if pca is None or pca.sigma2.size <= k:
         return math.nan
     return float(getattr(pca, which)[k])
@@ -155,7 +161,7 @@ def _trunk(su: Setup) -> tuple[dict, dict]:
     """A2 and A3 at trunk level; returns (section, per-row series)."""
     rn, raw, raw2 = (_pca(su, "trunk", su.rows, True), _pca(su, "trunk", su.rows),
                      _pca(su, "trunk", su.rows2))
-    dec = geo.decompose(su.trajs["trunk"], rn.backbone, su.ref_step, su.rows)
+    dec = decompose(su.trajs["trunk"], rn.backbone, su.ref_step, su.rows)
     section = {
         "rownorm": rn.summary(), "raw": raw.summary(), "raw_stride2": raw2.summary() if raw2 else None,
         "pc1_rownorm_top10": _frac(rn, 0, "fractions_top10"), "pc1_rownorm_full": _frac(rn, 0),
@@ -173,7 +179,7 @@ def _blocks(su: Setup) -> tuple[dict, dict, dict]:
     by_scope, series, pcas = {}, {}, {}
     for scope in su.scopes(False) + su.scopes(True):
         pca, pca2 = _pca(su, scope, su.rows), _pca(su, scope, su.rows2)
-        dec = geo.decompose(su.trajs[scope], pca.backbone, su.ref_step, su.rows)
+        dec = decompose(su.trajs[scope], pca.backbone, su.ref_step, su.rows)
         pcas[scope] = pca
         by_scope[scope] = {"pca": pca.summary(), "pca_stride2": pca2.summary() if pca2 else None,
                            "pc1": pca.rho1, "pc1_stride2": _frac(pca2, 0),
@@ -186,10 +192,10 @@ def _blocks(su: Setup) -> tuple[dict, dict, dict]:
     return section, series, pcas
 
 
-def _rolling(su: Setup, window: int) -> tuple[dict, geo.RollingResult]:
+def _rolling(su: Setup, window: int) -> tuple[dict, RollingResult]:
     """A4: trunk window-relative row-normalized variant, and the per-block global-reference raw variant."""
-    trunk = geo.rolling_backbone(su.trajs["trunk"], su.rows, window)
-    blocks = {s: geo.rolling_backbone_global_ref(su.trajs[s], su.ref_step, su.rows, window).to_dict()
+    trunk = rolling_backbone(su.trajs["trunk"], su.rows, window)
+    blocks = {s: rolling_backbone_global_ref(su.trajs[s], su.ref_step, su.rows, window).to_dict()
               for s in su.scopes(False) + su.scopes(True)}
     summary = {}
     for fam in ("block", "block+ln"):
@@ -205,14 +211,14 @@ def _nanfn(fn, values) -> float:
     return float(fn(v)) if np.isfinite(v).any() else math.nan
 
 
-def _phases(su: Setup, rolling: geo.RollingResult) -> dict:
+def _phases(su: Setup, rolling: RollingResult) -> dict:
     """A5 with the split at su.split_step (the switch)."""
     early = [s for s in su.rows if s <= su.split_step]
     late = [s for s in su.rows if s > su.split_step]
     if len(early) < 2 or len(late) < 2:
         return {"skipped": f"needs >= 2 checkpoints on each side of the split {su.split_step}",
                 "split_step": su.split_step}
-    out = geo.phase_backbones(su.trajs["trunk"], su.ref_step, su.split_step, su.steps, rolling)
+    out = phase_backbones(su.trajs["trunk"], su.ref_step, su.split_step, su.steps, rolling)
     out.pop("v_early")
     out.pop("v_late")
     return out
@@ -239,14 +245,14 @@ def _fits(su: Setup, series: dict) -> tuple[dict, dict]:
     return power, corr
 
 
-def _pair_geometry(su: Setup, peak: int, trough: int, pcas: dict, trunk_raw: geo.PCAResult) -> dict:
-    by_scope = {s: geo.switch_geometry(su.trajs[s], peak, trough, pcas[s]) for s in pcas}
+def _pair_geometry(su: Setup, peak: int, trough: int, pcas: dict, trunk_raw: PCAResult) -> dict:
+    by_scope = {s: switch_geometry(su.trajs[s], peak, trough, pcas[s]) for s in pcas}
     summary = {}
     for fam in ("block", "block+ln"):
         vals = {k: [by_scope[s][k] for s in su.scopes(fam == "block+ln")] for k in ("c", "c2", "e_2_6")}
         summary[fam] = {f"{k}_{m}": _nanfn(fn, v) for k, v in vals.items()
                         for m, fn in (("min", np.nanmin), ("max", np.nanmax))}
-    return {"pair": [peak, trough], "trunk": geo.switch_geometry(su.trajs["trunk"], peak, trough, trunk_raw),
+    return {"pair": [peak, trough], "trunk": switch_geometry(su.trajs["trunk"], peak, trough, trunk_raw),
             "by_scope": by_scope, "summary": summary}
 
 
@@ -255,7 +261,7 @@ def _extrema(su: Setup) -> dict:
     p = su.run.metric("p_ood", su.steps)
     ok = np.isfinite(p)
     steps = np.asarray(su.steps)[ok]
-    ext = geo.find_peaks_troughs(p[ok])
+    ext = find_peaks_troughs(p[ok])
 
     def as_steps(pairs):
         return [(int(steps[a]), int(steps[b])) for a, b in pairs]
@@ -263,8 +269,8 @@ def _extrema(su: Setup) -> dict:
     return {"steps": steps, "p_ood": p[ok], "peaks": [int(steps[i]) for i in ext["peaks"]],
             "peak_prominence": ext["peak_prominence"], "troughs": [int(steps[i]) for i in ext["troughs"]],
             "trough_depth": ext["trough_depth"],
-            "pairs": as_steps(geo.switch_pairs(ext["peaks"], ext["troughs"])),
-            "extended_pairs": as_steps(geo.extended_switch_pairs(ext["peaks"], ext["troughs"]))}
+            "pairs": as_steps(switch_pairs(ext["peaks"], ext["troughs"])),
+            "extended_pairs": as_steps(extended_switch_pairs(ext["peaks"], ext["troughs"]))}
 
 
 def _switching(su: Setup, pcas: dict) -> dict:
@@ -276,7 +282,7 @@ def _switching(su: Setup, pcas: dict) -> dict:
         trunk_raw = _pca(su, "trunk", su.rows)
         out["all_pairs"] = [_pair_geometry(su, a, b, pcas, trunk_raw) for a, b in pairs]
         out["first"] = out["all_pairs"][0]
-        out["dimension"] = geo.displacement_dimension(su.trajs["trunk"], out["extended_pairs"])
+        out["dimension"] = displacement_dimension(su.trajs["trunk"], out["extended_pairs"])
     return out
 
 
@@ -317,7 +323,7 @@ def analyze_setup(su: Setup, window: int = 10, jsonify: bool = True) -> dict:
     power, corr = _fits(su, series)
     out = {"setup": _setup_section(su), "trunk": trunk, "blocks": blocks, "rolling": rolling, "phases": phases,
            "power_laws": power, "correlations": corr, "switching": _switching(su, pcas), "series": series}
-    return geo.jsonable(out) if jsonify else out
+    return jsonable(out) if jsonify else out
 
 
 # --------------------------------------------------------------------------------------------------------------

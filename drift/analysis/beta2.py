@@ -14,7 +14,10 @@ import numpy as np
 from drift.analysis.control_geometry import (alignment_extras, curves, eval_summary, present_steps, safe_window,
                                              standard_window, trunk_trajectory)
 from drift.geometry.fits import pearson_table, power_law_table
-from drift.geometry.trajectory import Decomposition, Trajectory, decompose, drift_pca, update_alignment
+from drift.geometry.alignment import update_alignment
+from drift.geometry.decomposition import Decomposition, decompose
+from drift.geometry.pca import drift_pca
+from drift.geometry.trajectory import Trajectory
 from drift.run import checkpoint as ck
 from drift.run.info import RunInfo, check_run, check_same_setup, load_run
 from drift.train.control_runs import Scale, run_summary

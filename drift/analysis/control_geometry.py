@@ -13,7 +13,10 @@ import numpy as np
 
 from drift.analysis.gram_cache import trajectory_grams
 from drift.config import Config
-from drift.geometry.trajectory import Trajectory, drift_pca, rolling_backbone, update_alignment, window_geometry
+from drift.geometry.alignment import update_alignment
+from drift.geometry.pca import drift_pca
+from drift.geometry.trajectory import Trajectory
+from drift.geometry.windows import rolling_backbone, window_geometry
 from drift.run import checkpoint as ck
 from drift.run.info import RunInfo
 from drift.train.control_runs import Scale

@@ -16,7 +16,8 @@ import torch
 from drift.analysis.inputs import check_steps, load_vectors, nearest_checkpoints, trajectory_steps
 from drift.analysis.minibatch import load_model_at, module_order_index, progress_bar, stacked_gradients, sync
 from drift.geometry import fisher as fm
-from drift.geometry import trajectory as geo
+from drift.geometry.jsonable import jsonable
+from drift.geometry.switching import find_peaks_troughs, switch_pairs
 from drift.run.checkpoint import RunError
 from drift.data.context import RunContext, build_context
 from drift.model import GPT
@@ -39,8 +40,8 @@ def default_fisher_steps(run: RunInfo) -> dict[int, list[str]]:
     roles: list[tuple[float, str]] = [(regular[0] if regular else ckpts[0], "early")]
     evals = run.eval_steps()
     p_ood = run.metric("p_ood", evals)
-    ext = geo.find_peaks_troughs(p_ood)
-    pairs = geo.switch_pairs(ext["peaks"], ext["troughs"])
+    ext = find_peaks_troughs(p_ood)
+    pairs = switch_pairs(ext["peaks"], ext["troughs"])
     if pairs:
         roles += [(evals[pairs[0][0]], "early_peak"), (evals[pairs[0][1]], "early_trough")]
     after = [s for s in ckpts if s > run.switch_step]
@@ -115,4 +116,4 @@ def fisher_analysis(run_dir, steps: Sequence[int] | None = None, m: int = 32, k:
     params = {"steps": list(roles), "m": m, "k": k, "seed": seed, "batch_size": run.config.train.micro_batch,
               "stream": FISHER_STREAM, "scope": "trunk", "model_mode": "eval", "directions": FISHER_DIRECTIONS,
               "lambda": "training lambda at each step (drift.train.optim.lambda_at)"}
-    return geo.jsonable(results), params, {"directions": dir_info, "device": str(ctx.device)}
+    return jsonable(results), params, {"directions": dir_info, "device": str(ctx.device)}

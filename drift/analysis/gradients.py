@@ -17,7 +17,8 @@ from drift.analysis.inputs import check_steps, load_vectors, nearest_checkpoints
 from drift.analysis.minibatch import load_model_at, module_order_index, progress_bar, stacked_gradients, sync
 from drift.analysis.updates import update_reference
 from drift.geometry import fisher as fm
-from drift.geometry import trajectory as geo
+from drift.geometry.alignment import iso_abs_cos_mean, iso_cos_rms
+from drift.geometry.jsonable import jsonable
 from drift.run.checkpoint import RunError
 from drift.data.context import build_context
 from drift.model import GPT
@@ -40,8 +41,8 @@ def default_gradient_steps(run: RunInfo) -> list[int]:
 
 def floors(D: int) -> dict:
     """Isotropic |cos| levels in D dimensions: the paper's sqrt(2/(pi D)), its exact value, and 1/sqrt(D)."""
-    return {"D": D, "abs_cos_mean_asymptotic": geo.iso_abs_cos_mean(D, exact=False),
-            "abs_cos_mean_exact": geo.iso_abs_cos_mean(D, exact=True), "cos_rms": geo.iso_cos_rms(D)}
+    return {"D": D, "abs_cos_mean_asymptotic": iso_abs_cos_mean(D, exact=False),
+            "abs_cos_mean_exact": iso_abs_cos_mean(D, exact=True), "cos_rms": iso_cos_rms(D)}
 
 
 def _stats(values: torch.Tensor) -> dict:
@@ -137,4 +138,4 @@ def gradient_alignment_analysis(run_dir, steps: Sequence[int] | None = None, n_b
     params = {"steps": steps, "n_batches": n_batches, "batch_size": run.config.train.micro_batch, "scope": scope,
               "n_random": n_random, "seed": seed, "stream": GRADIENT_STREAM, "model_mode": "eval",
               "lambda": "training lambda at each step (drift.train.optim.lambda_at)"}
-    return geo.jsonable(results), params, {"directions": dir_info, "device": str(ctx.device)}
+    return jsonable(results), params, {"directions": dir_info, "device": str(ctx.device)}

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from drift.run import checkpoint as ck
-from drift.geometry import trajectory as geo
+from drift.geometry.trajectory import Trajectory
 from drift.analysis import gram_stream
 from drift.run.params import all_scopes, n_layer_of
 from drift.run.info import analysis_dir
@@ -61,7 +61,7 @@ def _cache_slice(cache: dict, steps: list[int], scopes: list[str]) -> dict[str, 
     names = cache["scopes"].tolist()
     out = {}
     for scope in scopes:
-        traj = geo.Trajectory(cached_steps, cache["grams"][names.index(scope)])
+        traj = Trajectory(cached_steps, cache["grams"][names.index(scope)])
         out[scope] = traj.drift_gram(steps[0], steps)
     return out
 

@@ -14,7 +14,7 @@ import numpy as np
 from drift.analysis.backbone import load_directions
 from drift.analysis.control_geometry import curves
 from drift.analysis.gram_stream import flat_vector
-from drift.geometry.trajectory import jsonable
+from drift.geometry.jsonable import jsonable
 from drift.run import checkpoint as ck
 from drift.run.info import RunInfo, check_same_setup, load_run
 from drift.train.control_runs import run_summary

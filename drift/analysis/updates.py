@@ -12,7 +12,10 @@ import numpy as np
 
 from drift.analysis import gram_cache
 from drift.analysis.inputs import trajectory_steps
-from drift.geometry import trajectory as geo
+from drift.geometry.alignment import update_alignment
+from drift.geometry.jsonable import jsonable
+from drift.geometry.pca import drift_pca
+from drift.geometry.trajectory import Trajectory
 from drift.run.checkpoint import RunError
 from drift.run.info import load_run, read_analysis, write_analysis
 
@@ -42,7 +45,7 @@ def _alignment_summary(a: dict) -> dict:
             "mean_abs_cos_early": a.get("mean_abs_cos_early"), "n_updates": len(absC)}
 
 
-def scope_update_alignment(traj: geo.Trajectory, regular: list[int], kinds: dict[str, bool], lag: int | None,
+def scope_update_alignment(traj: Trajectory, regular: list[int], kinds: dict[str, bool], lag: int | None,
                            early_step: float, persist: int = 2, backbone_rows: str = "regular") -> dict:
     """A8 for one scope: backbone = PC1 of drifts from regular[0] over the regular checkpoints (or, with
     backbone_rows="all", over every later checkpoint, as the beta2 analysis does); consecutive regular updates,
@@ -51,13 +54,13 @@ def scope_update_alignment(traj: geo.Trajectory, regular: list[int], kinds: dict
     rows = regular[1:] if backbone_rows == "regular" else [int(s) for s in traj.steps if s > ref]
     out = {}
     for kind, row_normalize in kinds.items():
-        pca = geo.drift_pca(traj, ref, rows, row_normalize=row_normalize, n_directions=1)
+        pca = drift_pca(traj, ref, rows, row_normalize=row_normalize, n_directions=1)
         entry = {"backbone": {"row_normalized": row_normalize, "ref_step": ref, "row_steps": rows,
                               "rho1": pca.rho1}}
-        entry["consecutive"] = geo.update_alignment(traj, pca.backbone, regular, None, early_step, persist)
+        entry["consecutive"] = update_alignment(traj, pca.backbone, regular, None, early_step, persist)
         entry["consecutive_summary"] = _alignment_summary(entry["consecutive"])
         if lag is not None:
-            entry["overlapping"] = geo.update_alignment(traj, pca.backbone, traj.steps, lag, early_step, persist)
+            entry["overlapping"] = update_alignment(traj, pca.backbone, traj.steps, lag, early_step, persist)
             entry["overlapping_summary"] = _alignment_summary(entry["overlapping"])
         out[kind] = entry
     return out
@@ -83,7 +86,7 @@ def update_alignment_analysis(run_dir, scopes: Sequence[str] | None = None, lag:
     grams = gram_cache.trajectory_grams(run_dir, steps, scopes)
     results = {"scopes": {}, "switch_step": run.switch_step, "paper": PAPER_C11}
     for scope in scopes:
-        traj = geo.Trajectory(np.asarray(steps), grams[scope])
+        traj = Trajectory(np.asarray(steps), grams[scope])
         results["scopes"][scope] = scope_update_alignment(traj, regular, _backbone_kinds(scope), lag,
                                                           early_step, persist, backbone_rows)
     params = {"scopes": scopes, "lag": lag, "early_step": early_step, "persist": persist,
@@ -91,7 +94,7 @@ def update_alignment_analysis(run_dir, scopes: Sequence[str] | None = None, lag:
               "labels": "end and midpoint of each update interval"}
     inputs = {"steps": steps, "regular_steps": regular, "ckpt_every": run.ckpt_every,
               "dense_ckpt": run.config.train.dense_ckpt}
-    return geo.jsonable(results), params, inputs
+    return jsonable(results), params, inputs
 
 
 def update_reference(run_dir, scope: str) -> dict:

@@ -52,7 +52,8 @@ from drift.train.control_runs import Scale
 from drift.analysis.beta2 import (beta2_spans, beta2_trajectory_geometry, beta2_window, common_pc1, common_span,
                                   compared_groups, load_beta2_runs)
 from drift.analysis.control_geometry import safe_window, trunk_trajectory
-from drift.geometry.trajectory import Trajectory, jsonable
+from drift.geometry.jsonable import jsonable
+from drift.geometry.trajectory import Trajectory
 from drift.nulls.trajectory import KEY_NULL, LEVEL, NULLS, band, collect, draw_rng, null_gram, nulls_block
 from drift.run.params import trunk_size
 from drift.run.info import RunInfo

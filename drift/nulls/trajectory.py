@@ -40,7 +40,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from drift.geometry import trajectory as geo
+from drift.geometry.jsonable import jsonable
+from drift.geometry.trajectory import Trajectory
+from drift.geometry.windows import handoff_margin, window_geometry
 
 NULLS = ("N1", "N2", "N3")
 NULL_NAMES = {"N1": "matched random walk", "N2": "sign-flipped updates", "N3": "permuted updates"}
@@ -226,7 +228,7 @@ def trajectory_statistics(results: dict) -> dict[str, float]:
     if "skipped" not in ph:
         out.update(phase_early_pc1=ph["early_pc1_full"], phase_late_pc1=ph["late_pc1_full"],
                    phase_pc1_gap=ph["late_pc1_full"] - ph["early_pc1_full"], phase_abs_cos=ph["abs_cos"],
-                   handoff_margin=geo.handoff_margin(ph.get("centers", []), ph.get("A_E", []), ph.get("A_L", []),
+                   handoff_margin=handoff_margin(ph.get("centers", []), ph.get("A_E", []), ph.get("A_L", []),
                                                      su["switch_step"], su["total_steps"]))
     for i, w in enumerate(results["power_laws"]["windows"]):
         out[f"gamma_a_{w['paper_lo']}_{w['paper_hi']}"] = results["power_laws"]["a"][i]["gamma"]
@@ -342,7 +344,7 @@ def null_statistics(su, n_draws: int = 200, seed: int = 0, window: int = 10, kin
         draws[kind], spec_draws[kind] = [r[0] for r in rows], [r[1] for r in rows]
         if log:
             log(f"{kind} ({NULL_NAMES[kind]}): {n_draws} draws in {time.time() - t0:.1f} s")
-    return geo.jsonable({
+    return jsonable({
         "nulls": nulls_block(kinds, n_draws, seed),
         "level": LEVEL, "key_null": KEY_NULL, "dims": dims, "steps": su.steps, "window": window,
         "rule": f"beyond null: the key statistic lies outside the {KEY_NULL} central {LEVEL:.0%} band on the side "
@@ -356,13 +358,13 @@ def null_statistics(su, n_draws: int = 200, seed: int = 0, window: int = 10, kin
 # Control windows (Tables 4-5): the same nulls over the checkpoints of one window
 # --------------------------------------------------------------------------------------------------------------
 
-def window_statistics(traj: geo.Trajectory, window_steps: Sequence[int]) -> dict[str, float]:
+def window_statistics(traj: Trajectory, window_steps: Sequence[int]) -> dict[str, float]:
     """A12 window PC1 (%, row-normalized, full denominator) and k95, through geometry.window_geometry."""
-    g = geo.window_geometry(traj, window_steps)
+    g = window_geometry(traj, window_steps)
     return {"pc1": 100.0 * g["rho1_full"], "k95": float(g["k95"])}
 
 
-def window_null_bands(traj: geo.Trajectory, window_steps: Sequence[int], D: int, n_draws: int = 200,
+def window_null_bands(traj: Trajectory, window_steps: Sequence[int], D: int, n_draws: int = 200,
                       seed: int = 0, kinds: Sequence[str] = NULLS) -> dict:
     """Observed window statistics and their bands when the window's own updates are replaced by each null (the
     drift over the window is not tested: N3 keeps it exactly and N1 / N2 keep its scale)."""
@@ -370,9 +372,9 @@ def window_null_bands(traj: geo.Trajectory, window_steps: Sequence[int], D: int,
     idx = traj.indices(w)
     P = traj.P[np.ix_(idx, idx)]
     observed = window_statistics(traj, w)
-    draws = {k: [window_statistics(geo.Trajectory(w, null_gram(P, k, D, draw_rng(seed, k, d))), w)
+    draws = {k: [window_statistics(Trajectory(w, null_gram(P, k, D, draw_rng(seed, k, d))), w)
                  for d in range(n_draws)] for k in kinds}
-    return geo.jsonable({"window_steps": w, "statistics": collect(observed, draws)})
+    return jsonable({"window_steps": w, "statistics": collect(observed, draws)})
 
 
 def control_window_nulls(root, n_draws: int = 200, seed: int = 0, kinds: Sequence[str] = NULLS,

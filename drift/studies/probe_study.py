@@ -40,7 +40,7 @@ import numpy as np
 from drift.run import checkpoint as ck
 from drift.report.rules import oscillation_drops, val_falls
 from drift.config import Config, config_fields, resolve
-from drift.geometry.trajectory import find_peaks_troughs
+from drift.geometry.switching import find_peaks_troughs
 
 # The paper's seed-42 probe time series (authors' published metrics; p_probe 0.10, 128 sequences per step).
 PAPER_SEQS_PER_STEP = 128 * 0.10
