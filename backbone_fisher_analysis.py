@@ -20,7 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drift.analysis.fisher import PAPER_C13, fisher_analysis
+from drift.analysis.fisher import fisher_analysis
+from drift.paper import PAPER_C13
 from drift.report.run_figures import figure_fisher, run_script
 from drift.run.info import add_check_args, checked_run
 

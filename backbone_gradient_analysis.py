@@ -20,7 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drift.analysis.gradients import PAPER_C12, gradient_alignment_analysis
+from drift.analysis.gradients import gradient_alignment_analysis
+from drift.paper import PAPER_C12
 from drift.report.run_figures import figure_gradient_alignment, run_script
 from drift.run.info import add_check_args, checked_run
 

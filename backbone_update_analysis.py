@@ -18,7 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drift.analysis.updates import PAPER_C11, update_alignment_analysis
+from drift.analysis.updates import update_alignment_analysis
+from drift.paper import PAPER_C11
 from drift.report.run_figures import figure_update_alignment, run_script
 from drift.run.info import add_check_args, checked_run
 

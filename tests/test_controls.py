@@ -8,7 +8,8 @@ import pytest
 
 from drift.run import checkpoint as ck
 from drift.config import resolve
-from drift.train.control_runs import (PAPER_MAX_VAL, Scale, beta2_config, beta2_run_name, control_config, early_stop_decision,
+from drift.paper import PAPER_MAX_VAL
+from drift.train.control_runs import (Scale, beta2_config, beta2_run_name, control_config, early_stop_decision,
                                 early_stop_max_val, ensure_run, reheat_config)
 from drift.analysis.controls import load_controls
 from drift.analysis.matched import centred_windows, match_val_loss

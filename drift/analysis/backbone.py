@@ -54,6 +54,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from drift.paper import PAPER_CORRELATION_WINDOWS, PAPER_MAIN_STEPS, PAPER_POWER_LAW_WINDOWS
 from drift.run import checkpoint as ck
 from drift.geometry import fits
 from drift.geometry.decomposition import decompose
@@ -68,9 +69,6 @@ from drift.run.params import all_scopes
 from drift.run.info import RunInfo, analysis_dir, load_run
 
 DIRECTIONS = "directions.pt"
-PAPER_TOTAL_STEPS = 10_000
-POWER_LAW_WINDOWS = ((0, 2000), (2000, 4000), (4000, 6000), (6000, 10000), (0, 4000), (4000, 10000))
-CORRELATION_WINDOWS = ((0, 10000), (0, 4000), (4000, 10000), (6000, 10000))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -227,7 +225,7 @@ def _phases(su: Setup, rolling: RollingResult) -> dict:
 def scaled_windows(paper_windows, total_steps: int) -> list[dict]:
     """The paper's (lo, hi] windows of a 10k-step run, scaled to `total_steps` (exact; ints when integral)."""
     def scale(x: int):
-        f = Fraction(x * total_steps, PAPER_TOTAL_STEPS)
+        f = Fraction(x * total_steps, PAPER_MAIN_STEPS)
         return int(f) if f.denominator == 1 else float(f)
     return [{"paper_lo": lo, "paper_hi": hi, "lo": scale(lo), "hi": scale(hi)} for lo, hi in paper_windows]
 
@@ -235,7 +233,7 @@ def scaled_windows(paper_windows, total_steps: int) -> list[dict]:
 def _fits(su: Setup, series: dict) -> tuple[dict, dict]:
     """A6 power laws of |a| and ||r||, A7 corr(p_ood, ||r||), over the run-scaled paper windows."""
     total = su.run.total_steps
-    pw, cw = scaled_windows(POWER_LAW_WINDOWS, total), scaled_windows(CORRELATION_WINDOWS, total)
+    pw, cw = scaled_windows(PAPER_POWER_LAW_WINDOWS, total), scaled_windows(PAPER_CORRELATION_WINDOWS, total)
     t = np.asarray(series["steps"], dtype=np.float64)
     bounds = [(w["lo"], w["hi"]) for w in pw]
     power = {"windows": pw, "a": fits.power_law_table(t, np.abs(series["a"]), bounds),

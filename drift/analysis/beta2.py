@@ -18,22 +18,11 @@ from drift.geometry.alignment import update_alignment
 from drift.geometry.decomposition import Decomposition, decompose
 from drift.geometry.pca import drift_pca
 from drift.geometry.trajectory import Trajectory
+from drift.paper import PAPER_BETA2
 from drift.run import checkpoint as ck
 from drift.run.info import RunInfo, check_run, check_same_setup, load_run
 from drift.train.control_runs import Scale, run_summary
 
-PAPER_BETA2 = {  # beta2: C17 (full trajectory), C19, C14 (window variant)
-    0.99: dict(pc1=68.8, raw_pc1=83.1, drift=120, best_p_ood=0.951, mean_abs_cos=0.243, early_abs_cos=0.368,
-               early_corr=0.86, window_pc1=68.1, window_abs_cos=0.226),
-    0.95: dict(pc1=68.3, raw_pc1=82.5, drift=123, best_p_ood=0.939, mean_abs_cos=0.244, early_abs_cos=0.363,
-               early_corr=0.85, window_pc1=68.4, window_abs_cos=0.225),
-    0.90: dict(pc1=66.7, raw_pc1=80.8, drift=128, best_p_ood=0.814, mean_abs_cos=0.234, early_abs_cos=0.343,
-               early_corr=0.40, window_pc1=66.3, window_abs_cos=0.220),
-    0.80: dict(pc1=63.8, raw_pc1=79.0, drift=141, best_p_ood=0.682, mean_abs_cos=0.227, early_abs_cos=0.328,
-               early_corr=0.39, window_pc1=63.4, window_abs_cos=0.214),
-    0.0: dict(pc1=52.5, raw_pc1=81.3, drift=1.6e5, best_p_ood=0.005, mean_abs_cos=0.238, early_abs_cos=0.269,
-              early_corr=-0.57, window_pc1=51.6, window_abs_cos=0.099),
-}
 
 
 BETA2_MIN_RUNS = 3  # a trend is read over >= 3 beta2 values: smaller p_probe groups (the Makefile's p_probe 0.20

@@ -11,17 +11,13 @@ from typing import Sequence
 
 from drift.analysis.control_geometry import (alignment_extras, curves, eval_summary, present_steps, safe_window,
                                              standard_window, trunk_trajectory)
+from drift.paper import PAPER_TABLE4
 from drift.run import checkpoint as ck
 from drift.run.info import RunInfo, check_run, check_same_setup, load_run
 from drift.train.control_runs import CONTROL_RUNS, RUN_OPTIMIZERS, Scale, early_stop_decision, run_summary
 
 OPTIMIZER_LABELS = {"adamw": "AdamW", "sgd": "SGD", "sgd_momentum": "SGD+momentum", "nesterov_sgdw": "Nesterov SGDW"}
 
-# Paper values printed next to ours (PROTOCOL C15-C16).
-PAPER_TABLE4 = {"A": dict(final_val=1.59, best_p_ood=0.433, pc1=61.5, k95=9, drift=113.7),
-                "B": dict(final_val=8.12, best_p_ood=0.000, pc1=100.0, k95=1, drift=40.2),
-                "C": dict(final_val=5.10, best_p_ood=0.015, pc1=100.0, k95=1, drift=54.2),
-                "C_prime": dict(final_val=5.25, best_p_ood=0.013, pc1=None, k95=None, drift=None)}
 
 
 def load_controls(root, runs: Sequence[str] = CONTROL_RUNS, allow_missing: bool = False,

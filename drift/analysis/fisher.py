@@ -18,6 +18,7 @@ from drift.analysis.minibatch import load_model_at, module_order_index, progress
 from drift.geometry import fisher as fm
 from drift.geometry.jsonable import jsonable
 from drift.geometry.switching import find_peaks_troughs, switch_pairs
+from drift.paper import PAPER_C13
 from drift.run.checkpoint import RunError
 from drift.data.context import RunContext, build_context
 from drift.model import GPT
@@ -27,8 +28,6 @@ from drift.run.info import RunInfo, load_run
 
 FISHER_STREAM = 102  # batch stream for fresh mini-batches; 0 is training
 FISHER_DIRECTIONS = {"v_b": "trunk_raw_pc1", "v_pc2": "trunk_raw_pc2", "v_sw": "trunk_switch"}
-# The paper's value printed next to ours (PROTOCOL section 6).
-PAPER_C13 = "q_b 2.4e-6 / 2.5e-6 / 1.6e-4 / 8.1e-3 at 200 / 1800 / 4800 / 9600; alpha 1.35 / 1.92 / 12.4 / 4.81"
 
 
 def default_fisher_steps(run: RunInfo) -> dict[int, list[str]]:

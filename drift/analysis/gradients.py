@@ -19,6 +19,7 @@ from drift.analysis.updates import update_reference
 from drift.geometry import fisher as fm
 from drift.geometry.alignment import iso_abs_cos_mean, iso_cos_rms
 from drift.geometry.jsonable import jsonable
+from drift.paper import PAPER_C12, PAPER_GRADIENT_STEPS, PAPER_MAIN_STEPS
 from drift.run.checkpoint import RunError
 from drift.data.context import build_context
 from drift.model import GPT
@@ -27,15 +28,11 @@ from drift.run.params import scope_keys
 from drift.run.info import RunInfo, load_run
 
 GRADIENT_STREAM = 101  # batch stream for fresh mini-batches; 0 is training
-PAPER_TOTAL_STEPS = 10_000
-PAPER_GRADIENT_STEPS = [1] + list(range(800, 10_000, 1000))  # {1, 800, 1800, ..., 9800} (PROTOCOL A9)
-# The paper's value printed next to ours (PROTOCOL section 6).
-PAPER_C12 = "|cos(g, v_b)| ~4e-4 (Fig 2) or 0.008-0.012 (sec 9.2); update/gradient gap '20-30x'"
 
 
 def default_gradient_steps(run: RunInfo) -> list[int]:
     """The paper's {1, 800, 1800, ..., 9800} scaled to the run's length and snapped to checkpoints."""
-    scale = run.total_steps / PAPER_TOTAL_STEPS
+    scale = run.total_steps / PAPER_MAIN_STEPS
     return nearest_checkpoints(run, [1] + [s * scale for s in PAPER_GRADIENT_STEPS[1:]])
 
 

@@ -10,20 +10,11 @@ from typing import Sequence
 
 from drift.analysis.control_geometry import present_steps, safe_window, trunk_trajectory
 from drift.analysis.controls import load_controls, optimizer_label
+from drift.paper import PAPER_MATCHED_WINDOWS
 from drift.run import checkpoint as ck
 from drift.run.info import RunInfo
 from drift.train.control_runs import Scale
 
-PAPER_MATCHED_WINDOWS = {  # Table 5, paper steps; (name, steps, paper pc1 / k95 / k99 / drift)
-    "A": [("[1,200,400]", [1, 200, 400], (77.4, 2, 2, None)),
-          ("[1,200,400,600]", [1, 200, 400, 600], (69.2, 3, 3, 24.9)),
-          ("[200,400,600]", [200, 400, 600], (81.9, 2, 2, None)),
-          ("[200..1000]", [200, 400, 600] + list(range(650, 1001, 50)), (77.8, 4, 8, 50.7)),
-          ("[600..2000]", list(range(600, 2001, 50)), (61.5, 9, 19, 113.7))],
-    "C": [("[2000,2200,2400]", [2000, 2200, 2400], (98.1, 1, 2, 0.26)),
-          ("[1800..2600]", list(range(1800, 2601, 200)), (97.7, 1, 2, 0.60)),
-          ("[600..2000]", list(range(600, 2001, 50)), (100.0, 1, 1, 54.2))],
-}
 
 
 def match_val_loss(metrics: list[dict], target: float, rel_tol: float = 0.02,

@@ -15,14 +15,11 @@ from drift.analysis.backbone import load_directions
 from drift.analysis.control_geometry import curves
 from drift.analysis.gram_stream import flat_vector
 from drift.geometry.jsonable import jsonable
+from drift.paper import PAPER_REHEAT, PAPER_REHEAT_START
 from drift.run import checkpoint as ck
 from drift.run.info import RunInfo, check_same_setup, load_run
 from drift.train.control_runs import run_summary
 
-PAPER_REHEAT = {1e-3: dict(peak=0.705, peak_step=900, first_060=600, end=0.221),
-                6e-4: dict(peak=0.782, peak_step=1000, first_060=700, end=0.279),
-                3e-4: dict(peak=0.578, peak_step=1500, first_060=None, end=0.421)}
-PAPER_REHEAT_START = 0.16
 
 
 def main_backbone(main_dir) -> tuple[np.ndarray, np.ndarray, dict]:

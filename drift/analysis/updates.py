@@ -16,12 +16,11 @@ from drift.geometry.alignment import update_alignment
 from drift.geometry.jsonable import jsonable
 from drift.geometry.pca import drift_pca
 from drift.geometry.trajectory import Trajectory
+from drift.paper import PAPER_C11
 from drift.run.checkpoint import RunError
 from drift.run.info import load_run, read_analysis, write_analysis
 
 UPDATE_PRODUCER = "backbone_update_analysis.py"
-# The paper's value printed next to ours (PROTOCOL section 6).
-PAPER_C11 = "block 0: |cos(u, v_b)| 0.15-0.34 early, peak ~0.32 near 1700; sign flip ~5100 (s271), |C| ~0.11 after"
 
 
 def default_update_scopes(n_layer: int) -> list[str]:

@@ -26,10 +26,8 @@ from typing import Sequence
 
 from drift.run import checkpoint as ck
 from drift.config import Config, apply_overrides, config_fields, resolve, validate
+from drift.paper import PAPER_MAIN_STEPS, PAPER_MAX_VAL, PAPER_MIN_P_OOD, PAPER_VOCAB
 
-PAPER_MAIN_STEPS = 10_000
-PAPER_VOCAB = 50_257
-PAPER_MAX_VAL, PAPER_MIN_P_OOD = 5.1, 0.02
 VAL_FRACTION_OF_UNIFORM = PAPER_MAX_VAL / math.log(PAPER_VOCAB)
 
 CONTROL_RUNS = ("A", "B", "C", "C_prime")
