@@ -20,7 +20,7 @@ from drift.geometry.pca import drift_pca
 from drift.geometry.trajectory import Trajectory
 from drift.paper import PAPER_BETA2
 from drift.run import checkpoint as ck
-from drift.run.info import RunInfo, check_run, check_same_setup, load_run
+from drift.run.info import COMPLETED, RunInfo, check_run, check_same_setup, load_run
 from drift.train.control_runs import Scale, run_summary
 
 
@@ -119,7 +119,7 @@ def beta2_row(run_dir) -> dict:
     row = {"name": Path(run_dir).name, "beta2": t.beta2, "p_probe": t.p_probe, **run_summary(run_dir),
            **eval_summary(run)}
     row["marker"] = (f"diverged at step {row['diverged_step']}" if row["status"] == "diverged"
-                     else "" if row["status"] in ("finished", "early_stopped") else row["status"])
+                     else "" if row["status"] in COMPLETED else row["status"])
     try:
         row.update(_beta2_geometry(run, Scale.of_control(run.config)))
     except (ValueError, ck.RunError) as e:  # e.g. non-finite weights after a blow-up

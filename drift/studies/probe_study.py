@@ -42,6 +42,7 @@ from drift.report.rules import oscillation_drops, val_falls
 from drift.config import Config, config_fields, resolve
 from drift.geometry.switching import find_peaks_troughs
 from drift.paper import PAPER_S42_P_IN, PAPER_S42_P_OOD, PAPER_SEQS_PER_STEP
+from drift.run.info import DONE
 
 MIN_EVAL = 1000        # examples per probe eval set: binomial std <= 0.016 at p = 0.5
 P_IN_LEARNED = 0.9
@@ -123,7 +124,7 @@ def run_status(run_dir: Path) -> str:
     if not info_path.exists():
         return "missing"
     status = ck.read_json(info_path).get("status")
-    if status in ("finished", "early_stopped", "diverged"):
+    if status in DONE:
         return "finished"
     return "resumable" if (run_dir / "resume.pt").exists() else "restart"
 

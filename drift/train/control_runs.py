@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 from drift.run import checkpoint as ck
+from drift.run.info import DONE
 from drift.config import Config, apply_overrides, config_fields, resolve, validate
 from drift.paper import PAPER_MAIN_STEPS, PAPER_MAX_VAL, PAPER_MIN_P_OOD, PAPER_VOCAB
 
@@ -196,7 +197,7 @@ def _plan_run(cfg: Config, run_dir: Path) -> tuple[str, dict | None]:
     saved = Config.from_dict(info["config"])
     if config_fields(saved, _NOT_COMPARED) != config_fields(cfg, _NOT_COMPARED):
         raise ck.RunError(f"{run_dir} holds a run with a different config; choose another --out or delete it")
-    if info.get("status") in ("finished", "early_stopped", "diverged"):  # killed, interrupted or failed: continue it
+    if info.get("status") in DONE:  # killed, interrupted or failed: continue it
         return "skipped", None
     if (run_dir / "resume.pt").exists():
         return "resumed", saved.to_dict()
