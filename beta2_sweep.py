@@ -75,8 +75,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="sweep directory (default: runs/beta2_s<seed>)")
     parser.add_argument("--beta2", nargs="+", type=float, default=[0.99, 0.95, 0.90, 0.80, 0.0])
     parser.add_argument("--p-probe", type=float, default=None,
-                        help="probe rate of the sweep runs (default: the preset's, 0.10; the paper's sweep "
-                             "probably used 0.20)")
+                        help="probe rate of the sweep runs (default: the preset's p_probe: 0.10 for paper, 0.20 for "
+                             "cpu; the paper's sweep probably used 0.20)")
     parser.add_argument("--analyze-only", action="store_true", help="no training; tabulate the runs under --out")
     parser.add_argument("--train-only", action="store_true",
                         help="train (or resume) the runs and stop; no table (parallel jobs, then --analyze-only)")
