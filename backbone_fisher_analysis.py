@@ -20,7 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drift.analysis.mechanism import PAPER, fisher_analysis
+from drift.analysis.fisher import fisher_analysis
+from drift.paper import PAPER_C13
 from drift.report.run_figures import figure_fisher, run_script
 from drift.run.info import add_check_args, checked_run
 
@@ -53,7 +54,7 @@ def report(results: dict) -> None:
     s = results["summary"]
     print(f"q_b last/first = {s['q_b_last_over_first']:.3g}; alpha max {s['alpha_max']:.2f} at step "
           f"{s['alpha_max_step']}; {s['seconds_per_checkpoint']:.1f} s per checkpoint")
-    print(f"paper (C13): {PAPER['C13']}")
+    print(f"paper (C13): {PAPER_C13}")
 
 
 def main(argv=None) -> int:

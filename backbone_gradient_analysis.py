@@ -20,7 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drift.analysis.mechanism import PAPER, gradient_alignment_analysis
+from drift.analysis.gradients import gradient_alignment_analysis
+from drift.paper import PAPER_C12
 from drift.report.run_figures import figure_gradient_alignment, run_script
 from drift.run.info import add_check_args, checked_run
 
@@ -57,7 +58,7 @@ def report(results: dict) -> None:
           f"{s['grad_module_order_mean_abs_cos']:.2e}")
     print(f"gradient / floor = {s['grad_over_floor_asymptotic']:.2f}; mean |cos(u, v_b)| = "
           f"{s['update_mean_abs_cos']:.3f}; update / gradient = {s['update_over_grad']:.0f}x")
-    print(f"paper (C12): {PAPER['C12']}")
+    print(f"paper (C12): {PAPER_C12}")
 
 
 def main(argv=None) -> int:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drift.analysis.mechanism import PAPER, update_alignment_analysis
+from drift.analysis.updates import update_alignment_analysis
+from drift.paper import PAPER_C11
 from drift.report.run_figures import figure_update_alignment, run_script
 from drift.run.info import add_check_args, checked_run
 
@@ -56,7 +57,7 @@ def report(results: dict) -> None:
                 o = e["overlapping_summary"]
                 print(f"{'':<14}{'  overlapping':<16}{o['mean_abs_cos']:9.3f}  (n={o['n_updates']}, "
                       f"early mean {o['mean_abs_cos_early']:.3f})")
-    print(f"paper (C11): {PAPER['C11']}")
+    print(f"paper (C11): {PAPER_C11}")
 
 
 def main(argv=None) -> int:

@@ -24,7 +24,8 @@ from drift.report import plotting as pl
 from drift.run.checkpoint import RunError, list_steps
 from drift.config import ConfigError, add_config_args, resolve
 from drift.train.control_runs import beta2_config, beta2_run_name, ensure_run
-from drift.analysis.control_tables import beta2_table, flat_row, write_csv
+from drift.analysis.beta2 import beta2_table
+from drift.analysis.table_csv import flat_row, write_csv
 from drift.run.info import add_check_args, analysis_dir, figures_dir, run_block, write_analysis
 
 COLUMNS = ["name", "beta2", "p_probe", "status", "marker", "final_val", "best_p_ood", "pc1", "pc2", "raw_pc1",
@@ -74,8 +75,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="sweep directory (default: runs/beta2_s<seed>)")
     parser.add_argument("--beta2", nargs="+", type=float, default=[0.99, 0.95, 0.90, 0.80, 0.0])
     parser.add_argument("--p-probe", type=float, default=None,
-                        help="probe rate of the sweep runs (default: the preset's, 0.10; the paper's sweep "
-                             "probably used 0.20)")
+                        help="probe rate of the sweep runs (default: the preset's p_probe: 0.10 for paper, 0.20 for "
+                             "cpu; the paper's sweep probably used 0.20)")
     parser.add_argument("--analyze-only", action="store_true", help="no training; tabulate the runs under --out")
     parser.add_argument("--train-only", action="store_true",
                         help="train (or resume) the runs and stop; no table (parallel jobs, then --analyze-only)")

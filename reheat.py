@@ -22,7 +22,8 @@ from drift.train import distributed as dist
 from drift.report import plotting as pl
 from drift.config import Config, ConfigError
 from drift.train.control_runs import ensure_run, reheat_config, reheat_run_name
-from drift.analysis.control_tables import flat_row, reheat_table, write_csv
+from drift.analysis.reheat import reheat_table
+from drift.analysis.table_csv import flat_row, write_csv
 from drift.run.info import add_check_args, analysis_dir, checked_run, figures_dir, write_analysis
 
 COLUMNS = ["lr", "name", "status", "start_p_ood", "step1", "peak", "peak_step", "first_above", "end", "end_step",

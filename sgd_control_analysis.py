@@ -19,7 +19,8 @@ from drift.report import plotting as pl
 from drift.run.checkpoint import RunError, list_steps
 from drift.config import ConfigError
 from drift.train.control_runs import RUN_LABELS
-from drift.analysis.control_tables import control_table, flat_row, write_csv
+from drift.analysis.controls import control_table
+from drift.analysis.table_csv import flat_row, write_csv
 from drift.run.info import add_check_args, analysis_dir, figures_dir, run_block, write_analysis
 
 COLUMNS = ["run", "optimizer", "status", "marker", "final_step", "final_val", "best_p_ood", "best_p_ood_step",

@@ -1,7 +1,7 @@
 """Table 5 (PROTOCOL A12): the controls compared at matched validation loss. The target defaults to the final val
-loss of momentum SGD (run C), as the protocol states. For every optimizer: the eval checkpoint whose val loss is
-closest to the target, whether it lies within the tolerance (said plainly when none does, as for AdamW in the
-paper), the first pair of evals that brackets the target, and the trunk window geometry (row-normalized PC1 %, k95,
+loss of momentum SGD (run C), as the protocol states. For every optimizer: the first eval checkpoint whose val loss
+lies within the tolerance of the target (the moment the run reaches it), or the closest one when none does (said
+plainly, as for AdamW in the paper), the first pair of evals that brackets the target, and the trunk window geometry (row-normalized PC1 %, k95,
 k99, drift) of the paper's listed windows (scaled) and of windows centred on the matched checkpoint.
 
 Writes <root>/analysis/sgd_matched_valloss.json and .csv.
@@ -16,7 +16,8 @@ from pathlib import Path
 
 from drift.run.checkpoint import RunError, list_steps
 from drift.config import ConfigError
-from drift.analysis.control_tables import matched_table, write_csv
+from drift.analysis.matched import matched_table
+from drift.analysis.table_csv import write_csv
 from drift.run.info import add_check_args, analysis_dir, run_block, write_analysis
 
 COLUMNS = ["run", "optimizer", "target", "matched_step", "matched_val", "within_tol", "window", "kind",

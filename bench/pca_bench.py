@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from drift.run import checkpoint as ck
-from drift.geometry import trajectory as geo
+from drift.geometry.pca import drift_pca
+from drift.geometry.trajectory import Trajectory
 from drift.analysis import gram_stream
 from drift.run.params import all_scopes, scope_keys
 
@@ -95,7 +96,7 @@ def worker(kind: str, run_dir: Path, float32: bool = False, svd: bool = True) ->
         first = ck.load_checkpoint(run_dir, steps[0], mmap=True, verify=False)["model"]  # keys only
         n_blocks = len({k.split(".")[1] for k in first})
         P = gram_stream.gram_matrices(run_dir, steps, all_scopes(n_blocks), progress=False, float32=float32)
-        pca = geo.drift_pca(geo.Trajectory(steps, P["trunk"]), steps[0])
+        pca = drift_pca(Trajectory(steps, P["trunk"]), steps[0])
         out["seconds"] = time.perf_counter() - t0
         out.update(rho1=pca.rho1, pc1_coords=pca.coords[:, 0].tolist())
     elif kind == "dense":

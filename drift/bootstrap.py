@@ -30,9 +30,14 @@ class SetupError(RuntimeError):
     """Something the machine lacks, with the one command that provides it."""
 
 
+def home_cache_dir() -> Path:
+    """~/.cache/drift: the cache root when $DRIFT_CACHE is not set."""
+    return Path.home() / ".cache" / "drift"
+
+
 def default_cache_dir() -> Path:
     """$DRIFT_CACHE, else ~/.cache/drift."""
-    return Path(os.environ.get("DRIFT_CACHE") or Path.home() / ".cache" / "drift")
+    return Path(os.environ.get("DRIFT_CACHE") or home_cache_dir())
 
 
 def _no_install() -> bool:
@@ -151,7 +156,7 @@ GPT2_FETCH_COMMAND = "make tokenizer"
 def gpt2_ranks_paths() -> list[Path]:
     """Where the ranks file is looked for: the active cache, then the default one (tests point DRIFT_CACHE at a
     temporary directory, and a file fetched once into ~/.cache/drift should still be found)."""
-    paths = [default_cache_dir() / GPT2_RANKS_NAME, Path.home() / ".cache" / "drift" / GPT2_RANKS_NAME]
+    paths = [default_cache_dir() / GPT2_RANKS_NAME, home_cache_dir() / GPT2_RANKS_NAME]
     return list(dict.fromkeys(paths))
 
 

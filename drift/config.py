@@ -1,8 +1,9 @@
 """Hyper-parameters: the one source of truth.
 
-Two dataclasses (`ModelConfig`, `TrainConfig`) with commented defaults equal to the paper's run, three named
-presets (`paper`, `cpu`, `tiny`, and the earlier cpu scales `cpu_p40` and `cpu_small`) and `key=value` overrides checked against the dataclasses. Every script takes
-`--preset`, `--seed` and overrides; run.json stores the resolved result, so analyses never guess.
+Two dataclasses (`ModelConfig`, `TrainConfig`) with commented defaults equal to the paper's run, five named presets
+(`paper`, `cpu`, `tiny`, and the earlier cpu scales `cpu_p40` and `cpu_small`) and `key=value` overrides checked
+against the dataclasses. Every script takes `--preset`, `--seed` and overrides; run.json stores the resolved result,
+so analyses never guess.
 
     cfg = resolve("cpu", seed=42, overrides=["total_steps=500", "lr=3e-4"])
 """

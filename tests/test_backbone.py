@@ -1,5 +1,6 @@
-"""Tests for drift.analysis.backbone and trajectory_pca_uncentered.py: planted answers on a synthetic run, the Gram cache,
-directions.pt, the streaming Gram against a dense product, and the script's error paths.
+"""Tests for drift.analysis.backbone, drift.analysis.gram_cache and trajectory_pca_uncentered.py: planted answers on a
+synthetic run, the Gram cache, directions.pt, the streaming Gram against a dense product, and the script's error
+paths.
 
 Run: pytest tests/test_backbone.py
 """
@@ -13,6 +14,7 @@ import torch
 
 import trajectory_pca_uncentered as script
 from drift.analysis import backbone as bb
+from drift.analysis import gram_cache
 from drift.run import checkpoint as ck
 from drift.analysis import gram_stream
 from drift.config import resolve
@@ -113,7 +115,7 @@ def test_gram_cache_reused_and_invalidated(synthetic_run, tmp_path, monkeypatch)
     run_dir = tmp_path / "run"
     shutil.copytree(synthetic_run["run_dir"], run_dir)
     first = bb.analyze_run(run_dir, progress=False)
-    assert (run_dir / "analysis" / bb.GRAM_CACHE).exists()
+    assert (run_dir / "analysis" / gram_cache.GRAM_CACHE).exists()
 
     def no_reads(*a, **k):
         raise AssertionError("checkpoint read despite a valid cache")
@@ -121,7 +123,7 @@ def test_gram_cache_reused_and_invalidated(synthetic_run, tmp_path, monkeypatch)
         m.setattr(gram_stream, "gram_matrices", no_reads)
         m.setattr(ck, "load_checkpoint", no_reads)
         again = bb.analyze_run(run_dir, progress=False)
-        sub = bb.trajectory_grams(run_dir, [20, 40, 60, 100], ["block1"], progress=False)
+        sub = gram_cache.trajectory_grams(run_dir, [20, 40, 60, 100], ["block1"], progress=False)
     assert again == first
     direct = gram_stream.gram_matrices(run_dir, [20, 40, 60, 100], ["block1"], progress=False)["block1"]
     np.testing.assert_allclose(sub["block1"], direct, rtol=1e-9, atol=1e-12 * np.abs(direct).max())

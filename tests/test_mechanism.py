@@ -1,4 +1,5 @@
-"""Tests for drift.analysis.mechanism and the three mechanism scripts (update alignment, gradient alignment, Fisher).
+"""Tests for drift.analysis.{minibatch,updates,gradients,fisher} and the three mechanism scripts (update alignment,
+gradient alignment, Fisher).
 
 Known answers: the Fisher of a least-squares model's mini-batch gradients through the real gradient path, a
 gradient/direction flattening-order check on a model whose sorted-key order differs from its module order, the
@@ -15,8 +16,11 @@ import pytest
 import torch
 
 from drift.geometry import fisher as fm
-from drift.geometry import trajectory as geo
-from drift.analysis import mechanism as mech
+from drift.geometry.pca import dense_pca
+from drift.geometry.trajectory import Trajectory
+from drift.analysis import minibatch, updates
+from drift.analysis.fisher import default_fisher_steps
+from drift.analysis.gradients import default_gradient_steps
 from drift.config import Config, ModelConfig, TrainConfig
 from drift.model import GPT
 from drift.run.params import flatten, scope_keys
@@ -43,7 +47,7 @@ def test_least_squares_fisher_through_the_gradient_path():
     for _ in range(M):
         X, y = rng.standard_normal((b, D)), rng.standard_normal(b)
         loss = ((torch.from_numpy(X) @ model.w - torch.from_numpy(y)) ** 2).sum() / (2 * b)
-        rows.append(mech.flat_grad(model, loss, ["w"]).double())
+        rows.append(minibatch.flat_grad(model, loss, ["w"]).double())
         closed.append(X.T @ (X @ w - y) / b)
     G, G_closed = torch.stack(rows), np.stack(closed)
     np.testing.assert_allclose(G.numpy(), G_closed, rtol=1e-6, atol=1e-7)  # grad_vector returns float32
@@ -67,16 +71,16 @@ def test_gradient_and_direction_share_the_canonical_order():
     assert module_order != keys  # otherwise this test could not catch an order mix-up
     named = dict(model.named_parameters())
     A = {k: torch.randn_like(named[k]) for k in keys}  # d/dW <W, A> = A
-    with mech.scope_only_grads(model, keys):
+    with minibatch.scope_only_grads(model, keys):
         loss = sum((named[k] * A[k]).sum() for k in keys)
-        g = mech.flat_grad(model, loss, keys)
+        g = minibatch.flat_grad(model, loss, keys)
     state = {**model.state_dict(), **A}
     v = flat_vector(state, "block0")  # how the backbone directions are flattened
     assert float(fm.abs_cos_with(g[None], v)[0]) == pytest.approx(1.0, abs=1e-6)
     wrong = flatten(A, module_order)
     assert float(fm.abs_cos_with(g[None], wrong)[0]) < 0.2
     assert all(p.requires_grad for p in model.parameters())  # the freeze is undone
-    torch.testing.assert_close(g[mech.module_order_index(model, keys)], wrong)  # the control reproduces the bug
+    torch.testing.assert_close(g[minibatch.module_order_index(model, keys)], wrong)  # the control reproduces the bug
 
 
 def _fake_ctx(batches, cfg):
@@ -100,15 +104,15 @@ def test_split_gradients_equal_one_backward_of_the_composite_loss():
     cfg = Config(model=SMALL, train=TrainConfig(lambda_switch_step=10, lambda_early=2.0, lambda_late=4.0))
     batches = [_batch(gen, True), _batch(gen, False)]
     keys = scope_keys(model.state_dict().keys(), "trunk")
-    grads = mech.stacked_gradients(model, _fake_ctx(batches, cfg), 12, 2, keys, split=True)
+    grads = minibatch.stacked_gradients(model, _fake_ctx(batches, cfg), 12, 2, keys, split=True)
     D = 2 * (4 * 16 * 16 + 2 * 16 * 32)  # per block: qkv + out_proj, w_up + w_down
     assert grads["composite"].shape == (2, D) and grads["probe"].shape[0] == 1  # no-probe skipped
     x, y, mask = batches[0]
     lm, probe = composite_loss(model(x), y, mask)
-    full = mech.flat_grad(model, lm + 4.0 * probe, keys)  # lambda_late at step 12; nothing frozen here
+    full = minibatch.flat_grad(model, lm + 4.0 * probe, keys)  # lambda_late at step 12; nothing frozen here
     torch.testing.assert_close(grads["composite"][0], full, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(grads["lm"][1], grads["composite"][1])
-    only = mech.stacked_gradients(model, _fake_ctx(batches, cfg), 12, 2, keys, split=False)["composite"]
+    only = minibatch.stacked_gradients(model, _fake_ctx(batches, cfg), 12, 2, keys, split=False)["composite"]
     torch.testing.assert_close(only, grads["composite"], rtol=1e-5, atol=1e-7)
 
 
@@ -117,9 +121,9 @@ def test_update_alignment_matches_dense_computation():
     steps = np.array([1, 10, 20, 30, 40, 50])
     direction = rng.standard_normal(40)
     thetas = np.cumsum(np.outer(np.linspace(1, 2, 6), direction) + 0.3 * rng.standard_normal((6, 40)), axis=0)
-    traj = geo.Trajectory.from_dense(steps, thetas)
-    out = mech.scope_update_alignment(traj, list(steps), {"raw": False}, lag=20, early_step=25)["raw"]
-    dense = geo.dense_pca(steps, thetas, 1)
+    traj = Trajectory.from_dense(steps, thetas)
+    out = updates.scope_update_alignment(traj, list(steps), {"raw": False}, lag=20, early_step=25)["raw"]
+    dense = dense_pca(steps, thetas, 1)
     v = dense.directions[0]
     U = np.diff(thetas, axis=0)
     np.testing.assert_allclose(out["consecutive"]["cos"], U @ v / np.linalg.norm(U, axis=1), atol=1e-9)
@@ -142,17 +146,17 @@ def _fake_run(total, every, switch, p_ood=None):
 
 def test_default_steps():
     run = _fake_run(1000, 20, 400)
-    assert mech.default_gradient_steps(run) == [1] + list(range(80, 1000, 100))
+    assert default_gradient_steps(run) == [1] + list(range(80, 1000, 100))
     p = np.full(51, 0.1)
     p[8:11] = [0.3, 0.5, 0.3]     # early peak at step 180 (index 9 of [1, 20, 40, ...]) then a trough
     p[12:15] = [0.05, 0.02, 0.05]  # trough at step 260
     p[30:33] = [0.2, 0.6, 0.2]    # late peak at step 620
-    roles = mech.default_fisher_steps(_fake_run(1000, 20, 400, p))
+    roles = default_fisher_steps(_fake_run(1000, 20, 400, p))
     assert roles == {20: ["early"], 180: ["early_peak"], 260: ["early_trough"], 420: ["after_switch"],
                      620: ["late_peak"], 1000: ["last"]}
     p[8:15] = 0.1  # now the only peak (620) comes after the switch: it is the early pair's peak, not a late one
     p[33:36] = [0.05, 0.02, 0.05]
-    roles = mech.default_fisher_steps(_fake_run(1000, 20, 400, p))
+    roles = default_fisher_steps(_fake_run(1000, 20, 400, p))
     assert roles == {20: ["early"], 420: ["after_switch"], 620: ["early_peak"], 680: ["early_trough"],
                      1000: ["last"]}
 

@@ -20,7 +20,8 @@ from scipy import stats
 from drift.analysis import backbone
 from drift.report import claims as cl
 from drift.report import rules
-from drift.geometry import trajectory as geo
+from drift.geometry.pca import drift_pca
+from drift.geometry.trajectory import Trajectory
 from drift.nulls import trajectory as nulls
 from drift.config import resolve
 from drift.run.params import all_scopes
@@ -51,8 +52,8 @@ def test_n1_with_equal_norms_in_large_d_matches_the_brownian_shares():
     assert np.allclose(P[1:, 1:], np.minimum.outer(steps[1:], steps[1:]))
     fr = []
     for d in range(20):
-        t = geo.Trajectory(steps, nulls.null_gram(P, "N1", 10_000_000, nulls.draw_rng(0, "N1", d)))
-        raw, rn = geo.drift_pca(t, 0, steps[1:]), geo.drift_pca(t, 0, steps[1:], row_normalize=True)
+        t = Trajectory(steps, nulls.null_gram(P, "N1", 10_000_000, nulls.draw_rng(0, "N1", d)))
+        raw, rn = drift_pca(t, 0, steps[1:]), drift_pca(t, 0, steps[1:], row_normalize=True)
         fr.append([raw.rho1, rn.rho1, rn.fractions_full[1]])
     mean, sd = np.mean(fr, axis=0), np.std(fr, axis=0)
     # Sampling error at D = 1e7: cross terms ~ 1/sqrt(D) = 3e-4 per pair; 5 standard errors of the mean, at least 1e-4.
@@ -81,7 +82,7 @@ def _walk(T: int = 9, D: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarra
 @pytest.mark.parametrize("kind", ["N2", "N3"])
 def test_n2_n3_grams_equal_the_explicit_walk(kind):
     steps, X = _walk()
-    P = geo.Trajectory.from_dense(steps, X).P
+    P = Trajectory.from_dense(steps, X).P
     got = nulls.null_gram(P, kind, X.shape[1], np.random.default_rng(7))
     rng = np.random.default_rng(7)                  # the same draws, applied to the explicit updates
     U = np.diff(X, axis=0)
@@ -97,7 +98,7 @@ def test_n2_n3_grams_equal_the_explicit_walk(kind):
 
 def test_n1_keeps_the_step_norms():
     steps, X = _walk()
-    P = geo.Trajectory.from_dense(steps, X).P
+    P = Trajectory.from_dense(steps, X).P
     U = nulls.null_update_gram(nulls.update_gram(P), "N1", X.shape[1], np.random.default_rng(1))
     assert np.allclose(np.diag(U), np.sum(np.diff(X, axis=0) ** 2, axis=1), rtol=1e-10)
 
@@ -182,7 +183,7 @@ def test_window_nulls_separate_a_collinear_window_from_a_walk():
     drift = np.cumsum(np.ones((T, D)) / np.sqrt(D) + 0.02 * rng.standard_normal((T, D)) / np.sqrt(D), axis=0)
     walk = np.cumsum(rng.standard_normal((T, D)) / np.sqrt(D), axis=0)
     for X, verdict in ((drift, nulls.BEYOND), (walk, nulls.WITHIN)):
-        res = nulls.window_null_bands(geo.Trajectory.from_dense(steps, X), steps[2:], D, n_draws=100, seed=1)
+        res = nulls.window_null_bands(Trajectory.from_dense(steps, X), steps[2:], D, n_draws=100, seed=1)
         e = res["statistics"]["pc1"]
         assert nulls.null_verdict(e["observed"], e["N1"], "high") == verdict, e
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from drift.analysis import backbone as bb
+from drift.analysis import gram_cache
 from drift.run import checkpoint as ck
 from drift.analysis import gram_stream
 from drift.config import resolve
@@ -54,7 +55,7 @@ def test_paper_preset_smoke(gpt2_tokenizer, tmp_path):
     assert r["setup"]["row_steps"] == [2, 3, 4]
     assert 0 < r["trunk"]["pc1_rownorm_full"] <= 1 and 0 < r["trunk"]["pc1_raw_full"] <= 1
     assert len(r["blocks"]["pc1"]["block"]) == 8 and all(math.isfinite(x) for x in r["blocks"]["pc1"]["block"])
-    gram = bb.trajectory_grams(run, [1, 4], ["trunk"])["trunk"]
+    gram = gram_cache.trajectory_grams(run, [1, 4], ["trunk"])["trunk"]
     direct = (gram_stream.flat_vector(state, "trunk").double()
               - gram_stream.flat_vector(ck.load_checkpoint(run, 1, mmap=True)["model"], "trunk").double())
     assert gram[1, 1] == pytest.approx(float(direct @ direct), rel=1e-9)

@@ -17,7 +17,7 @@ import make_report
 import train as train_script
 from drift.run import checkpoint as ck
 from drift.config import ConfigError, resolve, validate
-from drift.analysis.control_tables import load_controls
+from drift.analysis.controls import load_controls
 from drift.data.corpus import SINGLE_FILE_VAL_EVERY, load_stories, split_description
 from drift.run.info import check_seed_set, checked_run, schedule_holes
 from drift.run.lock import LOCK_NAME, RunLock, holder
@@ -159,7 +159,7 @@ def test_report_refuses_runs_that_are_not_seeds_of_one_setup(tiny_run, tmp_path,
 def test_control_rows_are_labelled_from_run_json(tiny_run, tmp_path):
     root = tmp_path / "ctrl"
     shutil.copytree(tiny_run, root / "A")
-    from drift.analysis.control_tables import optimizer_label
+    from drift.analysis.controls import optimizer_label
     assert optimizer_label(load_controls(root)["A"]) == "AdamW"
     shutil.copytree(tiny_run, root / "B")  # an AdamW run placed where the SGD control belongs
     with pytest.raises(ck.RunError, match="B holds a adamw run .* B is the sgd control"):

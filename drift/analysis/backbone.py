@@ -12,10 +12,8 @@ The "stride 2" variant of A1 keeps the rows that are multiples of `stride` (defa
 a checkpoint. Window bounds of A6/A7 are the paper's, scaled by total_steps / 10000 (the switch sits at 40% in
 both), and both the paper's and the run's bounds are recorded.
 
-Gram cache. `trajectory_grams` keeps analysis/gram_cache.npz: the anchored T x T Gram of every scope (trunk,
-block{l}, block{l}+ln) over every step asked for so far, keyed by the steps, the scopes and each checkpoint file's
-size and mtime. A request the cache covers reads no checkpoint; otherwise one pass computes the union and
-rewrites the cache. Other analyses (update alignment, controls) should call it rather than gram_matrices.
+The Grams of every scope come from the run's Gram cache (drift/analysis/gram_cache.py), so a second analysis of
+the same steps reads no checkpoint.
 
 Results layout (every array is a list; NaN marks a value that does not exist, e.g. a fit with < 3 points; JSON
 files written by write_analysis show NaN as null). "scope" means trunk, block{l} or block{l}+ln.
@@ -48,7 +46,6 @@ files written by write_analysis show NaN as null). "scope" means trunk, block{l}
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -57,90 +54,21 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from drift.paper import PAPER_CORRELATION_WINDOWS, PAPER_MAIN_STEPS, PAPER_POWER_LAW_WINDOWS
 from drift.run import checkpoint as ck
 from drift.geometry import fits
-from drift.geometry import trajectory as geo
-from drift.analysis import gram_stream
-from drift.run.params import all_scopes, n_layer_of
+from drift.geometry.decomposition import decompose
+from drift.geometry.jsonable import jsonable
+from drift.geometry.pca import PCAResult, drift_pca
+from drift.geometry.switching import (displacement_dimension, extended_switch_pairs, find_peaks_troughs,
+                                      switch_geometry, switch_pairs)
+from drift.geometry.trajectory import Trajectory
+from drift.geometry.windows import RollingResult, phase_backbones, rolling_backbone, rolling_backbone_global_ref
+from drift.analysis import gram_cache, gram_stream
+from drift.run.params import all_scopes
 from drift.run.info import RunInfo, analysis_dir, load_run
 
-GRAM_CACHE = "gram_cache.npz"
 DIRECTIONS = "directions.pt"
-PAPER_TOTAL_STEPS = 10_000
-POWER_LAW_WINDOWS = ((0, 2000), (2000, 4000), (4000, 6000), (6000, 10000), (0, 4000), (4000, 10000))
-CORRELATION_WINDOWS = ((0, 10000), (0, 4000), (4000, 10000), (6000, 10000))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Gram cache
-# --------------------------------------------------------------------------------------------------------------
-
-def _file_stats(run_dir, steps: Sequence[int]) -> np.ndarray | None:
-    """(T, 2) int64 [size, mtime_ns] per checkpoint file, or None if one is missing."""
-    try:
-        return np.array([[st.st_size, st.st_mtime_ns] for st in (os.stat(ck.ckpt_path(run_dir, s)) for s in steps)],
-                        dtype=np.int64).reshape(len(steps), 2)
-    except FileNotFoundError:
-        return None
-
-
-def _read_cache(run_dir) -> dict | None:
-    """The cache if it exists, parses and still matches every checkpoint file it was built from."""
-    path = Path(run_dir) / "analysis" / GRAM_CACHE
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            cache = {k: z[k] for k in ("steps", "scopes", "stats", "grams")}
-    except (OSError, KeyError, ValueError):
-        return None
-    stats = _file_stats(run_dir, cache["steps"].tolist())
-    if stats is None or not np.array_equal(stats, cache["stats"]):
-        return None
-    return cache
-
-
-def _write_cache(run_dir, steps: list[int], scopes: list[str], stats: np.ndarray, grams: dict) -> None:
-    path = analysis_dir(run_dir) / GRAM_CACHE
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.savez(f, steps=np.asarray(steps, dtype=np.int64), scopes=np.asarray(scopes), stats=stats,
-                 grams=np.stack([grams[s] for s in scopes]))
-    os.replace(tmp, path)
-
-
-def _cache_slice(cache: dict, steps: list[int], scopes: list[str]) -> dict[str, np.ndarray]:
-    """Grams over `steps`, re-anchored at steps[0] (as gram_matrices would return them)."""
-    cached_steps = cache["steps"]
-    names = cache["scopes"].tolist()
-    out = {}
-    for scope in scopes:
-        traj = geo.Trajectory(cached_steps, cache["grams"][names.index(scope)])
-        out[scope] = traj.drift_gram(steps[0], steps)
-    return out
-
-
-def trajectory_grams(run_dir, steps: Sequence[int], scopes: Sequence[str],
-                     progress: bool = True) -> dict[str, np.ndarray]:
-    """{scope: Gram of theta_s - theta_steps[0] over `steps`}, from analysis/gram_cache.npz when it covers the
-    request; otherwise one streaming pass over the union of the request and the cache (all block scopes
-    included), which then replaces the cache."""
-    steps, scopes = sorted(int(s) for s in steps), list(dict.fromkeys(scopes))
-    cache = _read_cache(run_dir)
-    if cache is not None and set(steps) <= set(cache["steps"].tolist()) \
-            and set(scopes) <= set(cache["scopes"].tolist()):
-        return _cache_slice(cache, steps, scopes)
-    all_steps, all_names = set(steps), list(scopes)
-    if cache is not None:
-        all_steps |= set(cache["steps"].tolist())
-        all_names += cache["scopes"].tolist()
-    state = ck.load_checkpoint(run_dir, steps[0], mmap=True, verify=False)["model"]  # keys only; read below
-    all_names += all_scopes(n_layer_of(state.keys()))
-    all_steps, all_names = sorted(all_steps), list(dict.fromkeys(all_names))
-    grams = gram_stream.gram_matrices(run_dir, all_steps, all_names, progress=progress)
-    stats = _file_stats(run_dir, all_steps)
-    if stats is not None:
-        _write_cache(run_dir, all_steps, all_names, stats, grams)
-    return _cache_slice({"steps": np.asarray(all_steps), "scopes": np.asarray(all_names),
-                         "grams": np.stack([grams[s] for s in all_names])}, steps, scopes)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -193,7 +121,8 @@ def prepare(run, ref_step: int = 1, steps: Sequence[int] | None = None, split_st
     """Resolve the steps and split from run.json, and load the Grams of every scope (cached)."""
     run = run if isinstance(run, RunInfo) else load_run(run)
     chosen = _analysis_steps(run, int(ref_step), steps)
-    grams = trajectory_grams(run.run_dir, chosen, all_scopes(run.config.model.n_layer), progress=progress)
+    grams = gram_cache.trajectory_grams(run.run_dir, chosen, all_scopes(run.config.model.n_layer),
+                                        progress=progress)
     return setup_from_grams(run, chosen, grams, split_step, stride)
 
 
@@ -205,7 +134,7 @@ def setup_from_grams(run: RunInfo, steps: Sequence[int], grams: dict[str, np.nda
     stride = int(stride) if stride else 2 * run.ckpt_every
     rows = chosen[1:]
     n_layer = run.config.model.n_layer
-    trajs = {s: geo.Trajectory(chosen, grams[s]) for s in all_scopes(n_layer)}
+    trajs = {s: Trajectory(chosen, grams[s]) for s in all_scopes(n_layer)}
     return Setup(run, chosen[0], chosen, rows, [s for s in rows if s % stride == 0], stride,
                  _split(run, chosen, split_step), n_layer, trajs)
 
@@ -214,13 +143,13 @@ def setup_from_grams(run: RunInfo, steps: Sequence[int], grams: dict[str, np.nda
 # Sections of the results
 # --------------------------------------------------------------------------------------------------------------
 
-def _pca(su: Setup, scope: str, rows: list[int], row_normalize: bool = False) -> geo.PCAResult | None:
+def _pca(su: Setup, scope: str, rows: list[int], row_normalize: bool = False) -> PCAResult | None:
     if len(rows) < 1:
         return None
-    return geo.drift_pca(su.trajs[scope], su.ref_step, rows, row_normalize=row_normalize)
+    return drift_pca(su.trajs[scope], su.ref_step, rows, row_normalize=row_normalize)
 
 
-def _frac(pca: geo.PCAResult | None, k: int, which: str = "fractions_full") -> float:
+def _frac(pca: PCAResult | None, k: int, which: str = "fractions_full") -> float:
     if pca is None or pca.sigma2.size <= k:
         return math.nan
     return float(getattr(pca, which)[k])
@@ -230,7 +159,7 @@ def _trunk(su: Setup) -> tuple[dict, dict]:
     """A2 and A3 at trunk level; returns (section, per-row series)."""
     rn, raw, raw2 = (_pca(su, "trunk", su.rows, True), _pca(su, "trunk", su.rows),
                      _pca(su, "trunk", su.rows2))
-    dec = geo.decompose(su.trajs["trunk"], rn.backbone, su.ref_step, su.rows)
+    dec = decompose(su.trajs["trunk"], rn.backbone, su.ref_step, su.rows)
     section = {
         "rownorm": rn.summary(), "raw": raw.summary(), "raw_stride2": raw2.summary() if raw2 else None,
         "pc1_rownorm_top10": _frac(rn, 0, "fractions_top10"), "pc1_rownorm_full": _frac(rn, 0),
@@ -248,7 +177,7 @@ def _blocks(su: Setup) -> tuple[dict, dict, dict]:
     by_scope, series, pcas = {}, {}, {}
     for scope in su.scopes(False) + su.scopes(True):
         pca, pca2 = _pca(su, scope, su.rows), _pca(su, scope, su.rows2)
-        dec = geo.decompose(su.trajs[scope], pca.backbone, su.ref_step, su.rows)
+        dec = decompose(su.trajs[scope], pca.backbone, su.ref_step, su.rows)
         pcas[scope] = pca
         by_scope[scope] = {"pca": pca.summary(), "pca_stride2": pca2.summary() if pca2 else None,
                            "pc1": pca.rho1, "pc1_stride2": _frac(pca2, 0),
@@ -261,10 +190,10 @@ def _blocks(su: Setup) -> tuple[dict, dict, dict]:
     return section, series, pcas
 
 
-def _rolling(su: Setup, window: int) -> tuple[dict, geo.RollingResult]:
+def _rolling(su: Setup, window: int) -> tuple[dict, RollingResult]:
     """A4: trunk window-relative row-normalized variant, and the per-block global-reference raw variant."""
-    trunk = geo.rolling_backbone(su.trajs["trunk"], su.rows, window)
-    blocks = {s: geo.rolling_backbone_global_ref(su.trajs[s], su.ref_step, su.rows, window).to_dict()
+    trunk = rolling_backbone(su.trajs["trunk"], su.rows, window)
+    blocks = {s: rolling_backbone_global_ref(su.trajs[s], su.ref_step, su.rows, window).to_dict()
               for s in su.scopes(False) + su.scopes(True)}
     summary = {}
     for fam in ("block", "block+ln"):
@@ -280,14 +209,14 @@ def _nanfn(fn, values) -> float:
     return float(fn(v)) if np.isfinite(v).any() else math.nan
 
 
-def _phases(su: Setup, rolling: geo.RollingResult) -> dict:
+def _phases(su: Setup, rolling: RollingResult) -> dict:
     """A5 with the split at su.split_step (the switch)."""
     early = [s for s in su.rows if s <= su.split_step]
     late = [s for s in su.rows if s > su.split_step]
     if len(early) < 2 or len(late) < 2:
         return {"skipped": f"needs >= 2 checkpoints on each side of the split {su.split_step}",
                 "split_step": su.split_step}
-    out = geo.phase_backbones(su.trajs["trunk"], su.ref_step, su.split_step, su.steps, rolling)
+    out = phase_backbones(su.trajs["trunk"], su.ref_step, su.split_step, su.steps, rolling)
     out.pop("v_early")
     out.pop("v_late")
     return out
@@ -296,7 +225,7 @@ def _phases(su: Setup, rolling: geo.RollingResult) -> dict:
 def scaled_windows(paper_windows, total_steps: int) -> list[dict]:
     """The paper's (lo, hi] windows of a 10k-step run, scaled to `total_steps` (exact; ints when integral)."""
     def scale(x: int):
-        f = Fraction(x * total_steps, PAPER_TOTAL_STEPS)
+        f = Fraction(x * total_steps, PAPER_MAIN_STEPS)
         return int(f) if f.denominator == 1 else float(f)
     return [{"paper_lo": lo, "paper_hi": hi, "lo": scale(lo), "hi": scale(hi)} for lo, hi in paper_windows]
 
@@ -304,7 +233,7 @@ def scaled_windows(paper_windows, total_steps: int) -> list[dict]:
 def _fits(su: Setup, series: dict) -> tuple[dict, dict]:
     """A6 power laws of |a| and ||r||, A7 corr(p_ood, ||r||), over the run-scaled paper windows."""
     total = su.run.total_steps
-    pw, cw = scaled_windows(POWER_LAW_WINDOWS, total), scaled_windows(CORRELATION_WINDOWS, total)
+    pw, cw = scaled_windows(PAPER_POWER_LAW_WINDOWS, total), scaled_windows(PAPER_CORRELATION_WINDOWS, total)
     t = np.asarray(series["steps"], dtype=np.float64)
     bounds = [(w["lo"], w["hi"]) for w in pw]
     power = {"windows": pw, "a": fits.power_law_table(t, np.abs(series["a"]), bounds),
@@ -314,14 +243,14 @@ def _fits(su: Setup, series: dict) -> tuple[dict, dict]:
     return power, corr
 
 
-def _pair_geometry(su: Setup, peak: int, trough: int, pcas: dict, trunk_raw: geo.PCAResult) -> dict:
-    by_scope = {s: geo.switch_geometry(su.trajs[s], peak, trough, pcas[s]) for s in pcas}
+def _pair_geometry(su: Setup, peak: int, trough: int, pcas: dict, trunk_raw: PCAResult) -> dict:
+    by_scope = {s: switch_geometry(su.trajs[s], peak, trough, pcas[s]) for s in pcas}
     summary = {}
     for fam in ("block", "block+ln"):
         vals = {k: [by_scope[s][k] for s in su.scopes(fam == "block+ln")] for k in ("c", "c2", "e_2_6")}
         summary[fam] = {f"{k}_{m}": _nanfn(fn, v) for k, v in vals.items()
                         for m, fn in (("min", np.nanmin), ("max", np.nanmax))}
-    return {"pair": [peak, trough], "trunk": geo.switch_geometry(su.trajs["trunk"], peak, trough, trunk_raw),
+    return {"pair": [peak, trough], "trunk": switch_geometry(su.trajs["trunk"], peak, trough, trunk_raw),
             "by_scope": by_scope, "summary": summary}
 
 
@@ -330,7 +259,7 @@ def _extrema(su: Setup) -> dict:
     p = su.run.metric("p_ood", su.steps)
     ok = np.isfinite(p)
     steps = np.asarray(su.steps)[ok]
-    ext = geo.find_peaks_troughs(p[ok])
+    ext = find_peaks_troughs(p[ok])
 
     def as_steps(pairs):
         return [(int(steps[a]), int(steps[b])) for a, b in pairs]
@@ -338,8 +267,8 @@ def _extrema(su: Setup) -> dict:
     return {"steps": steps, "p_ood": p[ok], "peaks": [int(steps[i]) for i in ext["peaks"]],
             "peak_prominence": ext["peak_prominence"], "troughs": [int(steps[i]) for i in ext["troughs"]],
             "trough_depth": ext["trough_depth"],
-            "pairs": as_steps(geo.switch_pairs(ext["peaks"], ext["troughs"])),
-            "extended_pairs": as_steps(geo.extended_switch_pairs(ext["peaks"], ext["troughs"]))}
+            "pairs": as_steps(switch_pairs(ext["peaks"], ext["troughs"])),
+            "extended_pairs": as_steps(extended_switch_pairs(ext["peaks"], ext["troughs"]))}
 
 
 def _switching(su: Setup, pcas: dict) -> dict:
@@ -351,7 +280,7 @@ def _switching(su: Setup, pcas: dict) -> dict:
         trunk_raw = _pca(su, "trunk", su.rows)
         out["all_pairs"] = [_pair_geometry(su, a, b, pcas, trunk_raw) for a, b in pairs]
         out["first"] = out["all_pairs"][0]
-        out["dimension"] = geo.displacement_dimension(su.trajs["trunk"], out["extended_pairs"])
+        out["dimension"] = displacement_dimension(su.trajs["trunk"], out["extended_pairs"])
     return out
 
 
@@ -392,7 +321,7 @@ def analyze_setup(su: Setup, window: int = 10, jsonify: bool = True) -> dict:
     power, corr = _fits(su, series)
     out = {"setup": _setup_section(su), "trunk": trunk, "blocks": blocks, "rolling": rolling, "phases": phases,
            "power_laws": power, "correlations": corr, "switching": _switching(su, pcas), "series": series}
-    return geo.jsonable(out) if jsonify else out
+    return jsonable(out) if jsonify else out
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -423,7 +352,7 @@ def save_directions(run_dir, ref_step: int = 1, steps: Sequence[int] | None = No
     vectors = gram_stream.materialize(su.run.run_dir, su.steps, coefs, progress=progress)
     payload = {"ref_step": su.ref_step, "steps": su.steps, "row_steps": su.rows, "switch_pair": pair,
                "scopes": {k: v[0] for k, v in coefs.items()}, "vectors": vectors,
-               "file_stats": _file_stats(su.run.run_dir, su.steps).tolist()}
+               "file_stats": gram_cache.file_stats(su.run.run_dir, su.steps).tolist()}
     path = analysis_dir(su.run.run_dir) / DIRECTIONS
     ck.atomic_torch_save(payload, path)
     return path
@@ -439,7 +368,7 @@ def load_directions(run_dir, names: Sequence[str] | None = None, compute_if_miss
     with its recorded steps when compute_if_missing, else a RunError."""
     path = Path(run_dir) / "analysis" / DIRECTIONS
     payload = torch.load(path, weights_only=True) if path.exists() else None
-    stats = _file_stats(run_dir, payload["steps"]) if payload is not None else None
+    stats = gram_cache.file_stats(run_dir, payload["steps"]) if payload is not None else None
     stale = stats is not None and stats.tolist() != payload["file_stats"]
     if payload is None or stale:
         if not compute_if_missing:

@@ -7,7 +7,6 @@ need fresh batches (gradients, Fisher), so both see one data pipeline.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,6 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from drift.bootstrap import default_cache_dir
 from drift.run import checkpoint as ck
 from drift.data.batches import TrainBatches, validation_batches
 from drift.config import Config, ConfigError, ModelConfig
@@ -61,7 +61,8 @@ def autocast_for(device: torch.device, amp: str) -> Callable:
 
 
 def cache_dir(cfg: Config) -> Path:
-    return Path(cfg.train.cache_dir or os.environ.get("DRIFT_CACHE") or Path.home() / ".cache" / "drift")
+    """The config's cache_dir, else the cache root (drift.bootstrap.default_cache_dir: $DRIFT_CACHE or ~/.cache/drift)."""
+    return Path(cfg.train.cache_dir) if cfg.train.cache_dir else default_cache_dir()
 
 
 def filler_ids(tokenizer, exclude: set[int]) -> np.ndarray:

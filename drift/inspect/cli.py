@@ -46,7 +46,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from drift.run import checkpoint as ck
-from drift.geometry import trajectory as geo
+from drift.geometry.jsonable import jsonable
 from drift.inspect import formats as fm
 from drift.nulls import trajectory as nl
 from drift.config import ConfigError
@@ -209,7 +209,7 @@ def null_bands(su, dims: dict, draws: int, seed: int, window: int, kinds, worker
     measured dimensions (a foreign model's blocks are not this project's)."""
     stats, spectra = nl.run_statistics(su, window)
     rows = {k: nl.draw_statistics(su, k, draws, seed, dims, window, workers) for k in kinds}
-    return geo.jsonable({
+    return jsonable({
         "nulls": nl.nulls_block(kinds, draws, seed), "level": nl.LEVEL, "key_null": nl.KEY_NULL, "dims": dims,
         "steps": su.steps, "window": window,
         "rule": f"beyond: the observed value lies outside a null's central {nl.LEVEL:.0%} band (above or below); "

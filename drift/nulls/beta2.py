@@ -14,15 +14,15 @@ that span (the cached Grams; no checkpoint is read twice):
   early_abs_cos  C19    the whole run                                mean |cos(theta_s - theta_{s-lag}, v_b)| over
                                                                      ends s <= T/2 (lag = scaled 200)
 
-Observed and null values go through the functions the beta2 table itself uses (drift.analysis.control_tables:
-beta2_trajectory_geometry, common_pc1, safe_window), so every observed value equals the reported one. A window null
+Observed and null values go through the functions the beta2 table itself uses (drift.analysis.beta2:
+beta2_trajectory_geometry, common_pc1; drift.analysis.control_geometry: safe_window), so every observed value equals the reported one. A window null
 redraws only the window's own updates, as the control-window nulls do. Draw d of null k for run r uses
 numpy default_rng([seed, k, d, crc32(r)]): the runs are drawn independently of one another and any draw can be
 redone alone.
 
 Rule (fixed before any null was computed on a real sweep; also in the README):
   Compared runs. The runs the claim readers (drift.report.claims) compare: every p_probe group with >= 3 runs
-    (control_tables.compared_groups), ordered by decreasing beta2; smaller groups (the p_probe 0.20 pair run for the
+    (drift.analysis.beta2.compared_groups), ordered by decreasing beta2; smaller groups (the p_probe 0.20 pair run for the
     comparison with the paper) get their per-run bands but no verdict. Within a group, only the runs whose observed
     statistic is finite count, as the readers skip missing values.
   Trend claims C14, C17, C19 ("X falls as beta2 drops"). The question: does the fall come from the runs' own
@@ -49,9 +49,11 @@ import numpy as np
 
 from drift.run import checkpoint as ck
 from drift.train.control_runs import Scale
-from drift.analysis.control_tables import (beta2_spans, beta2_trajectory_geometry, beta2_window, common_pc1, common_span,
-                                  compared_groups, load_beta2_runs, safe_window, trunk_trajectory)
-from drift.geometry.trajectory import Trajectory, jsonable
+from drift.analysis.beta2 import (beta2_spans, beta2_trajectory_geometry, beta2_window, common_pc1, common_span,
+                                  compared_groups, load_beta2_runs)
+from drift.analysis.control_geometry import safe_window, trunk_trajectory
+from drift.geometry.jsonable import jsonable
+from drift.geometry.trajectory import Trajectory
 from drift.nulls.trajectory import KEY_NULL, LEVEL, NULLS, band, collect, draw_rng, null_gram, nulls_block
 from drift.run.params import trunk_size
 from drift.run.info import RunInfo

@@ -20,7 +20,7 @@ cumulative-sum matrix. Every scope (trunk, block{l}, block{l}+ln) is drawn indep
 statistic reads two scopes together, so only each scope's own distribution matters.
 
 Statistics are not recomputed here: a null Setup goes through drift.analysis.backbone.analyze_setup and
-drift.analysis.mechanism.scope_update_alignment exactly as the run does (`run_statistics`), and `bands` summarises the
+drift.analysis.updates.scope_update_alignment exactly as the run does (`run_statistics`), and `bands` summarises the
 draws by their median and central 95% interval.
 
 Verdict rule (`null_verdict`, fixed before any null was computed on a real run): a claim's key statistic is
@@ -40,7 +40,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from drift.geometry import trajectory as geo
+from drift.geometry.jsonable import jsonable
+from drift.geometry.trajectory import Trajectory
+from drift.geometry.windows import handoff_margin, window_geometry
 
 NULLS = ("N1", "N2", "N3")
 NULL_NAMES = {"N1": "matched random walk", "N2": "sign-flipped updates", "N3": "permuted updates"}
@@ -226,7 +228,7 @@ def trajectory_statistics(results: dict) -> dict[str, float]:
     if "skipped" not in ph:
         out.update(phase_early_pc1=ph["early_pc1_full"], phase_late_pc1=ph["late_pc1_full"],
                    phase_pc1_gap=ph["late_pc1_full"] - ph["early_pc1_full"], phase_abs_cos=ph["abs_cos"],
-                   handoff_margin=geo.handoff_margin(ph.get("centers", []), ph.get("A_E", []), ph.get("A_L", []),
+                   handoff_margin=handoff_margin(ph.get("centers", []), ph.get("A_E", []), ph.get("A_L", []),
                                                      su["switch_step"], su["total_steps"]))
     for i, w in enumerate(results["power_laws"]["windows"]):
         out[f"gamma_a_{w['paper_lo']}_{w['paper_hi']}"] = results["power_laws"]["a"][i]["gamma"]
@@ -248,8 +250,8 @@ UPDATE_SCOPES = ("block0", "block0+ln", "trunk")
 
 def update_statistics(su, early_step: float | None = None) -> dict[str, float]:
     """A8 on the Setup's Grams (consecutive updates between analysis steps, raw per-scope PC1 as v_b), through
-    drift.analysis.mechanism's own function: mean |C| and the first persistent sign flip."""
-    from drift.analysis.mechanism import scope_update_alignment
+    drift.analysis.updates' own function: mean |C| and the first persistent sign flip."""
+    from drift.analysis.updates import scope_update_alignment
     early = float(early_step if early_step is not None else su.run.total_steps / 2)
     out = {}
     for scope in UPDATE_SCOPES:
@@ -342,7 +344,7 @@ def null_statistics(su, n_draws: int = 200, seed: int = 0, window: int = 10, kin
         draws[kind], spec_draws[kind] = [r[0] for r in rows], [r[1] for r in rows]
         if log:
             log(f"{kind} ({NULL_NAMES[kind]}): {n_draws} draws in {time.time() - t0:.1f} s")
-    return geo.jsonable({
+    return jsonable({
         "nulls": nulls_block(kinds, n_draws, seed),
         "level": LEVEL, "key_null": KEY_NULL, "dims": dims, "steps": su.steps, "window": window,
         "rule": f"beyond null: the key statistic lies outside the {KEY_NULL} central {LEVEL:.0%} band on the side "
@@ -356,13 +358,13 @@ def null_statistics(su, n_draws: int = 200, seed: int = 0, window: int = 10, kin
 # Control windows (Tables 4-5): the same nulls over the checkpoints of one window
 # --------------------------------------------------------------------------------------------------------------
 
-def window_statistics(traj: geo.Trajectory, window_steps: Sequence[int]) -> dict[str, float]:
+def window_statistics(traj: Trajectory, window_steps: Sequence[int]) -> dict[str, float]:
     """A12 window PC1 (%, row-normalized, full denominator) and k95, through geometry.window_geometry."""
-    g = geo.window_geometry(traj, window_steps)
+    g = window_geometry(traj, window_steps)
     return {"pc1": 100.0 * g["rho1_full"], "k95": float(g["k95"])}
 
 
-def window_null_bands(traj: geo.Trajectory, window_steps: Sequence[int], D: int, n_draws: int = 200,
+def window_null_bands(traj: Trajectory, window_steps: Sequence[int], D: int, n_draws: int = 200,
                       seed: int = 0, kinds: Sequence[str] = NULLS) -> dict:
     """Observed window statistics and their bands when the window's own updates are replaced by each null (the
     drift over the window is not tested: N3 keeps it exactly and N1 / N2 keep its scale)."""
@@ -370,9 +372,9 @@ def window_null_bands(traj: geo.Trajectory, window_steps: Sequence[int], D: int,
     idx = traj.indices(w)
     P = traj.P[np.ix_(idx, idx)]
     observed = window_statistics(traj, w)
-    draws = {k: [window_statistics(geo.Trajectory(w, null_gram(P, k, D, draw_rng(seed, k, d))), w)
+    draws = {k: [window_statistics(Trajectory(w, null_gram(P, k, D, draw_rng(seed, k, d))), w)
                  for d in range(n_draws)] for k in kinds}
-    return geo.jsonable({"window_steps": w, "statistics": collect(observed, draws)})
+    return jsonable({"window_steps": w, "statistics": collect(observed, draws)})
 
 
 def control_window_nulls(root, n_draws: int = 200, seed: int = 0, kinds: Sequence[str] = NULLS,
@@ -382,7 +384,8 @@ def control_window_nulls(root, n_draws: int = 200, seed: int = 0, kinds: Sequenc
     from pathlib import Path
 
     from drift.run import checkpoint as ck
-    from drift.analysis.control_tables import load_controls, standard_window, trunk_trajectory
+    from drift.analysis.control_geometry import standard_window, trunk_trajectory
+    from drift.analysis.controls import load_controls
     from drift.run.params import trunk_size
     root = Path(root)
     matched_path = root / "analysis" / "sgd_matched_valloss.json"

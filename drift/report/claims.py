@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from drift.run import checkpoint as ck
-from drift.analysis.control_tables import compared_groups, p_probe_groups
+from drift.analysis.beta2 import compared_groups, p_probe_groups
 from drift.run.info import RunInfo, load_run
 from drift.report.rules import (THRESHOLDS, rule_c1, rule_c2, rule_c3, rule_c4, rule_c5, rule_c6, rule_c7, rule_c8,
                                 rule_c9, rule_c10, rule_c11, rule_c12, rule_c13, rule_c15, rule_c16, rule_c17, rule_c20,

@@ -59,7 +59,7 @@ def finite(x) -> bool:
 
 def oscillation_drops(p_ood: Sequence[float], n_eval: int) -> list[float]:
     """Peak -> next-trough drops of the p_ood series that pass the A11 prominence rule and the 3-sigma test."""
-    from drift.geometry.trajectory import find_peaks_troughs, switch_pairs
+    from drift.geometry.switching import find_peaks_troughs, switch_pairs
     p = np.nan_to_num(np.asarray(p_ood, dtype=np.float64), nan=0.0)
     ext = find_peaks_troughs(p, prominence=THRESHOLDS["osc_prominence"])
     drops = []
@@ -123,7 +123,7 @@ def rule_c8(centers: Sequence[float], a_e: Sequence[float], a_l: Sequence[float]
             total: float) -> bool | None:
     """A_E > A_L on average before the switch, A_L > A_E on average in (switch, switch + 0.2 T]; None if either
     range has no window center."""
-    from drift.geometry.trajectory import handoff_margin
+    from drift.geometry.windows import handoff_margin
     m = handoff_margin(centers, a_e, a_l, switch, total, THRESHOLDS["handoff_after"])
     return None if math.isnan(m) else bool(m > 0)
 

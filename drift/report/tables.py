@@ -20,7 +20,7 @@ from drift.report.claims import (HELD, NOT_HELD, NOT_MEASURED, Evidence, RunEvid
                                  relative_change)
 from drift.report.rules import finite
 from drift.config import PRESETS, Config, resolve
-from drift.analysis.control_tables import PAPER_BETA2, PAPER_REHEAT, PAPER_REHEAT_START, PAPER_TABLE4
+from drift.paper import PAPER_BETA2, PAPER_REHEAT, PAPER_REHEAT_START, PAPER_TABLE4
 from drift.run.params import trunk_size
 from drift.run.info import status_text
 from drift.report.latex import esc, not_run, num, paper_pair, spread, table, write_text

@@ -87,6 +87,13 @@ def check_same_setup(a: RunInfo, b: RunInfo, ignore: tuple[str, ...] = ()) -> No
         raise ck.RunError(f"runs {a.run_dir} and {b.run_dir} differ in {', '.join(diffs)}; they cannot be compared")
 
 
+# run.json statuses a run ends with. A completed run reached its end (or its early-stop rule); a diverged one stopped
+# at a non-finite loss. The runners (control_runs, the probe study) skip every DONE run; drift/train/trainer.py keeps
+# its own FINAL (the completed ones): `train.py --resume` continues a diverged run from its last resume state.
+COMPLETED = ("finished", "early_stopped")
+DONE = COMPLETED + ("diverged",)
+
+
 def status_text(info: dict) -> str:
     """run.json's status in words: "finished", "diverged at step N", "running", ..."""
     status = info.get("status") or "unknown"

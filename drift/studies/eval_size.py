@@ -18,7 +18,7 @@ import numpy as np
 
 from drift.report.rules import oscillation_drops
 from drift.data.context import build_context, eval_filler_ids
-from drift.analysis.mechanism import load_model_at
+from drift.analysis.minibatch import load_model_at
 from drift.model import GPT
 from drift.data.probe import build_eval_set, probe_accuracy
 from drift.run.info import load_run

@@ -40,12 +40,9 @@ import numpy as np
 from drift.run import checkpoint as ck
 from drift.report.rules import oscillation_drops, val_falls
 from drift.config import Config, config_fields, resolve
-from drift.geometry.trajectory import find_peaks_troughs
-
-# The paper's seed-42 probe time series (authors' published metrics; p_probe 0.10, 128 sequences per step).
-PAPER_SEQS_PER_STEP = 128 * 0.10
-PAPER_S42_P_OOD = {1800: 0.52, 2800: 0.71, 5000: 0.78, 5800: 0.34, 6400: 0.71, 7600: 0.14, 10000: 0.17}
-PAPER_S42_P_IN = {1800: 0.57, 2800: 0.85}
+from drift.geometry.switching import find_peaks_troughs
+from drift.paper import PAPER_S42_P_IN, PAPER_S42_P_OOD, PAPER_SEQS_PER_STEP
+from drift.run.info import DONE
 
 MIN_EVAL = 1000        # examples per probe eval set: binomial std <= 0.016 at p = 0.5
 P_IN_LEARNED = 0.9
@@ -127,7 +124,7 @@ def run_status(run_dir: Path) -> str:
     if not info_path.exists():
         return "missing"
     status = ck.read_json(info_path).get("status")
-    if status in ("finished", "early_stopped", "diverged"):
+    if status in DONE:
         return "finished"
     return "resumable" if (run_dir / "resume.pt").exists() else "restart"
 

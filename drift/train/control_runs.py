@@ -1,6 +1,6 @@
 """Optimizer controls, beta2 sweep and reheating as experiments (PROTOCOL E2-E4): which runs they train, with which
 configs, derived from a preset; and running them (skip finished, resume killed, record divergence). The tables
-computed from their run directories are in drift/analysis/control_tables.py.
+computed from their run directories are in drift/analysis/ (controls.py, matched.py, beta2.py, reheat.py).
 
 Scaling rule. The paper's controls are defined in steps of its 10,000-step main run. A preset's controls keep the
 same proportions: with factor = (the preset's main-run total_steps) / 10,000, every step *position* of the paper
@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Sequence
 
 from drift.run import checkpoint as ck
+from drift.run.info import DONE
 from drift.config import Config, apply_overrides, config_fields, resolve, validate
+from drift.paper import PAPER_MAIN_STEPS, PAPER_MAX_VAL, PAPER_MIN_P_OOD, PAPER_VOCAB
 
-PAPER_MAIN_STEPS = 10_000
-PAPER_VOCAB = 50_257
-PAPER_MAX_VAL, PAPER_MIN_P_OOD = 5.1, 0.02
 VAL_FRACTION_OF_UNIFORM = PAPER_MAX_VAL / math.log(PAPER_VOCAB)
 
 CONTROL_RUNS = ("A", "B", "B0", "C", "C_prime")
@@ -200,7 +199,7 @@ def _plan_run(cfg: Config, run_dir: Path) -> tuple[str, dict | None]:
     saved = Config.from_dict(info["config"])
     if config_fields(saved, _NOT_COMPARED) != config_fields(cfg, _NOT_COMPARED):
         raise ck.RunError(f"{run_dir} holds a run with a different config; choose another --out or delete it")
-    if info.get("status") in ("finished", "early_stopped", "diverged"):  # killed, interrupted or failed: continue it
+    if info.get("status") in DONE:  # killed, interrupted or failed: continue it
         return "skipped", None
     if (run_dir / "resume.pt").exists():
         return "resumed", saved.to_dict()

@@ -1,0 +1,48 @@
+"""What the mechanism analyses (A8-A10) read from a run besides its checkpoints' contents: the trajectory's
+checkpoints (from step 1), targets snapped to them, and the stored backbone directions (drift.analysis.backbone).
+
+    run = load_run("runs/cpu_s42")
+    steps = nearest_checkpoints(run, [1, 800, 1800])        # each target snapped to a checkpoint
+    vectors, provenance = load_vectors("runs/cpu_s42", ["block0_raw_pc1"])
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from drift.analysis import backbone
+from drift.run.checkpoint import RunError
+from drift.run.info import RunInfo
+
+
+def trajectory_steps(run: RunInfo) -> list[int]:
+    """Checkpoints from step 1 on: theta(0) of every analysis is the step-1 checkpoint (PROTOCOL 8.4)."""
+    return [s for s in run.steps if s >= 1]
+
+
+def nearest_checkpoints(run: RunInfo, targets: Iterable[float]) -> list[int]:
+    """Each target snapped to the nearest checkpoint (>= 1), duplicates dropped, order kept."""
+    ckpts = np.array(trajectory_steps(run))
+    out: list[int] = []
+    for t in targets:
+        s = int(ckpts[int(np.argmin(np.abs(ckpts - float(t))))])
+        if s not in out:
+            out.append(s)
+    return out
+
+
+def check_steps(run: RunInfo, steps: Sequence[int]) -> list[int]:
+    missing = [s for s in steps if s not in run.steps]
+    if missing:
+        raise RunError(f"no checkpoint at step(s) {missing} in {run.run_dir}; available: {run.steps}")
+    return [int(s) for s in steps]
+
+
+def load_vectors(run_dir, names: Sequence[str]) -> tuple[dict, dict]:
+    """({name: vector or None}, provenance) from the cached backbone directions (computed if missing)."""
+    found = backbone.load_directions(run_dir)  # all names: trunk_switch exists only if p_ood has a switch pair
+    vectors = found["vectors"]
+    info = {"ref_step": found["ref_step"], "steps": found["steps"], "switch_pair": found.get("switch_pair"),
+            "scopes": {n: found["scopes"].get(n) for n in names}}
+    return {n: vectors.get(n) for n in names}, info

@@ -1,0 +1,75 @@
+"""The reheating readouts (PROTOCOL A14, claim C20): each reheating run's p_ood peak, first crossing and end, and
+its coordinates against the main run's backbone (a(t), ||r(t)||), with the paper's values beside ours.
+
+    table = reheat_table("runs/cpu_s42", {1e-3: Path("runs/cpu_s42/reheat/lr0.001")})
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from drift.analysis.backbone import load_directions
+from drift.analysis.control_geometry import curves
+from drift.analysis.gram_stream import flat_vector
+from drift.geometry.jsonable import jsonable
+from drift.paper import PAPER_REHEAT, PAPER_REHEAT_START
+from drift.run import checkpoint as ck
+from drift.run.info import RunInfo, check_same_setup, load_run
+from drift.train.control_runs import run_summary
+
+
+
+def main_backbone(main_dir) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(theta_ref, v_b, info) of a main run, trunk: v_b = row-normalized PC1 of theta_s - theta_1 over the regular
+    checkpoints after step 1 (A2), sign-fixed so that a(t_last) > 0, from drift.analysis.backbone's stored
+    directions."""
+    payload = load_directions(main_dir, ["trunk_rownorm_pc1"])
+    ref = int(payload["ref_step"])
+    v = payload["vectors"]["trunk_rownorm_pc1"].double().numpy()
+    info = {"source": "drift.analysis.backbone.load_directions (trunk_rownorm_pc1)", "ref_step": ref,
+            "rows": [int(payload["row_steps"][0]), int(payload["row_steps"][-1])]}
+    theta_ref = flat_vector(ck.load_checkpoint(main_dir, ref)["model"], "trunk").double().numpy()
+    return theta_ref, v / np.linalg.norm(v), info
+
+
+def backbone_coords(run_dir, steps: Sequence[int], theta1: np.ndarray, v_b: np.ndarray) -> dict:
+    """a(t) = <theta_t - theta_1, v_b> and ||r(t)|| for checkpoints of any run with the same model."""
+    a, r = [], []
+    for step, state in ck.iter_checkpoints(run_dir, steps):
+        x = flat_vector(state, "trunk").double().numpy() - theta1
+        if x.shape != theta1.shape:
+            raise ck.RunError(f"{run_dir} step {step}: trunk size differs from the main run's")
+        a.append(float(x @ v_b))
+        r.append(math.sqrt(max(float(x @ x) - a[-1] ** 2, 0.0)))
+    return {"step": [int(s) for s in steps], "a": a, "residual_norm": r}
+
+
+def reheat_readouts(run: RunInfo, threshold: float = 0.6) -> dict:
+    p = [r["p_ood"] for r in run.metrics]
+    s = run.eval_steps()
+    if not p:
+        return {"peak": None, "peak_step": None, "first_above": None, "end": None, "threshold": threshold}
+    i = int(np.argmax(p))
+    first = next((st for st, v in zip(s, p) if v >= threshold), None)
+    return {"peak": p[i], "peak_step": s[i], "first_above": first, "end": p[-1], "end_step": s[-1],
+            "step1": p[0], "threshold": threshold}
+
+
+def reheat_table(main_dir, reheat_dirs: dict[float, Path], threshold: float = 0.6) -> dict:
+    main = load_run(main_dir)
+    theta1, v_b, vinfo = main_backbone(main_dir)
+    main_end = backbone_coords(main_dir, [main.last_step], theta1, v_b)
+    rows = []
+    for lr, d in sorted(reheat_dirs.items(), reverse=True):
+        run = load_run(d)
+        check_same_setup(main, run)
+        coords = backbone_coords(d, [s for s in run.steps], theta1, v_b)
+        rows.append({"lr": lr, "name": Path(d).name, **run_summary(d), **reheat_readouts(run, threshold),
+                     "coords": coords, "curves": curves(run), "paper": PAPER_REHEAT.get(lr)})
+    return jsonable({"main_run": str(main_dir), "main_last_step": main.last_step,
+                     "start_p_ood": main.metrics[-1]["p_ood"] if main.metrics else None,
+                     "paper_start_p_ood": PAPER_REHEAT_START, "backbone": vinfo, "main_end_coords": main_end,
+                     "main_curve": curves(main), "rows": rows})
