@@ -136,6 +136,13 @@ def test_matched_loss_search_on_crafted_metrics():
     tie = _metrics([(10, 5.0, 0), (20, 5.2, 0)])
     assert match_val_loss(tie, 5.1)["step"] == 10  # ties go to the earlier step
     assert match_val_loss([], 5.1)["step"] is None
+    # the C16 variant: only evals after the warmup count; an AdamW run that passes the target inside its warmup
+    # and never comes back has no match there
+    fast = _metrics([(1, 10.8, 0), (75, 5.12, 0), (150, 4.1, 0), (300, 3.2, 0)])
+    assert match_val_loss(fast, 5.1)["step"] == 75
+    late = match_val_loss(fast, 5.1, after_step=150)
+    assert late["step"] == 300 and not late["within_tol"]
+    assert match_val_loss(sgd, 5.1, after_step=2200)["step"] == 2400
 
 
 def test_centred_windows_snap_to_step_one_and_drop_missing():

@@ -18,7 +18,7 @@ from drift.train.control_runs import Scale
 
 
 def match_val_loss(metrics: list[dict], target: float, rel_tol: float = 0.02,
-                   ckpt_steps: Sequence[int] | None = None) -> dict:
+                   ckpt_steps: Sequence[int] | None = None, after_step: int = 0) -> dict:
     """The matched-loss step: the first eval within rel_tol * |target| (the moment the run reaches the matched
     loss), or, when no eval is that close, the eval closest to `target` (ties: the earlier step); restricted to
     steps with a checkpoint when `ckpt_steps` is given. Also the closest eval itself, every step within tolerance,
@@ -27,11 +27,14 @@ def match_val_loss(metrics: list[dict], target: float, rel_tol: float = 0.02,
     Why the first step within tolerance and not the closest: the default target is run C's own final loss, so the
     closest eval of C is always its last one, where no window can be centred. The paper centres SGD+momentum's
     windows on step 2200 of a run whose loss has flattened near its final value by then, i.e. on where it first
-    reaches the matched loss."""
+    reaches the matched loss.
+
+    after_step: only evals after this step count (the warmup's end for the C16 variant registered in
+    drift/report/verdicts.py: inside the warmup the learning rate, not the optimizer, sets the geometry)."""
     have = None if ckpt_steps is None else set(int(s) for s in ckpt_steps)
     evals = [(int(r["step"]), float(r["val_loss"])) for r in metrics
              if "val_loss" in r and r["val_loss"] is not None and math.isfinite(r["val_loss"])
-             and (have is None or int(r["step"]) in have)]
+             and (have is None or int(r["step"]) in have) and int(r["step"]) > after_step]
     tol = rel_tol * abs(target)
     out = {"target": target, "rel_tol": rel_tol, "tolerance": tol, "step": None, "val_loss": None, "gap": None,
            "within_tol": False, "steps_within_tol": [], "closest_step": None, "crossing": None}
@@ -71,6 +74,11 @@ def _matched_windows(name: str, run: RunInfo, match: dict, sc: Scale) -> list[di
     if match["step"] is not None:
         for label, steps in centred_windows(match["step"], sc.step(200), run.steps).items():
             out.append({"window": label, "kind": "centred", "steps": steps, "missing": [], "paper": None})
+    late = match.get("after_warmup") or {}
+    if late.get("within_tol"):  # the C16 variant: centred on the first match after the warmup
+        for label, steps in centred_windows(late["step"], sc.step(200), run.steps).items():
+            out.append({"window": f"after warmup, {label}", "kind": "after-warmup", "steps": steps, "missing": [],
+                        "paper": None})
     traj = trunk_trajectory(run.run_dir, [s for s in run.steps if s >= 1])
     for w in out:
         w["geometry"] = safe_window(traj, [s for s in w["steps"] if s not in w["missing"]])
@@ -91,6 +99,9 @@ def matched_table(root, target: float | None = None, rel_tol: float = 0.02, allo
     rows = []
     for name, run in runs.items():
         match = match_val_loss(run.metrics, target, rel_tol, run.steps)
+        warmup = run.config.train.warmup_steps
+        match["after_warmup"] = match_val_loss(run.metrics, target, rel_tol, run.steps, after_step=warmup)
+        match["after_warmup"]["warmup_steps"] = warmup
         note = None if match["within_tol"] else (
             f"no checkpoint within {rel_tol:.0%} of {target:.3f}: nearest is step {match['step']} "
             f"(val {match['val_loss']:.3f})" if match["step"] is not None else "no evals")
