@@ -206,15 +206,13 @@ def _relative(x: Sequence[float]) -> np.ndarray:
     return (x - x[0]) / abs(x[0]) if x.size and x[0] != 0 else np.full(x.shape, np.nan)
 
 
-def fig_reheat(ev: Evidence):
-    """Fig 4: per seed, training p_ood (grey) then each reheating LR at T + s with its peak starred; below, the
-    relative change of a(t) (solid) and ||r(t)|| (dashed) over the reheating steps."""
-    runs = [r for r in ev.runs if r.results("reheat") is not None]
-    fig, axes = _columns(2, seed_titles(runs), sharex=False)
-    top = p_ood_upper([r.results("reheat")["main_curve"]["p_ood"] for r in runs]
-                      + [row["curves"]["p_ood"] for r in runs for row in r.results("reheat")["rows"]])
-    for col, run in enumerate(runs):
-        res = run.results("reheat")
+def figure_reheat(results: Sequence[dict], titles: Sequence[str], switch_steps: Sequence[int | None]):
+    """Fig 4: per reheat.json (a seed, or one run), training p_ood (grey) then each reheating LR at T + s with its
+    peak starred; below, the relative change of a(t) (solid) and ||r(t)|| (dashed) over the reheating steps."""
+    fig, axes = _columns(2, titles, sharex=False)
+    top = p_ood_upper([res["main_curve"]["p_ood"] for res in results]
+                      + [row["curves"]["p_ood"] for res in results for row in res["rows"]])
+    for col, (res, switch_step) in enumerate(zip(results, switch_steps)):
         T = res["main_last_step"]
         ax_p, ax_g = axes[0][col], axes[1][col]
         main = res["main_curve"]
@@ -228,7 +226,7 @@ def fig_reheat(ev: Evidence):
             ax_g.plot(k["step"], _relative(k["a"]), color=color)
             ax_g.plot(k["step"], _relative(k["residual_norm"]), color=color, ls="--")
         ax_p.axvline(T, ls=":", color="k", lw=1.0)  # reheating starts; dotted to tell it from the switch
-        pl.mark_switch(ax_p, run.switch_step, label=None)
+        pl.mark_switch(ax_p, switch_step, label=None)
         ax_p.set(ylim=(-0.01, top))
         ax_g.axhline(0.0, color="k", lw=0.5)
         ax_g.set_xlabel("reheating step s")
@@ -241,14 +239,20 @@ def fig_reheat(ev: Evidence):
     return fig
 
 
+def fig_reheat(ev: Evidence):
+    runs = [r for r in ev.runs if r.results("reheat") is not None]
+    return figure_reheat([r.results("reheat") for r in runs], seed_titles(runs), [r.switch_step for r in runs])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # beta2 sweep and optimizer controls
 # ---------------------------------------------------------------------------------------------------------------
 
-def fig_beta2(ev: Evidence):
-    """PC1 (row-normalized and raw), best p_ood and early |C| against beta2 per p_probe; p_ood curves."""
+def figure_beta2(sweep: dict):
+    """PC1 (row-normalized and raw), best p_ood and early |C| against beta2 per p_probe; p_ood curves; from
+    beta2_sweep.json's results."""
     fig, (ax_g, ax_p, ax_c) = pl.new_figure(1, 3, width=pl.DOUBLE_WIDTH, height=2.4)
-    groups = beta2_groups(ev.beta2)
+    groups = beta2_groups(sweep)
     # one shared beta2 axis, decreasing left to right, so groups with different beta2 values line up (string
     # categories would be ordered by first appearance); one colour per beta2 value across groups
     values = sorted({r["beta2"] for rows in groups.values() for r in rows}, reverse=True)
@@ -280,13 +284,17 @@ def fig_beta2(ev: Evidence):
     return fig
 
 
+def fig_beta2(ev: Evidence):
+    return figure_beta2(ev.beta2)
+
+
 CONTROL_COLORS = {"A": pl.PALETTE["backbone"], "B": pl.PALETTE["residual"], "C": pl.PALETTE["early"],
                   "C_prime": pl.PALETTE["late"]}
 
 
-def fig_sgd_control(ev: Evidence):
-    """Val loss and p_ood against step per optimizer; the standard-window PC1 per run, annotated with k95."""
-    res = ev.control("sgd_control")
+def figure_sgd_control(res: dict):
+    """Val loss and p_ood against step per optimizer; the standard-window PC1 per run, annotated with k95 (hatched:
+    marked rows); from sgd_control.json's results."""
     fig, (ax_v, ax_p, ax_b) = pl.new_figure(1, 3, width=pl.DOUBLE_WIDTH, height=2.3)
     labels = {r["run"]: r["optimizer"] for r in res["rows"]}
     for name, c in res["curves"].items():
@@ -304,6 +312,10 @@ def fig_sgd_control(ev: Evidence):
     ax_b.set_xticks(range(len(res["rows"])), [r["run"].replace("_prime", "'") for r in res["rows"]])
     ax_b.set(ylabel="window PC1 (%)", ylim=(0, 112))
     return fig
+
+
+def fig_sgd_control(ev: Evidence):
+    return figure_sgd_control(ev.control("sgd_control"))
 
 
 # ---------------------------------------------------------------------------------------------------------------
