@@ -212,9 +212,12 @@ def test_nesterov_rule_fires_and_mismatch_is_refused(tmp_path, capsys):
         ensure_run(control_config("tiny", 3, "C_prime", SMALL), root / "C_prime", progress=False)
 
 
-def test_beta2_sweep_records_a_divergence(tmp_path, beta2_zero_diverges):
+def test_beta2_sweep_records_a_divergence(tmp_path, tiny_beta2_sweep):
+    """The session sweep's b0.9 and diverged b0.0 (same config as asked here): skipped, not retrained, and tabulated."""
     import beta2_sweep
     out = tmp_path / "beta2"
+    for name in ("b0.9", "b0.0"):
+        shutil.copytree(tiny_beta2_sweep / name, out / name)
     assert beta2_sweep.main(["--preset", "tiny", "--seed", "3", "--out", str(out), "--beta2", "0.9", "0.0",
                              "--no-progress", "--no-figure", *SMALL]) == 0
     rows = {r["name"]: r for r in json.loads((out / "analysis" / "beta2_sweep.json").read_text())["results"]["rows"]}
