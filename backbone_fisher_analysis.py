@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from drift.analysis.fisher import fisher_analysis
 from drift.paper import PAPER_C13
-from drift.report.run_figures import figure_fisher, run_script
+from drift.report.figures import figure_fisher
+from drift.report.run_figures import run_script
 from drift.run.info import add_check_args, checked_run
 
 PROG = "backbone_fisher_analysis.py"
@@ -64,7 +66,8 @@ def main(argv=None) -> int:
         checked_run(args.run_dir, args, require_steps=0)
         return fisher_analysis(args.run_dir, args.steps, args.m, args.k, args.seed, not args.no_progress)
 
-    return run_script(PROG, args.run_dir, "fisher", compute, figure_fisher, report)
+    return run_script(PROG, args.run_dir, "fisher", compute,
+                      lambda results: figure_fisher([results], [Path(args.run_dir).name]), report)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from drift.analysis.gradients import gradient_alignment_analysis
 from drift.paper import PAPER_C12
-from drift.report.run_figures import figure_gradient_alignment, run_script
+from drift.report.figures import figure_alignment
+from drift.report.run_figures import run_script
 from drift.run.info import add_check_args, checked_run
 
 PROG = "backbone_gradient_analysis.py"
@@ -69,7 +71,8 @@ def main(argv=None) -> int:
         return gradient_alignment_analysis(args.run_dir, args.steps, args.n_batches, args.scope, args.n_random,
                                            args.seed, not args.no_progress)
 
-    return run_script(PROG, args.run_dir, "gradient_alignment", compute, figure_gradient_alignment, report)
+    return run_script(PROG, args.run_dir, "gradient_alignment", compute,
+                      lambda results: figure_alignment([results], [Path(args.run_dir).name]), report)
 
 
 if __name__ == "__main__":

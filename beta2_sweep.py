@@ -21,6 +21,7 @@ from pathlib import Path
 
 from drift.train import distributed as dist
 from drift.report import plotting as pl
+from drift.report.figures import figure_beta2
 from drift.run.checkpoint import RunError, list_steps
 from drift.config import ConfigError, add_config_args, resolve
 from drift.train.control_runs import beta2_config, beta2_run_name, ensure_run
@@ -33,28 +34,6 @@ COLUMNS = ["name", "beta2", "p_probe", "status", "marker", "final_val", "best_p_
            "early_corr", "window_pc1", "window_abs_cos", "wall_s", "note",
            "paper_pc1", "paper_raw_pc1", "paper_drift", "paper_best_p_ood", "paper_mean_abs_cos",
            "paper_early_abs_cos", "paper_early_corr", "paper_window_pc1", "paper_window_abs_cos"]
-
-
-def plot_sweep(results: dict, stem: Path) -> None:
-    """PC1 (row-norm) and best p_ood against beta2 per p_probe; p_ood curves of every run."""
-    fig, (ax_g, ax_c) = pl.new_figure(1, 2, width=pl.DOUBLE_WIDTH, height=2.4)
-    groups: dict = {}
-    for row in results["rows"]:
-        groups.setdefault(row["p_probe"], []).append(row)
-    for (p, rows), ls in zip(sorted(groups.items()), ("-", "--", ":", "-.")):
-        b = [str(r["beta2"]) for r in rows]
-        ax_g.plot(b, [pl.as_array([r.get("pc1")])[0] / 100 for r in rows], ls=ls, marker="o",
-                  color=pl.PALETTE["backbone"], label=f"PC1 (p_probe {p:.2f})")
-        ax_g.plot(b, [r["best_p_ood"] for r in rows], ls=ls, marker="s", color=pl.PALETTE["residual"],
-                  label=f"best p_ood (p_probe {p:.2f})")
-    ax_g.set(xlabel="beta2", ylabel="fraction", ylim=(-0.02, 1.02))
-    ax_g.legend(fontsize=6)
-    for row in results["rows"]:
-        c = row["curves"]
-        ax_c.plot(c["step"], c["p_ood"], label=row["name"] + (" (diverged)" if row["status"] == "diverged" else ""))
-    ax_c.set(xlabel="step", ylabel="p_ood", ylim=(-0.02, 1.02))
-    ax_c.legend(fontsize=6)
-    pl.save_figure(fig, stem)
 
 
 def run_sweep(args, argv) -> None:
@@ -100,7 +79,7 @@ def main(argv=None) -> int:
                           run={r["name"]: run_block(r["run_dir"], list_steps(r["run_dir"])) for r in results["rows"]})
     write_csv(analysis_dir(args.out) / "beta2_sweep.csv", [flat_row(r) for r in results["rows"]], COLUMNS)
     if not args.no_figure:
-        plot_sweep(results, figures_dir(args.out) / "beta2_sweep")
+        pl.save_figure(figure_beta2(results), figures_dir(args.out) / "beta2_sweep")
     for r in results["rows"]:
         pc = "n/a" if r.get("pc1") is None else f"PC1 {r['pc1']:.1f}% raw {r['raw_pc1']:.1f}% drift {r['drift']:.3g}"
         if r.get("pc1_common") is not None:

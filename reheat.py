@@ -20,6 +20,7 @@ from pathlib import Path
 from drift.run import checkpoint as ck
 from drift.train import distributed as dist
 from drift.report import plotting as pl
+from drift.report.figures import figure_reheat
 from drift.config import Config, ConfigError
 from drift.train.control_runs import ensure_run, reheat_config, reheat_run_name
 from drift.analysis.reheat import reheat_table
@@ -29,28 +30,6 @@ from drift.run.info import add_check_args, analysis_dir, checked_run, figures_di
 COLUMNS = ["lr", "name", "status", "start_p_ood", "step1", "peak", "peak_step", "first_above", "end", "end_step",
            "a_start", "a_end", "r_start", "r_end", "wall_s", "paper_peak", "paper_peak_step", "paper_first_060",
            "paper_end"]
-
-
-def plot_reheat(results: dict, stem: Path) -> None:
-    """Fig 4 style: training p_ood (grey), reheating curves at T + s with starred peaks; below, a(t) and ||r(t)||."""
-    fig, (ax_p, ax_g) = pl.new_figure(2, 1, width=pl.DOUBLE_WIDTH, height=4.4)
-    T = results["main_last_step"]
-    main = results["main_curve"]
-    ax_p.plot(main["step"], main["p_ood"], color=pl.PALETTE["p_ood"], label="training")
-    for row in results["rows"]:
-        c = row["curves"]
-        (line,) = ax_p.plot([T + s for s in c["step"]], c["p_ood"], label=f"reheat lr {row['lr']:g}")
-        if row["peak"] is not None:
-            ax_p.plot(T + row["peak_step"], row["peak"], marker="*", ms=10, color=line.get_color())
-        k = row["coords"]
-        ax_g.plot(k["step"], k["a"], color=line.get_color(), label=f"a(t), lr {row['lr']:g}")
-        ax_g.plot(k["step"], k["residual_norm"], ls="--", color=line.get_color(), label="||r(t)||")
-    ax_p.axvline(T, ls="--", color=pl.PALETTE["switch"], lw=0.9)
-    ax_p.set(xlabel="step", ylabel="p_ood", ylim=(-0.02, 1.02))
-    ax_p.legend(fontsize=7)
-    ax_g.set(xlabel="reheating step", ylabel="trunk coordinate vs main step 1")
-    ax_g.legend(fontsize=6, ncol=2)
-    pl.save_figure(fig, stem)
 
 
 def main(argv=None) -> int:
@@ -97,7 +76,8 @@ def main(argv=None) -> int:
               f"{k['a'][-1]:.3g}, ||r|| {k['residual_norm'][0]:.3g} -> {k['residual_norm'][-1]:.3g}")
     write_csv(analysis_dir(main_dir) / "reheat.csv", rows, COLUMNS)
     if not args.no_figure:
-        plot_reheat(results, figures_dir(main_dir) / "reheat")
+        pl.save_figure(figure_reheat([results], [Path(main_dir).name], [main_run.switch_step]),
+                       figures_dir(main_dir) / "reheat")
     print(f"reheat.py: wrote {path}")
     return 0
 

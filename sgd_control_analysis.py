@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from drift.report import plotting as pl
+from drift.report.figures import figure_sgd_control
 from drift.run.checkpoint import RunError, list_steps
 from drift.config import ConfigError
-from drift.train.control_runs import RUN_LABELS
 from drift.analysis.controls import control_table
 from drift.analysis.table_csv import flat_row, write_csv
 from drift.run.info import add_check_args, analysis_dir, figures_dir, run_block, write_analysis
@@ -26,28 +26,6 @@ from drift.run.info import add_check_args, analysis_dir, figures_dir, run_block,
 COLUMNS = ["run", "optimizer", "status", "marker", "final_step", "final_val", "best_p_ood", "best_p_ood_step",
            "pc1", "pc1_top10", "k95", "k99", "drift", "wall_s", "paper_final_val", "paper_best_p_ood", "paper_pc1",
            "paper_k95", "paper_drift"]
-COLORS = {"A": pl.PALETTE["backbone"], "B": pl.PALETTE["residual"], "C": pl.PALETTE["early"],
-          "C_prime": pl.PALETTE["late"]}
-
-
-def plot_controls(results: dict, stem: Path) -> None:
-    """Val loss and p_ood against step per optimizer; standard-window PC1 bars (hatched: marked rows)."""
-    fig, (ax_v, ax_p, ax_b) = pl.new_figure(1, 3, width=pl.DOUBLE_WIDTH, height=2.4)
-    for name, c in results["curves"].items():
-        ax_v.plot(c["step"], c["val_loss"], color=COLORS[name], label=RUN_LABELS.get(name, name))
-        ax_p.plot(c["step"], c["p_ood"], color=COLORS[name])
-    top = max([0.1] + [1.1 * max(c["p_ood"]) for c in results["curves"].values() if c["p_ood"]])
-    ax_v.set(xlabel="step", ylabel="val loss")
-    ax_p.set(xlabel="step", ylabel="p_ood", ylim=(-0.01 * top, min(1.02, top)))
-    ax_p.legend(*ax_v.get_legend_handles_labels(), loc="upper left")  # the p_ood panel has room for it
-    rows = results["rows"]
-    for i, row in enumerate(rows):
-        ax_b.bar(i, row["pc1"] or 0.0, color=COLORS[row["run"]], hatch="//" if row["marker"] else None)
-        ax_b.text(i, (row["pc1"] or 0.0) + 1, "n/a" if row["pc1"] is None else f"k95={row['k95']}",
-                  ha="center", fontsize=7)
-    ax_b.set_xticks(range(len(rows)), [r["run"].replace("_prime", "'") for r in rows])
-    ax_b.set(ylabel="window PC1 % (row-norm)", ylim=(0, 110))
-    pl.save_figure(fig, stem)
 
 
 def main(argv=None) -> int:
@@ -68,7 +46,7 @@ def main(argv=None) -> int:
                           run={r["run"]: run_block(r["run_dir"], list_steps(r["run_dir"])) for r in results["rows"]})
     write_csv(analysis_dir(root) / "sgd_control.csv", [flat_row(r) for r in results["rows"]], COLUMNS)
     if not args.no_figure:
-        plot_controls(results, figures_dir(root) / "sgd_control")
+        pl.save_figure(figure_sgd_control(results), figures_dir(root) / "sgd_control")
     for r in results["rows"]:
         geo = "n/a" if r["pc1"] is None else f"PC1 {r['pc1']:.1f}% k95 {r['k95']} k99 {r['k99']} drift {r['drift']:.3g}"
         val, best = (float("nan") if r[k] is None else r[k] for k in ("final_val", "best_p_ood"))

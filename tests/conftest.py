@@ -32,12 +32,9 @@ def restore_torch_threads():
     torch.set_num_threads(n)
 
 
-@pytest.fixture
-def beta2_zero_diverges(monkeypatch):
-    """Runs with beta2 = 0 diverge at step 9 (the trainer's DivergedError), so a tiny sweep has a blow-up like the
-    paper's beta2 = 0 run. Returns the step."""
+def _diverge_beta2_zero(monkeypatch, at: int = 9) -> int:
     import drift.train.trainer as tr
-    original, at = tr._train_step, 9
+    original = tr._train_step
 
     def step_or_diverge(model, fwd, opt, ctx, step, state):
         if ctx.cfg.train.beta2 == 0.0 and step == at:
@@ -46,6 +43,31 @@ def beta2_zero_diverges(monkeypatch):
 
     monkeypatch.setattr(tr, "_train_step", step_or_diverge)
     return at
+
+
+@pytest.fixture
+def beta2_zero_diverges(monkeypatch):
+    """Runs with beta2 = 0 diverge at step 9 (the trainer's DivergedError), so a tiny sweep has a blow-up like the
+    paper's beta2 = 0 run. Returns the step."""
+    return _diverge_beta2_zero(monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def tiny_beta2_sweep(tmp_path_factory):
+    """A tiny beta2 sweep trained once per session with beta2_sweep.py: beta2 0.9, 0.5 and 0.0 at the preset's
+    p_probe (beta2 = 0 diverges at step 9, as with beta2_zero_diverges), its table written. Copy it before changing
+    it."""
+    import torch
+
+    import beta2_sweep
+    threads = torch.get_num_threads()
+    out = tmp_path_factory.mktemp("sweeps") / "beta2"
+    with pytest.MonkeyPatch.context() as mp:
+        _diverge_beta2_zero(mp)
+        assert beta2_sweep.main(["--preset", "tiny", "--seed", "3", "--out", str(out), "--beta2", "0.9", "0.5", "0.0",
+                                 "--no-progress", "--no-figure", "n_probe_eval=16", "val_batches=1"]) == 0
+    torch.set_num_threads(threads)
+    return out
 
 
 @pytest.fixture

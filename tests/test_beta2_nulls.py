@@ -130,13 +130,12 @@ def test_a_small_p_probe_group_is_set_aside():
 # ---------------------------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def tiny_sweep(tmp_path, beta2_zero_diverges, restore_torch_threads):
-    """Three tiny beta2 runs at the preset's p_probe (beta2 = 0 diverges at step 9) and the b0.9 run relabelled
-    p_probe 0.20 (a group of one), with the beta2 table written."""
+def tiny_sweep(tmp_path, tiny_beta2_sweep):
+    """The session's three tiny beta2 runs (beta2 = 0 diverges at step 9) and the b0.9 run relabelled p_probe 0.20
+    (a group of one), with the beta2 table written."""
     import beta2_sweep
     out = tmp_path / "beta2"
-    assert beta2_sweep.main(["--preset", "tiny", "--seed", "3", "--out", str(out), "--beta2", "0.9", "0.5", "0.0",
-                             "--no-progress", "--no-figure", "n_probe_eval=16", "val_batches=1"]) == 0
+    shutil.copytree(tiny_beta2_sweep, out)
     shutil.copytree(out / "b0.9", out / "b0.9_p0.20")
     info = ck.read_json(out / "b0.9_p0.20" / "run.json")
     info["config"]["train"]["p_probe"] = 0.2

@@ -1,7 +1,9 @@
 """Presets and overrides: the one source of truth for hyper-parameters."""
 import pytest
 
-from drift.config import Config, ConfigError, parse_dense, resolve
+import train as train_script
+from drift.config import Config, ConfigError, parse_dense, resolve, validate
+from helpers.runs import one_line_error
 
 
 def test_paper_preset_is_protocol_section_3():
@@ -58,3 +60,28 @@ def test_round_trip_and_dense_windows():
     assert parse_dense("600:2000:50,2000:4000:100") == [(600, 2000, 50), (2000, 4000, 100)]
     with pytest.raises(ConfigError):
         parse_dense("600:2000")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad arguments are one line and write nothing; every preset validates
+# ---------------------------------------------------------------------------------------------------------------
+
+BAD = {"n_head=0": "n_head=0", "eval_every=0": "eval_every=0", "ckpt_every=0": "ckpt_every=0", "lr=-1": "lr=-1",
+       "lr=nan": "lr=nan", "tokenizer=foo": "tokenizer='foo'", "d_model=0": "d_model=0", "n_layer=0": "n_layer=0",
+       "p_probe=2": "p_probe=2", "amp=fp8": "amp='fp8'", "d_model=33": "not divisible by n_head",
+       "seq_len=10": "seq_len=10 is too short for the longest probe eval item"}
+
+@pytest.mark.parametrize("override", list(BAD))
+def test_bad_config_is_one_line_and_writes_nothing(override, tmp_path, capsys):
+    out = tmp_path / "x"
+    assert train_script.main(["--preset", "tiny", "--out", str(out), "--no-progress", override]) == 2
+    assert BAD[override] in one_line_error(capsys, "train.py")
+    assert not out.exists()
+
+def test_every_preset_validates_and_rules_cover_relations():
+    for preset in ("paper", "cpu", "tiny"):
+        validate(resolve(preset))
+    with pytest.raises(ConfigError, match="gap_ood_min"):
+        resolve("tiny", overrides=["gap_ood_min=5"])
+    with pytest.raises(ConfigError, match="device"):
+        resolve("tiny", overrides=["device=gpu"])

@@ -3,6 +3,7 @@ documented rule (cpu/tiny); the early-stop rule and the matched-loss search on c
 to end on the tiny preset, including a forced divergence and a refused mismatched comparison."""
 import json
 import math
+import shutil
 
 import pytest
 
@@ -15,6 +16,7 @@ from drift.analysis.controls import load_controls
 from drift.analysis.matched import centred_windows, match_val_loss
 from drift.train.optim import lambda_at, lr_at
 from drift.train.trainer import LoopState, _early_stop, ckpt_schedule, eval_schedule
+from helpers.runs import set_info
 
 PAPER_CKPTS = [1, 200, 400] + list(range(600, 2001, 50)) + list(range(2100, 4001, 100))
 # Cheaper evals, and one thread: on a shared 2-core machine two threads per run thrash far more than they help.
@@ -210,9 +212,12 @@ def test_nesterov_rule_fires_and_mismatch_is_refused(tmp_path, capsys):
         ensure_run(control_config("tiny", 3, "C_prime", SMALL), root / "C_prime", progress=False)
 
 
-def test_beta2_sweep_records_a_divergence(tmp_path, beta2_zero_diverges):
+def test_beta2_sweep_records_a_divergence(tmp_path, tiny_beta2_sweep):
+    """The session sweep's b0.9 and diverged b0.0 (same config as asked here): skipped, not retrained, and tabulated."""
     import beta2_sweep
     out = tmp_path / "beta2"
+    for name in ("b0.9", "b0.0"):
+        shutil.copytree(tiny_beta2_sweep / name, out / name)
     assert beta2_sweep.main(["--preset", "tiny", "--seed", "3", "--out", str(out), "--beta2", "0.9", "0.0",
                              "--no-progress", "--no-figure", *SMALL]) == 0
     rows = {r["name"]: r for r in json.loads((out / "analysis" / "beta2_sweep.json").read_text())["results"]["rows"]}
@@ -254,3 +259,25 @@ def test_help(script, capsys):
     with pytest.raises(SystemExit) as e:
         mod.main(["--help"])
     assert e.value.code == 0 and "Example" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Control runs are labelled from run.json; an interrupted one is continued, not skipped
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_control_rows_are_labelled_from_run_json(tiny_run, tmp_path):
+    root = tmp_path / "ctrl"
+    shutil.copytree(tiny_run, root / "A")
+    from drift.analysis.controls import optimizer_label
+    assert optimizer_label(load_controls(root)["A"]) == "AdamW"
+    shutil.copytree(tiny_run, root / "B")  # an AdamW run placed where the SGD control belongs
+    with pytest.raises(ck.RunError, match="B holds a adamw run .* B is the sgd control"):
+        load_controls(root)
+
+def test_sweeps_continue_an_interrupted_run_instead_of_skipping_it(tiny_run_copy):
+    from drift.train.control_runs import ensure_run
+    set_info(tiny_run_copy, status="interrupted", error="KeyboardInterrupt: ")
+    cfg = resolve("tiny", seed=1)
+    res = ensure_run(cfg, tiny_run_copy, progress=False)
+    assert res["action"] == "resumed" and ck.read_json(tiny_run_copy / "run.json")["status"] == "finished"
+    assert ensure_run(cfg, tiny_run_copy, progress=False)["action"] == "skipped"

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from drift.data import corpus
-from drift.data.corpus import DataUnavailableError, TokenCache, build_token_cache, cached_tokens, load_stories
+from drift.run import checkpoint as ck
+from drift.data.corpus import (SINGLE_FILE_VAL_EVERY, DataUnavailableError, TokenCache, build_token_cache, cached_tokens,
+                               load_stories, split_description)
 from drift.data.stories import generate_stories
 from drift.data.tokenizer import (EOS_TEXT, FALLBACK_CODEWORDS, EmbeddedTokenizer, Gpt2Tokenizer, Tokenizer,
                                   TokenizerUnavailableError, get_embedded_tokenizer, get_tokenizer, select_codewords)
@@ -301,3 +303,20 @@ def test_cached_tokens_of_a_local_file_follow_its_contents(tok, tmp_path):
     dump.write_text(STORIES[2] + " And then they went home together.")
     after = cached_tokens(str(dump), "train", 10, tok, tmp_path / "cache")
     assert len(after) == 1 and after.story(0).tolist() == tok.encode(STORIES[2] + " And then they went home together.")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A single-file corpus is split into disjoint train and validation sets
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_single_file_split_is_disjoint_and_recorded(tmp_path, tiny_run):
+    stories = [f"Story number {i} is about a cat who finds a red ball in the garden." for i in range(100)]
+    path = tmp_path / "stories.txt"
+    path.write_text("<|endoftext|>".join(stories))
+    train_part = load_stories(str(path), "train", 1000)
+    val_part = load_stories(str(path), "validation", 1000)
+    assert not set(train_part) & set(val_part)
+    assert len(val_part) == 100 // SINGLE_FILE_VAL_EVERY and len(train_part) + len(val_part) == 100
+    assert val_part[0] == stories[SINGLE_FILE_VAL_EVERY - 1] and train_part[:3] == stories[:3]
+    assert "every 20th story" in split_description(str(path))
+    assert "separate generator streams" in ck.read_json(tiny_run / "run.json")["data_split"]

@@ -76,7 +76,7 @@ def _assert_same_run(reference, run, label):
 
 @pytest.fixture(scope="module")
 def ddp_runs(tiny_run, tmp_path_factory):
-    """One torchrun launch (2 processes, gloo) running the three scenarios of tests/ddp_worker.py."""
+    """One torchrun launch (2 processes, gloo) running the three scenarios of tests/helpers/ddp_worker.py."""
     root = tmp_path_factory.mktemp("ddp")
     killed = root / "resumed_1to2"
     import drift.train.trainer as tr
@@ -95,7 +95,7 @@ def ddp_runs(tiny_run, tmp_path_factory):
         tr._train_step = original
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(ROOT / "tests" / "ddp_worker.py"), str(root), str(KILL_STEP)]
+           str(ROOT / "tests" / "helpers" / "ddp_worker.py"), str(root), str(KILL_STEP)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return root

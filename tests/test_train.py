@@ -6,9 +6,12 @@ import sys
 import pytest
 import torch
 
+import train as train_script
+
 from drift.run import checkpoint as ck
 from drift.config import resolve
 from drift.train.trainer import DivergedError, ckpt_schedule, train
+from helpers.runs import SHORT, one_line_error, set_info
 
 
 def test_run_directory_contract(tiny_run):
@@ -111,3 +114,45 @@ def test_resuming_a_finished_run_changes_nothing(tiny_run_copy):
     before = (tiny_run_copy / "run.json").read_text()
     info = train(resolve("tiny", seed=1), tiny_run_copy, resume=True, progress=False)
     assert info["status"] == "finished" and (tiny_run_copy / "run.json").read_text() == before
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Refusals: a run killed before its first resume point, --out naming a file, a mismatched resume
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_run_killed_before_first_resume_point_has_one_way_out(tmp_path, monkeypatch, capsys):
+    import drift.train.trainer as tr
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    run = tmp_path / "early"
+    cfg = resolve("tiny", seed=1, overrides=SHORT)
+    monkeypatch.setattr(tr, "_train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run, progress=False)
+    monkeypatch.undo()
+    assert ck.read_json(run / "run.json")["status"] == "interrupted" and not (run / "resume.pt").exists()
+    way_out = f"start it over with `python train.py --restart {run}`"
+    for argv in (["--resume", str(run)], ["--preset", "tiny", "--seed", "1", "--out", str(run), *SHORT]):
+        assert train_script.main(argv + ["--no-progress"]) == 2
+        assert way_out in one_line_error(capsys, "train.py")
+    assert train_script.main(["--restart", str(run), "--no-progress"]) == 0
+    assert ck.read_json(run / "run.json")["status"] == "finished" and ck.list_steps(run) == [0, 1, 5, 6]
+
+def test_out_naming_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    assert train_script.main(["--preset", "tiny", "--out", str(f), "--no-progress"]) == 2
+    assert "is a file, not a run directory" in one_line_error(capsys, "train.py")
+    assert f.read_text() == "x"
+
+def test_resume_refuses_mismatched_seed_preset_and_out(tiny_run_copy, tmp_path, capsys):
+    base = ["--resume", str(tiny_run_copy), "--no-progress"]
+    for extra, expect in ((["--seed", "4"], "--seed 4 disagrees with the run's seed 1"),
+                          (["--preset", "cpu"], "--preset cpu disagrees"),
+                          (["--out", str(tmp_path / "elsewhere")], "not --out")):
+        assert train_script.main(base + extra) == 2
+        assert expect in one_line_error(capsys, "train.py")
+    set_info(tiny_run_copy, preset="tiny")
+    assert train_script.main(base + ["--preset", "tiny", "--seed", "1"]) == 0  # agreeing options are fine

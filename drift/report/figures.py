@@ -10,8 +10,11 @@
            fig_nulls_spectrum      the run's explained-variance spectrum against the N1/N2/N3 null bands
 
 With several seeds, each seed gets its own column (one y-range per row, so the seeds compare at a glance).
-Every function takes the loaded `drift.report.claims.Evidence` (or the part it needs) and returns a matplotlib Figure;
-`FIGURES` says which inputs each figure needs, so the script can skip or refuse cleanly.
+Each figure is drawn by one function from its data to a matplotlib Figure (the caller saves): Figs 1-3 by
+figure_backbone_residual, figure_alignment and figure_fisher, whose columns are seeds here and the run itself in
+a run's own figures (drift/report/run_figures.py, backbone_gradient_analysis.py, backbone_fisher_analysis.py); the
+fig_* functions read their data from the loaded `drift.report.claims.Evidence`. `FIGURES` says which inputs each
+figure needs, so the script can skip or refuse cleanly.
 """
 from __future__ import annotations
 
@@ -34,14 +37,18 @@ def p_ood_upper(series: Sequence[Sequence[float]]) -> float:
     return float(min(1.0, max(0.2, 1.15 * peak))) if np.isfinite(peak) else 1.0
 
 
-def _columns(n_rows: int, runs: Sequence[RunEvidence], height_per_row: float = 2.0, sharex: str | bool = "col"):
-    """A figure with one column per seed; returns (fig, axes[row][col])."""
-    n = len(runs)
+def seed_titles(runs: Sequence[RunEvidence]) -> list[str]:
+    return [f"seed {run.config.train.seed}" for run in runs]
+
+
+def _columns(n_rows: int, titles: Sequence[str], height_per_row: float = 2.0, sharex: str | bool = "col"):
+    """A figure with one column per seed (or run), titled; returns (fig, axes[row][col])."""
+    n = len(titles)
     width = pl.DOUBLE_WIDTH if n > 1 else pl.DOUBLE_WIDTH * 0.62
     fig, axes = pl.new_figure(n_rows, n, width=width, height=height_per_row * n_rows, sharex=sharex, sharey="row",
                               squeeze=False)
-    for col, run in enumerate(runs):
-        axes[0][col].set_title(f"seed {run.config.train.seed}")
+    for col, title in enumerate(titles):
+        axes[0][col].set_title(title)
     return fig, axes
 
 
@@ -60,23 +67,43 @@ def block_decomposition(results: dict, block: int = 0) -> tuple[str, dict]:
     raise KeyError(f"trajectory_pca.json has no series for block {block}")
 
 
-def fig_backbone_residual(ev: Evidence):
-    """Fig 1: per seed, a(t) (top) and ||r(t)|| (bottom) of block 0 with p_ood dashed grey on twin axes."""
-    fig, axes = _columns(2, ev.runs)
-    top = p_ood_upper([run.series("p_ood")[1] for run in ev.runs])
-    for col, run in enumerate(ev.runs):
-        scope, d = block_decomposition(run.results("trajectory_pca"))
-        steps, p = run.series("p_ood")
+def decomposition_column(results: dict, scope: str, title: str) -> dict:
+    """One column of figure_backbone_residual from trajectory_pca.json's results: a(t) and ||r(t)|| of `scope`
+    ("trunk" or a block scope), with p_ood at the analysis steps and the run's switch."""
+    series = results["series"]
+    d = series if scope == "trunk" else series["blocks"][scope]
+    return {"title": title, "scope": scope, "steps": series["steps"], "a": d["a"], "residual_norm": d["r_norm"],
+            "p_ood_steps": series["steps"], "p_ood": series["p_ood"], "switch_step": results["setup"]["switch_step"]}
+
+
+def figure_backbone_residual(columns: Sequence[dict]):
+    """Fig 1: per column (a seed, or one scope of a run), a(t) (top) and ||r(t)|| (bottom) with p_ood dashed grey
+    on twin axes and the switch. A column is {"title", "scope", "steps", "a", "residual_norm", "p_ood_steps",
+    "p_ood", "switch_step"} (decomposition_column)."""
+    fig, axes = _columns(2, [c["title"] for c in columns])
+    top = p_ood_upper([c["p_ood"] for c in columns])
+    for col, c in enumerate(columns):
         ax_a, ax_r = axes[0][col], axes[1][col]
-        ax_a.plot(d["steps"], pl.as_array(d["a"]), color=pl.PALETTE["backbone"], marker="o", ms=1.5)
-        ax_r.plot(d["steps"], pl.as_array(d["residual_norm"]), color=pl.PALETTE["residual"], marker="o", ms=1.5)
+        ax_a.plot(c["steps"], pl.as_array(c["a"]), color=pl.PALETTE["backbone"], marker="o", ms=1.5)
+        ax_r.plot(c["steps"], pl.as_array(c["residual_norm"]), color=pl.PALETTE["residual"], marker="o", ms=1.5)
         for ax in (ax_a, ax_r):
-            pl.overlay_p_ood(ax, steps, p, label=r"$p_{ood}$").set_ylim(0.0, top)
-            pl.mark_switch(ax, run.switch_step, label=None)
-        ax_a.set_ylabel(f"a(t)  [{scope}]" if col == 0 else "a(t)")
+            pl.overlay_p_ood(ax, c["p_ood_steps"], c["p_ood"], label=r"$p_{ood}$").set_ylim(0.0, top)
+            pl.mark_switch(ax, c["switch_step"], label=None)
+        ax_a.set_ylabel(f"a(t)  [{c['scope']}]" if col == 0 else "a(t)")
         ax_r.set_ylabel(r"$\|r(t)\|$")
         ax_r.set_xlabel("step")
     return fig
+
+
+def fig_backbone_residual(ev: Evidence):
+    """Fig 1: per seed, block 0 (raw per-block v_b) with p_ood of every eval."""
+    columns = []
+    for run, title in zip(ev.runs, seed_titles(ev.runs)):
+        scope, d = block_decomposition(run.results("trajectory_pca"))
+        steps, p = run.series("p_ood")
+        columns.append({"title": title, "scope": scope, **d, "p_ood_steps": steps, "p_ood": p,
+                        "switch_step": run.switch_step})
+    return figure_backbone_residual(columns)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -101,11 +128,11 @@ def _alignment_panel(ax, res: dict, log: bool) -> None:
         ax.set_yscale("log")
 
 
-def fig_alignment(ev: Evidence):
-    """Fig 2: per seed, linear axis (top, as in the paper) and log axis (bottom, where the floor is visible)."""
-    fig, axes = _columns(2, ev.runs)
-    for col, run in enumerate(ev.runs):
-        res = run.results("gradient_alignment")
+def figure_alignment(results: Sequence[dict], titles: Sequence[str]):
+    """Fig 2: per gradient_alignment.json (a seed, or one run), linear axis (top, as in the paper) and log axis
+    (bottom, where the floor is visible)."""
+    fig, axes = _columns(2, titles)
+    for col, res in enumerate(results):
         _alignment_panel(axes[0][col], res, log=False)
         _alignment_panel(axes[1][col], res, log=True)
         axes[1][col].set_xlabel("step")
@@ -113,6 +140,10 @@ def fig_alignment(ev: Evidence):
         axes[1][col].set_ylabel("|cos| (log)")
     axes[0][-1].legend(loc="upper right", fontsize=6)
     return fig
+
+
+def fig_alignment(ev: Evidence):
+    return figure_alignment([run.results("gradient_alignment") for run in ev.runs], seed_titles(ev.runs))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -149,16 +180,21 @@ def _fisher_panels(ax_q, ax_a, res: dict) -> None:
         pl.mark_switch(ax, res.get("switch_step"), label=None)
 
 
-def fig_fisher(ev: Evidence):
-    """Fig 3: per seed, q(v) of the backbone, switch, PC2 and random directions (log), and alpha(t)."""
-    fig, axes = _columns(2, ev.runs)
-    for col, run in enumerate(ev.runs):
-        _fisher_panels(axes[0][col], axes[1][col], run.results("fisher"))
+def figure_fisher(results: Sequence[dict], titles: Sequence[str]):
+    """Fig 3: per fisher.json (a seed, or one run), q(v) of the backbone, switch, PC2 and random directions (log),
+    and alpha(t)."""
+    fig, axes = _columns(2, titles)
+    for col, res in enumerate(results):
+        _fisher_panels(axes[0][col], axes[1][col], res)
         axes[1][col].set_xlabel("step")
     axes[0][0].set_ylabel(r"$q(v)=\|Gv\|^2/M$")
     axes[1][0].set_ylabel(r"$\alpha = q(v_b)/\overline{q(w)}$")
     axes[0][-1].legend(loc="best", fontsize=6)
     return fig
+
+
+def fig_fisher(ev: Evidence):
+    return figure_fisher([run.results("fisher") for run in ev.runs], seed_titles(ev.runs))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -170,15 +206,13 @@ def _relative(x: Sequence[float]) -> np.ndarray:
     return (x - x[0]) / abs(x[0]) if x.size and x[0] != 0 else np.full(x.shape, np.nan)
 
 
-def fig_reheat(ev: Evidence):
-    """Fig 4: per seed, training p_ood (grey) then each reheating LR at T + s with its peak starred; below, the
-    relative change of a(t) (solid) and ||r(t)|| (dashed) over the reheating steps."""
-    runs = [r for r in ev.runs if r.results("reheat") is not None]
-    fig, axes = _columns(2, runs, sharex=False)
-    top = p_ood_upper([r.results("reheat")["main_curve"]["p_ood"] for r in runs]
-                      + [row["curves"]["p_ood"] for r in runs for row in r.results("reheat")["rows"]])
-    for col, run in enumerate(runs):
-        res = run.results("reheat")
+def figure_reheat(results: Sequence[dict], titles: Sequence[str], switch_steps: Sequence[int | None]):
+    """Fig 4: per reheat.json (a seed, or one run), training p_ood (grey) then each reheating LR at T + s with its
+    peak starred; below, the relative change of a(t) (solid) and ||r(t)|| (dashed) over the reheating steps."""
+    fig, axes = _columns(2, titles, sharex=False)
+    top = p_ood_upper([res["main_curve"]["p_ood"] for res in results]
+                      + [row["curves"]["p_ood"] for res in results for row in res["rows"]])
+    for col, (res, switch_step) in enumerate(zip(results, switch_steps)):
         T = res["main_last_step"]
         ax_p, ax_g = axes[0][col], axes[1][col]
         main = res["main_curve"]
@@ -192,7 +226,7 @@ def fig_reheat(ev: Evidence):
             ax_g.plot(k["step"], _relative(k["a"]), color=color)
             ax_g.plot(k["step"], _relative(k["residual_norm"]), color=color, ls="--")
         ax_p.axvline(T, ls=":", color="k", lw=1.0)  # reheating starts; dotted to tell it from the switch
-        pl.mark_switch(ax_p, run.switch_step, label=None)
+        pl.mark_switch(ax_p, switch_step, label=None)
         ax_p.set(ylim=(-0.01, top))
         ax_g.axhline(0.0, color="k", lw=0.5)
         ax_g.set_xlabel("reheating step s")
@@ -205,14 +239,20 @@ def fig_reheat(ev: Evidence):
     return fig
 
 
+def fig_reheat(ev: Evidence):
+    runs = [r for r in ev.runs if r.results("reheat") is not None]
+    return figure_reheat([r.results("reheat") for r in runs], seed_titles(runs), [r.switch_step for r in runs])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # beta2 sweep and optimizer controls
 # ---------------------------------------------------------------------------------------------------------------
 
-def fig_beta2(ev: Evidence):
-    """PC1 (row-normalized and raw), best p_ood and early |C| against beta2 per p_probe; p_ood curves."""
+def figure_beta2(sweep: dict):
+    """PC1 (row-normalized and raw), best p_ood and early |C| against beta2 per p_probe; p_ood curves; from
+    beta2_sweep.json's results."""
     fig, (ax_g, ax_p, ax_c) = pl.new_figure(1, 3, width=pl.DOUBLE_WIDTH, height=2.4)
-    groups = beta2_groups(ev.beta2)
+    groups = beta2_groups(sweep)
     # one shared beta2 axis, decreasing left to right, so groups with different beta2 values line up (string
     # categories would be ordered by first appearance); one colour per beta2 value across groups
     values = sorted({r["beta2"] for rows in groups.values() for r in rows}, reverse=True)
@@ -244,13 +284,17 @@ def fig_beta2(ev: Evidence):
     return fig
 
 
+def fig_beta2(ev: Evidence):
+    return figure_beta2(ev.beta2)
+
+
 CONTROL_COLORS = {"A": pl.PALETTE["backbone"], "B": pl.PALETTE["residual"], "C": pl.PALETTE["early"],
                   "C_prime": pl.PALETTE["late"]}
 
 
-def fig_sgd_control(ev: Evidence):
-    """Val loss and p_ood against step per optimizer; the standard-window PC1 per run, annotated with k95."""
-    res = ev.control("sgd_control")
+def figure_sgd_control(res: dict):
+    """Val loss and p_ood against step per optimizer; the standard-window PC1 per run, annotated with k95 (hatched:
+    marked rows); from sgd_control.json's results."""
     fig, (ax_v, ax_p, ax_b) = pl.new_figure(1, 3, width=pl.DOUBLE_WIDTH, height=2.3)
     labels = {r["run"]: r["optimizer"] for r in res["rows"]}
     for name, c in res["curves"].items():
@@ -268,6 +312,10 @@ def fig_sgd_control(ev: Evidence):
     ax_b.set_xticks(range(len(res["rows"])), [r["run"].replace("_prime", "'") for r in res["rows"]])
     ax_b.set(ylabel="window PC1 (%)", ylim=(0, 112))
     return fig
+
+
+def fig_sgd_control(ev: Evidence):
+    return figure_sgd_control(ev.control("sgd_control"))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Figures of one run's analyses, drawn from the results dict only (never from checkpoints): the trajectory
-analysis (A1-A7, trajectory_pca_uncentered.py) and the update, gradient and Fisher analyses (A8-A10, the three
-backbone_*_analysis.py scripts), and the body those three scripts share (compute -> JSON -> figure -> summary).
+analysis (A1-A7, trajectory_pca_uncentered.py) and the update alignment (A8, backbone_update_analysis.py), and the
+body the three backbone_*_analysis.py scripts share (compute -> JSON -> figure -> summary). A figure the paper also
+shows (backbone and residual, gradient alignment, Fisher) is drawn by drift/report/figures.py's function for it,
+with the run as its one column. Each figure function returns a matplotlib Figure; the caller saves it.
 
     draw_figures(results, run_dir)                               # figures/trajectory_*.pdf|png
-    save_figure(figure_gradient_alignment(results), stem)        # one mechanism figure
+    save_figure(figure_update_alignment(results), stem)          # the A8 figure
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from drift.report import plotting as pl
+from drift.report.figures import decomposition_column, figure_backbone_residual
 from drift.run.info import figures_dir
 
 
@@ -24,7 +27,7 @@ def _results(d: dict) -> dict:
     return d["results"] if "results" in d else d
 
 
-def figure_explained_variance(results: dict, path_stem) -> list[Path]:
+def figure_explained_variance(results: dict):
     """Per-block raw PC1 (both scopes, both strides) and the trunk spectrum (row-normalized vs raw)."""
     r = _results(results)
     b, layers = r["blocks"], np.asarray(r["blocks"]["layers"])
@@ -44,27 +47,10 @@ def figure_explained_variance(results: dict, path_stem) -> list[Path]:
         ax_t.plot(np.arange(1, frac.size + 1), 100 * frac, "o-", color=color, label=label)
     ax_t.set(xlabel="component k", ylabel="explained (%)", yscale="log", title="trunk")
     ax_t.legend()
-    return pl.save_figure(fig, path_stem)
+    return fig
 
 
-def figure_backbone_residual(results: dict, path_stem, scope: str = "trunk") -> list[Path]:
-    """a(t) (top) and ||r(t)|| (bottom), p_ood overlaid on twin axes, the lambda switch dashed."""
-    r = _results(results)
-    s = r["series"]
-    src = s if scope == "trunk" else s["blocks"][scope]
-    steps = pl.as_array(s["steps"])
-    fig, (ax_a, ax_r) = pl.new_figure(2, 1, sharex=True, height=3.6)
-    ax_a.plot(steps, pl.as_array(src["a"]), color=pl.PALETTE["backbone"])
-    ax_r.plot(steps, pl.as_array(src["r_norm"]), color=pl.PALETTE["residual"])
-    ax_a.set(ylabel="a(t)", title=f"{scope}: backbone and residual")
-    ax_r.set(ylabel="‖r(t)‖", xlabel="step")
-    for ax in (ax_a, ax_r):
-        pl.overlay_p_ood(ax, steps, pl.as_array(s["p_ood"]))
-        pl.mark_switch(ax, r["setup"]["switch_step"])
-    return pl.save_figure(fig, path_stem)
-
-
-def figure_rho(results: dict, path_stem) -> list[Path]:
+def figure_rho(results: dict):
     """Adjacent-window |cos| rho(t) of the trunk rolling backbone."""
     r = _results(results)
     s = r["series"]
@@ -73,10 +59,10 @@ def figure_rho(results: dict, path_stem) -> list[Path]:
     ax.axhline(0.7, ls=":", lw=0.8, color=pl.PALETTE["p_ood"])
     pl.mark_switch(ax, r["setup"]["switch_step"])
     ax.set(xlabel="step", ylabel="ρ(t)", title=f"rolling backbone, W = {r['rolling']['trunk']['window']}")
-    return pl.save_figure(fig, path_stem)
+    return fig
 
 
-def figure_phase_alignment(results: dict, path_stem) -> list[Path]:
+def figure_phase_alignment(results: dict):
     """A_E and A_L: alignment of each window's backbone with the early and late phase backbones."""
     r = _results(results)
     s = r["series"]
@@ -88,20 +74,21 @@ def figure_phase_alignment(results: dict, path_stem) -> list[Path]:
     pl.mark_switch(ax, r["setup"]["switch_step"])
     ax.set(xlabel="window center (step)", ylabel="|cos|", ylim=(0, 1), title="phase handoff")
     ax.legend()
-    return pl.save_figure(fig, path_stem)
+    return fig
 
 
 def draw_figures(results: dict, run_dir) -> list[Path]:
     """All figures of this analysis under run_dir/figures/ (from the results dict only)."""
     out = figures_dir(run_dir)
     r = _results(results)
-    paths = figure_explained_variance(r, out / "trajectory_explained_variance")
-    paths += figure_backbone_residual(r, out / "trajectory_backbone_residual")
+    figures = {"trajectory_explained_variance": figure_explained_variance(r),
+               "trajectory_backbone_residual": figure_backbone_residual(
+                   [decomposition_column(r, "trunk", "trunk: backbone and residual")])}
     if "block0+ln" in r["series"]["blocks"]:
-        paths += figure_backbone_residual(r, out / "trajectory_backbone_residual_block0", scope="block0+ln")
-    paths += figure_rho(r, out / "trajectory_rho")
-    paths += figure_phase_alignment(r, out / "trajectory_phase_alignment")
-    return paths
+        figures["trajectory_backbone_residual_block0"] = figure_backbone_residual(
+            [decomposition_column(r, "block0+ln", "block0+ln: backbone and residual")])
+    figures.update(trajectory_rho=figure_rho(r), trajectory_phase_alignment=figure_phase_alignment(r))
+    return [p for name, fig in figures.items() for p in pl.save_figure(fig, out / name)]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -134,58 +121,6 @@ def figure_update_alignment(results: dict, scopes: Sequence[str] = ("trunk", "bl
     ax_c.legend(loc="best")
     if ax_abs.get_legend_handles_labels()[0]:
         ax_abs.legend(loc="best", fontsize=7)
-    return fig
-
-
-def figure_gradient_alignment(results: dict):
-    """Fig 2: |cos(u_t, v_b)| line, per-batch gradient |cos| (mean +- std) squares, the two isotropic floors
-    dotted, the empirical floor dash-dotted, the switch dashed; linear axis (as the paper) and log axis."""
-    fig, axes = pl.new_figure(1, 2, width=pl.DOUBLE_WIDTH, height=2.6)
-    u = results["update"]
-    steps = [r["step"] for r in results["steps"]]
-    g = [r["composite"]["abs_cos"]["mean"] for r in results["steps"]]
-    gs = [r["composite"]["abs_cos"]["std"] for r in results["steps"]]
-    f = results["floors"]
-    emp = results["summary"]["empirical_floor"]
-    for ax in axes:
-        ax.plot(u["end_steps"], u["abs_cos"], color=pl.PALETTE["backbone"], label=r"$|\cos(u_t, v_b)|$")
-        ax.errorbar(steps, g, yerr=gs, fmt="s", color="0.45", ms=3.5, capsize=2, label=r"$|\cos(g, v_b)|$")
-        ax.axhline(f["abs_cos_mean_asymptotic"], ls=":", color="k", lw=0.9, label=r"$\sqrt{2/(\pi D)}$")
-        ax.axhline(f["cos_rms"], ls=":", color=pl.PALETTE["residual"], lw=0.9, label=r"$1/\sqrt{D}$")
-        ax.axhline(emp, ls="-.", color=pl.PALETTE["neutral"], lw=0.8, label="empirical floor")
-        pl.mark_switch(ax, results.get("switch_step"))
-        ax.set_xlabel("step")
-    axes[0].set_ylabel(f"|cos| ({results['scope']}, D = {f['D']:,})")
-    axes[1].set_yscale("log")
-    axes[0].legend(loc="upper right", fontsize=7)
-    return fig
-
-
-def figure_fisher(results: dict):
-    """Fig 3: top, log q(v_b), q(v_sw), q(v_PC2) and mean q(random _|_ v_b); bottom, alpha(t) with a line at 1."""
-    fig, (ax_q, ax_a) = pl.new_figure(2, 1, sharex=True)
-    rows = results["steps"]
-    steps = [r["step"] for r in rows]
-    series = [("v_b", r"$q(v_b)$", pl.PALETTE["backbone"]), ("v_sw", r"$q(v_{sw})$", pl.PALETTE["residual"]),
-              ("v_pc2", r"$q(v_{PC2})$", pl.PALETTE["alt"])]
-    for key, label, color in series:
-        vals = pl.as_array([r["q"].get(key) for r in rows])
-        if np.isfinite(vals).any():
-            ax_q.plot(steps, vals, marker="o", color=color, label=label)
-    ax_q.plot(steps, [r["q_random_mean"] for r in rows], marker="s", color="0.5", ls="--",
-              label=r"mean $q(w_k)$")
-    ax_q.set_yscale("log")
-    ax_q.set_ylabel(r"$q(v) = \|Gv\|^2/M$")
-    ax_q.legend(loc="best", fontsize=7)
-    alpha = [r["alpha"] for r in rows]
-    ax_a.plot(steps, alpha, marker="o", color=pl.PALETTE["backbone"])
-    ax_a.axhline(1.0, color="k", lw=0.7, ls=":")
-    i = int(np.argmax(alpha))
-    ax_a.annotate(f"{alpha[i]:.2f}", (steps[i], alpha[i]), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax_a.set_ylabel(r"$\alpha = q(v_b)/\overline{q(w)}$")
-    ax_a.set_xlabel("step")
-    for ax in (ax_q, ax_a):
-        pl.mark_switch(ax, results.get("switch_step"))
     return fig
 
 

@@ -1,6 +1,6 @@
 """Launched by tests/test_distributed.py under torchrun (2 processes, gloo); not a test module itself.
 
-    torchrun --standalone --nproc_per_node=2 tests/ddp_worker.py ROOT KILL_STEP
+    torchrun --standalone --nproc_per_node=2 tests/helpers/ddp_worker.py ROOT KILL_STEP
 
 Records every file each rank writes under ROOT (atomic renames and metrics appends), then trains the tiny preset
 three times: ROOT/fresh from scratch; ROOT/resumed_1to2, a run the test killed in one process, resumed here; and

@@ -1,0 +1,1 @@
+"""Code the tests share or launch (not collected: no test_ files)."""
