@@ -93,3 +93,18 @@ def test_committed_report_rebuilds_byte_identical(tmp_path):
     assert sorted(p.name for p in paths) == committed
     for p in paths:
         assert p.read_bytes() == (ROOT / "paper" / "generated" / p.name).read_bytes(), p.name
+
+
+def test_undefined_statistics_written_as_null_are_nan():
+    """The analyses write an undefined value (NaN) as JSON null: a claim whose statistic is undefined in a seed drops
+    that seed, and one undefined everywhere has no data, never a crash."""
+    rng = np.random.default_rng(3)
+    runs = [_run(f"s{i}", 0.8 + 0.01 * i, 0.75, rng, 0) for i in range(3)]
+    runs[1]._r["nulls"]["statistics"]["trunk_pc1_rownorm"]["observed"] = None
+    runs[2]._r["nulls"]["statistics"]["trunk_pc1_rownorm"]["N1"]["median"] = None
+    runs[0]._r["nulls"]["draws"]["N1"]["trunk_pc1_raw"][0] = None
+    e = E.trajectory_evidence(FakeEvidence(runs), "C3")
+    assert e["tests"]["N1"]["n"] == 1 and e["tests"]["N1"]["n_dropped"] == 2 and e["verdict"] == V.ONE_SEED
+    for r in runs:
+        r._r["nulls"]["statistics"]["trunk_pc1_rownorm"] = {"observed": None}
+    assert E.trajectory_evidence(FakeEvidence(runs), "C3")["verdict"] == "no null"

@@ -21,8 +21,13 @@ from drift.report.claims import (BETA2_NULLS, C9_WINDOWS, CLAIM_NULLS, CONTROL_N
                                  finite)
 
 
+def _num(x) -> float:
+    """A JSON number as float; None (how the analyses write an undefined NaN) and anything else as NaN."""
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else math.nan
+
+
 def _median(entry: dict | None, kind: str) -> float:
-    return float(((entry or {}).get(kind) or {}).get("median", math.nan))
+    return _num(((entry or {}).get(kind) or {}).get("median"))
 
 
 def run_context(run) -> dict:
@@ -55,7 +60,7 @@ def trajectory_evidence(ev: Evidence, claim: str) -> dict | None:
             continue
         entry = nr["statistics"].get(check.stat) or {}
         labels.append(run.label)
-        observed.append(float(entry.get("observed", math.nan)))
+        observed.append(_num(entry.get("observed")))
         for k in V.NULL_KINDS:
             medians[k].append(_median(entry, k))
         diags.append(V.diagnostic(claim, nr, run_context(run), rules))
@@ -76,7 +81,7 @@ def control_evidence(ev: Evidence, claim: str) -> dict | None:
     diag = {"on_medians": on_medians, "pass_rate": {},
             "diagnostic": None if on_medians[V.KEY] is None else not on_medians[V.KEY], "basis": "N1 median"}
     return _summary(claim, f"run {run} {found[0]} window PC1 (%)", "high", [ev.controls_dir.name],
-                    [float(e["observed"])], {k: [_median(e, k)] for k in V.NULL_KINDS}, [diag])
+                    [_num(e.get("observed"))], {k: [_median(e, k)] for k in V.NULL_KINDS}, [diag])
 
 
 def _beta2_rule(claim: str, series: list[float]) -> bool:
@@ -104,12 +109,14 @@ def beta2_evidence(ev: Evidence, claim: str) -> dict | None:
             "diagnostic": None if not finite(rate) else bool(rate <= V.DIAGNOSTIC_MAX_PASS), "basis": "draws"}
     if how == "trend":
         e = res["trends"][label][stat]
-        obs, med = float(e.get("observed", math.nan)), {k: [_median(e, k)] for k in V.NULL_KINDS}
+        obs, med = _num(e.get("observed")), {k: [_median(e, k)] for k in V.NULL_KINDS}
         name = f"net fall of {stat}, p_probe {label}"
     else:  # C18: every run above its own band; the smallest run's margin stands for the sweep
-        gaps = [(res["runs"][r]["statistics"][stat]["observed"], res["runs"][r]["statistics"][stat]) for r in names]
-        obs_run = min(gaps, key=lambda g: g[0] - _median(g[1], V.KEY))
-        obs, med = float(obs_run[0]), {k: [_median(obs_run[1], k)] for k in V.NULL_KINDS}
+        gaps = [(_num(res["runs"][r]["statistics"][stat].get("observed")), res["runs"][r]["statistics"][stat])
+                for r in names]
+        gaps = [g for g in gaps if finite(g[0] - _median(g[1], V.KEY))] or gaps
+        obs_run = min(gaps, key=lambda g: g[0] - _median(g[1], V.KEY) if finite(g[0] - _median(g[1], V.KEY)) else 0)
+        obs, med = obs_run[0], {k: [_median(obs_run[1], k)] for k in V.NULL_KINDS}
         name = f"{stat} of the run nearest its N1 median, p_probe {label}"
     return _summary(claim, name, "high", [ev.beta2_dir.name], [obs], med, [diag])
 

@@ -164,7 +164,7 @@ RULE_ON_DRAW: dict[str, Callable] = {"C2": _c2, "C3": _c3, "C4": _c4, "C5": _c5,
 
 
 def _draw_stats(draws: Mapping[str, Sequence[float]], i: int) -> dict[str, float]:
-    return {k: float(v[i]) if v[i] is not None else math.nan for k, v in draws.items()}
+    return {k: float(v[i]) if _finite(v[i]) else math.nan for k, v in draws.items()}
 
 
 def rule_pass_rate(claim: str, draws: Mapping[str, Sequence[float]], ctx: dict, rules) -> dict:
@@ -183,7 +183,8 @@ def rule_pass_rate(claim: str, draws: Mapping[str, Sequence[float]], ctx: dict, 
 
 def rule_on_medians(claim: str, bands: Mapping[str, dict], kind: str, ctx: dict, rules) -> bool | None:
     """The claim's rule on the null's per-statistic medians (each statistic's median over draws)."""
-    stats = {k: (v.get(kind) or {}).get("median", math.nan) for k, v in bands.items() if isinstance(v, dict)}
+    stats = {k: (v.get(kind) or {}).get("median") for k, v in bands.items() if isinstance(v, dict)}
+    stats = {k: float(v) if _finite(v) else math.nan for k, v in stats.items()}
     try:
         return bool(RULE_ON_DRAW[claim](stats, ctx, rules))
     except (KeyError, TypeError, ValueError):
