@@ -5,7 +5,7 @@ with caption and label, or a short "not run" table naming the script to run), `m
 quotes) and `claims.tex` (the checklist with verdicts, from drift.report.claims). Each table puts the paper's value beside
 ours; with two seeds a cell reads "s42 / s271" (the paper's own convention), with more it reads mean +- half-range.
 
-    from drift.report.claims import load_evidence
+    from drift.report.inputs import load_evidence
     from drift.report.tables import write_report
     write_report(load_evidence(["runs/cpu_s42"], controls="runs/ctrl_s42"), "paper/generated")
 """
@@ -16,8 +16,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from drift.report.claims import (HELD, NOT_HELD, NOT_MEASURED, Evidence, RunEvidence, beta2_groups, evaluate_claims,
-                                 relative_change)
+from drift.report.claims import evaluate_claims
+from drift.report.inputs import Evidence, RunEvidence
+from drift.report.readers import HELD, NOT_HELD, NOT_MEASURED, beta2_groups, relative_change
 from drift.report.rules import finite
 from drift.config import PRESETS, Config, resolve
 from drift.paper import PAPER_BETA2, PAPER_REHEAT, PAPER_REHEAT_START, PAPER_TABLE4
