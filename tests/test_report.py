@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from drift.report import claims as cl, inputs as inp, readers as rd
-from drift.report import rules
+from drift.report import latex, rules, table_cells
 from drift.report import tables as rp
 from drift.config import resolve
 
@@ -115,24 +115,24 @@ def test_every_claim_has_a_declared_test_and_the_paper_value():
 # ---------------------------------------------------------------------------------------------------------------
 
 def test_spread_reads_like_the_paper_for_two_seeds_and_mean_half_range_beyond():
-    assert rp.spread([71.4, 71.7], 3) == "71.4 / 71.7"
-    assert rp.spread([1.0, 2.0, 3.0], 3) == r"2 $\pm$ 1"
-    assert rp.spread([None, 0.5]) == "n/a / 0.5"
+    assert latex.spread([71.4, 71.7], 3) == "71.4 / 71.7"
+    assert latex.spread([1.0, 2.0, 3.0], 3) == r"2 $\pm$ 1"
+    assert latex.spread([None, 0.5]) == "n/a / 0.5"
 
 
 def test_numbers_and_text_are_latex_safe():
-    assert rp.num(None) == "n/a" and rp.num(float("nan")) == "n/a"
-    assert rp.num(2.4e-6) == r"$2.4\times10^{-6}$"
-    assert rp.num(211694.0) == r"$2.12\times10^{5}$"
-    assert rp.num(113.7) == "113.7"
+    assert latex.num(None) == "n/a" and latex.num(float("nan")) == "n/a"
+    assert latex.num(2.4e-6) == r"$2.4\times10^{-6}$"
+    assert latex.num(211694.0) == r"$2.12\times10^{5}$"
+    assert latex.num(113.7) == "113.7"
     # "_" and "/" allow a line break after them (long statistic names and paths overflowed table cells)
-    assert rp.esc("k95 & 50% of d_model #1") == r"k95 \& 50\% of d\_\allowbreak{}model \#1"
-    assert rp.esc("a/b") == r"a/\allowbreak{}b"
+    assert latex.esc("k95 & 50% of d_model #1") == r"k95 \& 50\% of d\_\allowbreak{}model \#1"
+    assert latex.esc("a/b") == r"a/\allowbreak{}b"
 
 
 def test_infer_preset_names_the_preset_and_lists_overrides():
-    assert rp.infer_preset(resolve("cpu", 42)) == "cpu"
-    assert rp.infer_preset(resolve("cpu", 271, ["total_steps=500"])) == "cpu + total_steps=500"
+    assert table_cells.infer_preset(resolve("cpu", 42)) == "cpu"
+    assert table_cells.infer_preset(resolve("cpu", 271, ["total_steps=500"])) == "cpu + total_steps=500"
 
 
 # ---------------------------------------------------------------------------------------------------------------
