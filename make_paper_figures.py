@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from drift.run.checkpoint import RunError
-from drift.report.claims import Evidence, default_inputs, load_evidence
+from drift.report.inputs import Evidence, default_inputs, load_evidence
 from drift.config import ConfigError
 from drift.report.figures import FIGURES, missing_inputs
 from drift.report.plotting import figure_paths, save_figure

@@ -21,7 +21,7 @@ import argparse
 import sys
 
 from drift.run.checkpoint import RunError
-from drift.report.claims import default_inputs, load_evidence
+from drift.report.inputs import default_inputs, load_evidence
 from drift.config import ConfigError
 from drift.report.tables import write_report
 from drift.run.info import check_seed_set, check_sweep_matches

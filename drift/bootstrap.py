@@ -1,6 +1,7 @@
 """What a fresh machine needs before anything else runs, checked with the standard library only.
 
-This module must import nothing outside the standard library: it runs before the requirements are installed.
+This module must import nothing outside the standard library (drift.atomic is standard library only): it runs before
+the requirements are installed.
 
     python3 -m drift.bootstrap python     # install requirements.txt unless every pin is already satisfied
     python3 -m drift.bootstrap tex        # the PDF toolchain; on Debian as root (or with sudo) apt-get installs it
@@ -22,6 +23,8 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+
+from drift.atomic import atomic_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,9 +219,8 @@ def fetch_gpt2_ranks(dest: Path | None = None) -> Path:
         raise SetupError(f"{GPT2_RANKS_MEMBER} from {name}=={version} has sha256 {digest}, expected "
                          f"{GPT2_RANKS_SHA256}; refusing to use it")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = dest.with_name(dest.name + f".tmp{os.getpid()}")
-    tmp_path.write_bytes(data)
-    os.replace(tmp_path, dest)
+    with atomic_path(dest) as tmp_path:
+        tmp_path.write_bytes(data)
     return dest
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from drift.nulls import beta2 as bn
 from drift.run import checkpoint as ck
-from drift.report import claims as cl
+from drift.report import claims as cl, inputs as inp, null_verdicts as nv
 from drift.nulls import trajectory as nulls
 from drift.geometry.trajectory import Trajectory
 
@@ -57,8 +57,8 @@ def _sweep(coherences, norms, n_draws: int = 60) -> dict:
 
 
 def _verdicts(res: dict) -> dict[str, dict]:
-    ev = cl.Evidence([], beta2_nulls=res)
-    return {cid: cl.null_outcome(ev, cid) for cid in cl.BETA2_NULLS}
+    ev = inp.Evidence([], beta2_nulls=res)
+    return {cid: nv.null_outcome(ev, cid) for cid in nv.BETA2_NULLS}
 
 
 EQUAL = np.ones(len(STEPS) - 1)
@@ -165,7 +165,7 @@ def test_trajectory_nulls_beta2_end_to_end(tiny_sweep, tmp_path, capsys):
     assert res["runs"]["b0.9_p0.20"]["draws"]["N1"]["gamma_a"] != res["runs"]["b0.9"]["draws"]["N1"]["gamma_a"]
     e = res["trends"]["0.1"]["pc1_common"]
     assert e["observed"] == pytest.approx(table["b0.9"]["pc1_common"] - table["b0.0"]["pc1_common"], rel=1e-12)
-    ev = cl.load_evidence([], beta2=tiny_sweep)
+    ev = inp.load_evidence([], beta2=tiny_sweep)
     rows = {r["id"]: r for r in cl.evaluate_claims(ev)}
     for cid in ("C14", "C17", "C18", "C19"):
         assert rows[cid]["null"] in (nulls.BEYOND, nulls.WITHIN), (cid, rows[cid])
@@ -184,5 +184,5 @@ def test_trajectory_nulls_beta2_refuses_what_it_cannot_read(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         trajectory_nulls.main([str(tmp_path), "--beta2", "--controls"])
     assert e.value.code == 2 and "not allowed with" in capsys.readouterr().err
-    ev = cl.Evidence([], beta2_dir=tmp_path / "empty")
-    assert "trajectory_nulls.py" in cl.null_outcome(ev, "C17")["null_text"]
+    ev = inp.Evidence([], beta2_dir=tmp_path / "empty")
+    assert "trajectory_nulls.py" in nv.null_outcome(ev, "C17")["null_text"]

@@ -133,7 +133,7 @@ def test_resume_with_another_number_of_processes(tiny_run, ddp_runs):
     assert json.loads((ddp_runs / "resumed_1to2" / "run.json").read_text())["resumed_world_size"] == 2
     killed = ddp_runs / "killed_2"
     info = json.loads((killed / "run.json").read_text())
-    # stopped by an exception on every rank: rank 0 records it (the trainer's _mark_stopped); the resume point stays
+    # stopped by an exception on every rank: rank 0 records it (lifecycle.mark_stopped); the resume point stays
     assert max(ck.list_steps(killed)) == 15 and info["status"] == "failed" and info["error"].startswith("Killed")
     train(resolve("tiny", seed=1), killed, resume=True, progress=False)
     _assert_same_run(tiny_run, killed, "2 -> 1 ranks")

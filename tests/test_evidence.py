@@ -84,7 +84,7 @@ def test_rule_history_table_lists_every_entry():
 
 def test_committed_report_rebuilds_byte_identical(tmp_path):
     """paper/generated is exactly what the committed analysis JSON gives: nothing in the report is typed by hand."""
-    from drift.report.claims import load_evidence
+    from drift.report.inputs import load_evidence
     from drift.report.tables import write_report
     runs = ROOT / "experiments" / "results" / "cpu_runs"
     ev = load_evidence([runs / "cpu_s42", runs / "cpu_s271"], runs / "ctrl_s42", runs / "beta2_s42")

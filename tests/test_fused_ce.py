@@ -230,8 +230,8 @@ def test_resume_accepts_a_run_json_written_before_the_field_existed(tiny_run_cop
     """run.json of a run started before fused_ce existed lacks the key; resuming it must not read that as a change."""
     import json
     from drift.config import resolve
-    from drift.train.trainer import _check_run_dir
+    from drift.train.lifecycle import check_run_dir
     info = json.loads((tiny_run_copy / "run.json").read_text())
     del info["config"]["train"]["fused_ce"]
     (tiny_run_copy / "run.json").write_text(json.dumps(info))
-    _check_run_dir(resolve("tiny", seed=1), tiny_run_copy, resume=True)  # raises RunError on a difference
+    check_run_dir(resolve("tiny", seed=1), tiny_run_copy, resume=True)  # raises RunError on a difference

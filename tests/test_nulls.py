@@ -18,7 +18,7 @@ import pytest
 from scipy import stats
 
 from drift.analysis import backbone
-from drift.report import claims as cl
+from drift.report import inputs as inp, null_verdicts as nv
 from drift.report import rules
 from drift.geometry.pca import drift_pca
 from drift.geometry.trajectory import Trajectory
@@ -143,10 +143,10 @@ def _setup(drift: float, noise: float, seed: int) -> backbone.Setup:
 
 def _null_rows(su, n_draws: int = 60) -> dict:
     res = nulls.null_statistics(su, n_draws=n_draws, seed=3, kinds=("N1",))
-    run = cl.RunEvidence(run_dir=Path("synthetic"), info={}, config=su.run.config, steps=su.run.steps, metrics=[],
+    run = inp.RunEvidence(run_dir=Path("synthetic"), info={}, config=su.run.config, steps=su.run.steps, metrics=[],
                          analyses={"nulls": res})
-    ev = cl.Evidence([run])
-    return {cid: cl.null_outcome(ev, cid) for cid in cl.CLAIM_NULLS}, res
+    ev = inp.Evidence([run])
+    return {cid: nv.null_outcome(ev, cid) for cid in nv.CLAIM_NULLS}, res
 
 
 def test_isotropic_random_walk_is_within_null():
@@ -199,10 +199,10 @@ def test_trajectory_nulls_script(tiny_run_copy, capsys):
     assert "trajectory_pca_uncentered.py" in capsys.readouterr().err
     assert trajectory_pca_uncentered.main([str(tiny_run_copy), "--no-figures", "--no-progress"]) == 0
     assert trajectory_nulls.main([str(tiny_run_copy), "--draws", "20"]) == 0
-    res = cl.load_run_evidence(tiny_run_copy).results("nulls")
+    res = inp.load_run_evidence(tiny_run_copy).results("nulls")
     assert set(res["nulls"]) == set(nulls.NULLS) and res["nulls"]["N1"]["n_draws"] == 20
     e = res["statistics"]["trunk_pc1_raw"]
-    traj = cl.load_run_evidence(tiny_run_copy).results("trajectory_pca")
+    traj = inp.load_run_evidence(tiny_run_copy).results("trajectory_pca")
     assert e["observed"] == pytest.approx(traj["trunk"]["pc1_raw_full"], rel=1e-12)   # same code, same number
     assert all(e[k]["n"] == 20 and e[k]["lo"] <= e[k]["median"] <= e[k]["hi"] for k in nulls.NULLS)
     assert len(res["draws"]["N3"]["trunk_pc1_raw"]) == 20

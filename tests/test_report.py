@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drift.report import claims as cl
-from drift.report import rules
+from drift.report import claims as cl, inputs as inp, readers as rd
+from drift.report import latex, rules, table_cells
 from drift.report import tables as rp
 from drift.config import resolve
 
@@ -115,24 +115,24 @@ def test_every_claim_has_a_declared_test_and_the_paper_value():
 # ---------------------------------------------------------------------------------------------------------------
 
 def test_spread_reads_like_the_paper_for_two_seeds_and_mean_half_range_beyond():
-    assert rp.spread([71.4, 71.7], 3) == "71.4 / 71.7"
-    assert rp.spread([1.0, 2.0, 3.0], 3) == r"2 $\pm$ 1"
-    assert rp.spread([None, 0.5]) == "n/a / 0.5"
+    assert latex.spread([71.4, 71.7], 3) == "71.4 / 71.7"
+    assert latex.spread([1.0, 2.0, 3.0], 3) == r"2 $\pm$ 1"
+    assert latex.spread([None, 0.5]) == "n/a / 0.5"
 
 
 def test_numbers_and_text_are_latex_safe():
-    assert rp.num(None) == "n/a" and rp.num(float("nan")) == "n/a"
-    assert rp.num(2.4e-6) == r"$2.4\times10^{-6}$"
-    assert rp.num(211694.0) == r"$2.12\times10^{5}$"
-    assert rp.num(113.7) == "113.7"
+    assert latex.num(None) == "n/a" and latex.num(float("nan")) == "n/a"
+    assert latex.num(2.4e-6) == r"$2.4\times10^{-6}$"
+    assert latex.num(211694.0) == r"$2.12\times10^{5}$"
+    assert latex.num(113.7) == "113.7"
     # "_" and "/" allow a line break after them (long statistic names and paths overflowed table cells)
-    assert rp.esc("k95 & 50% of d_model #1") == r"k95 \& 50\% of d\_\allowbreak{}model \#1"
-    assert rp.esc("a/b") == r"a/\allowbreak{}b"
+    assert latex.esc("k95 & 50% of d_model #1") == r"k95 \& 50\% of d\_\allowbreak{}model \#1"
+    assert latex.esc("a/b") == r"a/\allowbreak{}b"
 
 
 def test_infer_preset_names_the_preset_and_lists_overrides():
-    assert rp.infer_preset(resolve("cpu", 42)) == "cpu"
-    assert rp.infer_preset(resolve("cpu", 271, ["total_steps=500"])) == "cpu + total_steps=500"
+    assert table_cells.infer_preset(resolve("cpu", 42)) == "cpu"
+    assert table_cells.infer_preset(resolve("cpu", 271, ["total_steps=500"])) == "cpu + total_steps=500"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,19 +194,19 @@ def crafted_controls() -> tuple[dict, dict]:
     return table4, matched
 
 
-def crafted_evidence(good: bool = True) -> cl.Evidence:
+def crafted_evidence(good: bool = True) -> inp.Evidence:
     cfg = resolve("cpu", 42)
     steps = list(range(0, 1001, 20))
     p = 0.5 + 0.3 * np.sin(np.arange(len(steps)) / 3) if good else np.zeros(len(steps))
     metrics = [{"step": s, "p_ood": float(v), "val_loss": float(8 - 5 * i / len(steps))}
                for i, (s, v) in enumerate(zip(steps, p))]
     info = {"n_params": 1_300_000, "ckpt_steps": steps, "device": "cpu", "timers": {"compute": 400.0}}
-    run = cl.RunEvidence(run_dir=Path("runs/cpu_s42"), info=info, config=cfg, steps=steps, metrics=metrics,
+    run = inp.RunEvidence(run_dir=Path("runs/cpu_s42"), info=info, config=cfg, steps=steps, metrics=metrics,
                          analyses={"reheat": crafted_reheat(good)})
     table4, matched = crafted_controls()
     if not good:
         table4["rows"][2]["pc1"], table4["rows"][2]["k95"] = 80.0, 3
-    return cl.Evidence([run], Path("runs/ctrl_s42"), Path("runs/beta2_s42"),
+    return inp.Evidence([run], Path("runs/ctrl_s42"), Path("runs/beta2_s42"),
                        {"sgd_control": table4, "sgd_matched_valloss": matched}, crafted_beta2(good))
 
 
@@ -217,9 +217,9 @@ def _verdicts(ev):
 def test_claim_readers_give_the_planted_verdicts():
     good, bad = _verdicts(crafted_evidence(True)), _verdicts(crafted_evidence(False))
     for cid in ("C1", "C14", "C15", "C16", "C17", "C18", "C19", "C20"):
-        assert good[cid]["verdict"] == cl.HELD, (cid, good[cid])
+        assert good[cid]["verdict"] == rd.HELD, (cid, good[cid])
     for cid in ("C1", "C14", "C15", "C17", "C20"):
-        assert bad[cid]["verdict"] == cl.NOT_HELD, (cid, bad[cid])
+        assert bad[cid]["verdict"] == rd.NOT_HELD, (cid, bad[cid])
     assert "0.99 / 0.95 / 0.9 / 0.8 / 0" in good["C17"]["ours"]
 
 
@@ -227,23 +227,23 @@ def test_c16_reads_the_centred_windows_and_c17_the_common_span():
     ev = crafted_evidence(True)
     c_row = ev.controls["sgd_matched_valloss"]["rows"][1]
     c_row["windows"][0]["geometry"]["pc1"] = 60.0            # a paper-step window off the matched loss: ignored
-    assert _verdicts(ev)["C16"]["verdict"] == cl.HELD
+    assert _verdicts(ev)["C16"]["verdict"] == rd.HELD
     c_row["windows"][3]["geometry"]["k95"] = 3                # the wide centred window is not collinear
-    assert _verdicts(ev)["C16"]["verdict"] == cl.NOT_HELD
+    assert _verdicts(ev)["C16"]["verdict"] == rd.NOT_HELD
     ev = crafted_evidence(True)
     for r in ev.beta2["rows"]:
         r["pc1_common"] = 68.0                                # equal spans: no fall, whatever the full spans say
-    assert _verdicts(ev)["C17"]["verdict"] == cl.NOT_HELD
+    assert _verdicts(ev)["C17"]["verdict"] == rd.NOT_HELD
 
 
 def test_missing_analyses_are_not_measured_with_the_script_to_run():
     rows = _verdicts(crafted_evidence(True))
     for cid in ("C2", "C11", "C12", "C13"):
-        assert rows[cid]["verdict"] == cl.NOT_MEASURED
+        assert rows[cid]["verdict"] == rd.NOT_MEASURED
     assert "backbone_update_analysis.py runs/cpu_s42" in rows["C11"]["reason"]
     assert "backbone_fisher_analysis.py" in rows["C13"]["reason"]
-    empty = _verdicts(cl.Evidence([]))
-    assert all(r["verdict"] == cl.NOT_MEASURED and r["reason"] for r in empty.values())
+    empty = _verdicts(inp.Evidence([]))
+    assert all(r["verdict"] == rd.NOT_MEASURED and r["reason"] for r in empty.values())
 
 
 def test_two_seeds_must_both_hold():
@@ -253,7 +253,7 @@ def test_two_seeds_must_both_hold():
     second.analyses["reheat"] = crafted_reheat(False)
     ev.runs.append(second)
     row = _verdicts(ev)["C20"]
-    assert row["verdict"] == cl.NOT_HELD and "s271" in row["reason"] and row["ours"].startswith("s42:")
+    assert row["verdict"] == rd.NOT_HELD and "s271" in row["reason"] and row["ours"].startswith("s42:")
 
 
 def test_tables_on_crafted_json_show_paper_beside_ours(tmp_path):
@@ -338,12 +338,12 @@ def test_pipeline_on_the_tiny_run(tiny_run_copy, tmp_path, capsys):
     blocks = (gen / "table2_blocks.tex").read_text()
     assert "80.5 / 78.6" in blocks and "not run" not in blocks       # paper beside ours, from the JSON
 
-    rows = cl.evaluate_claims(cl.load_evidence([tiny_run_copy]))
+    rows = cl.evaluate_claims(inp.load_evidence([tiny_run_copy]))
     assert [r["id"] for r in rows] == [f"C{i}" for i in range(1, 23)]
     for r in rows:
-        assert r["verdict"] in (cl.HELD, cl.NOT_HELD, cl.NOT_MEASURED)
-        assert r["verdict"] != cl.NOT_MEASURED or r["reason"], r["id"]
-    measured = {r["id"] for r in rows if r["verdict"] != cl.NOT_MEASURED}
+        assert r["verdict"] in (rd.HELD, rd.NOT_HELD, rd.NOT_MEASURED)
+        assert r["verdict"] != rd.NOT_MEASURED or r["reason"], r["id"]
+    measured = {r["id"] for r in rows if r["verdict"] != rd.NOT_MEASURED}
     assert {"C1", "C2", "C3", "C5", "C11", "C12", "C13"} <= measured
 
 
@@ -392,6 +392,6 @@ def test_default_inputs_pair_controls_only_with_the_same_model(tmp_path):
     fake_run(tmp_path / "runs/cpu_s42", "cpu")
     fake_run(tmp_path / "runs/ctrl_s42/A", "cpu")
     fake_run(tmp_path / "runs/beta2_s42/b0.9", "tiny")
-    runs, controls, beta2 = cl.default_inputs(root=tmp_path)
+    runs, controls, beta2 = inp.default_inputs(root=tmp_path)
     assert runs == [tmp_path / "runs/cpu_s42"] and controls == tmp_path / "runs/ctrl_s42" and beta2 is None
-    assert cl.default_inputs(root=tmp_path / "nothing_here") == ([], None, None)
+    assert inp.default_inputs(root=tmp_path / "nothing_here") == ([], None, None)

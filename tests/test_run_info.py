@@ -81,6 +81,6 @@ def test_running_run_is_refused_and_divergence_is_carried(tiny_run_copy, capsys,
     assert backbone_update_analysis.main([str(tiny_run_copy), "--scope", "trunk"]) == 0
     run = _analysis(tiny_run_copy)["run"]
     assert run["status_text"] == "diverged at step 27" and run["missing_steps"] == []
-    from drift.report.claims import load_evidence
+    from drift.report.inputs import load_evidence
     from drift.report.tables import setup_table
     assert "run status & finished & diverged at step 27" in setup_table(load_evidence([tiny_run_copy]))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import ttest_1samp
 
-from drift.report import claims, rules
+from drift.report import readers, rules
 from drift.report import verdicts as V
 
 
@@ -52,7 +52,7 @@ def test_seed_verdict_lists_the_nulls_passed():
 
 
 def _ctx():
-    return {"switch": 400, "total": 1000, "layers": [0, 1], "c9_windows": claims.C9_WINDOWS, "n3_abs_cos_lo": 0.3}
+    return {"switch": 400, "total": 1000, "layers": [0, 1], "c9_windows": readers.C9_WINDOWS, "n3_abs_cos_lo": 0.3}
 
 
 def test_rule_pass_rate_counts_the_draws_where_the_rule_holds():

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from drift.atomic import atomic_path
 from drift.run import checkpoint as ck
 from drift.geometry.trajectory import Trajectory
 from drift.analysis import gram_stream
@@ -48,11 +49,9 @@ def _read_cache(run_dir) -> dict | None:
 
 def _write_cache(run_dir, steps: list[int], scopes: list[str], stats: np.ndarray, grams: dict) -> None:
     path = analysis_dir(run_dir) / GRAM_CACHE
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, steps=np.asarray(steps, dtype=np.int64), scopes=np.asarray(scopes), stats=stats,
                  grams=np.stack([grams[s] for s in scopes]))
-    os.replace(tmp, path)
 
 
 def _cache_slice(cache: dict, steps: list[int], scopes: list[str]) -> dict[str, np.ndarray]:

@@ -5,9 +5,10 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Sequence
+
+from drift.atomic import atomic_path
 
 
 def flat_row(row: dict, paper_prefix: str = "paper_") -> dict:
@@ -21,12 +22,10 @@ def write_csv(path, rows: list[dict], columns: Sequence[str]) -> Path:
     """Atomic CSV of the given columns (missing values empty, floats with 6 significant digits)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(columns)
         for row in rows:
             w.writerow(["" if row.get(c) is None else (f"{row[c]:.6g}" if isinstance(row[c], float) else row[c])
                         for c in columns])
-    os.replace(tmp, path)
     return path

@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from drift.atomic import atomic_path
 from drift.bootstrap import default_cache_dir
 from drift.data.stories import GRAMMAR_VERSION, SPLIT_INDEX, embedded_seed, generate_stories
 from drift.data.tokenizer import Tokenizer, tokenizer_fingerprint
@@ -240,10 +241,8 @@ class TokenCache:
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:  # a file object keeps np.save from appending ".npy" to the temporary name
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.save appends no ".npy" to the name
         np.save(f, array)
-    os.replace(tmp, path)
 
 
 def build_token_cache(stories: Sequence[str], tokenizer: Tokenizer, path_prefix: str | os.PathLike) -> TokenCache:

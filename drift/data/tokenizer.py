@@ -26,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence, runtime_checkable
 
+from drift.atomic import atomic_path
 from drift.bootstrap import default_cache_dir
 from drift.data.stories import GRAMMAR_VERSION, embedded_seed, generate_stories
 
@@ -285,10 +286,9 @@ class EmbeddedTokenizer:
         """JSON, written atomically."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
         payload = {"format": _FORMAT, "version": _FORMAT_VERSION, "pieces": self._pieces}
-        tmp.write_text(json.dumps(payload, ensure_ascii=True), encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(payload, ensure_ascii=True), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "EmbeddedTokenizer":

@@ -21,7 +21,7 @@ numpy default_rng([seed, k, d, crc32(r)]): the runs are drawn independently of o
 redone alone.
 
 Rule (fixed before any null was computed on a real sweep; also in the README):
-  Compared runs. The runs the claim readers (drift.report.claims) compare: every p_probe group with >= 3 runs
+  Compared runs. The runs the claim readers (drift.report.readers) compare: every p_probe group with >= 3 runs
     (drift.analysis.beta2.compared_groups), ordered by decreasing beta2; smaller groups (the p_probe 0.20 pair run for the
     comparison with the paper) get their per-run bands but no verdict. Within a group, only the runs whose observed
     statistic is finite count, as the readers skip missing values.
@@ -32,7 +32,7 @@ Rule (fixed before any null was computed on a real sweep; also in the README):
     fall (a larger fall than matched random walks with the same step norms give) in every compared group; "within
     null" otherwise.
   C18 ("gamma_a > 1 for every beta2"). "Beyond null" when every compared run's gamma_a lies above its own N1 band.
-  N2 and N3 are reported beside N1. drift/report/claims.py (BETA2_NULLS) reads the verdicts from the JSON.
+  N2 and N3 are reported beside N1. drift/report/null_verdicts.py (BETA2_NULLS) reads the verdicts from the JSON.
 
     res = beta2_nulls("runs/beta2_s42", n_draws=200, seed=0)    # trajectory_nulls.py --beta2 writes it to nulls.json
     res["trends"]["0.1"]["pc1_common"]       # {"claim", "high", "low", "beta2", "observed", "N1": band, "N2", "N3"}

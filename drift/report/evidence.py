@@ -17,8 +17,10 @@ import numpy as np
 
 from drift.report import rules
 from drift.report import verdicts as V
-from drift.report.claims import (BETA2_NULLS, C9_WINDOWS, CLAIM_NULLS, CONTROL_NULLS, Evidence, control_null_window,
-                                 finite)
+from drift.report.inputs import Evidence
+from drift.report.null_verdicts import BETA2_NULLS, CLAIM_NULLS, CONTROL_NULLS, control_null_window
+from drift.report.readers import C9_WINDOWS
+from drift.report.rules import finite
 
 
 def _num(x) -> float:

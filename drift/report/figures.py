@@ -13,7 +13,7 @@ With several seeds, each seed gets its own column (one y-range per row, so the s
 Each figure is drawn by one function from its data to a matplotlib Figure (the caller saves): Figs 1-3 by
 figure_backbone_residual, figure_alignment and figure_fisher, whose columns are seeds here and the run itself in
 a run's own figures (drift/report/run_figures.py, backbone_gradient_analysis.py, backbone_fisher_analysis.py); the
-fig_* functions read their data from the loaded `drift.report.claims.Evidence`. `FIGURES` says which inputs each
+fig_* functions read their data from the loaded `drift.report.inputs.Evidence`. `FIGURES` says which inputs each
 figure needs, so the script can skip or refuse cleanly.
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from drift.report import plotting as pl
-from drift.report.claims import Evidence, RunEvidence, beta2_groups
+from drift.report.inputs import Evidence, RunEvidence
+from drift.report.readers import beta2_groups
 
 LR_COLORS = [pl.PALETTE["early"], pl.PALETTE["late"], pl.PALETTE["alt"], pl.PALETTE["neutral"]]
 P_PROBE_STYLES = ["-", "--", ":", "-."]

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from drift.atomic import atomic_path
 from drift.report.rules import finite
 
 
@@ -83,9 +84,8 @@ def not_run(label: str, caption: str, reason: str) -> str:
 
 
 def write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
     return path
 
 

@@ -5,8 +5,8 @@ Two questions, each with one rule, fixed here before the regime issue's five see
 an entry in experiments/rule_history.json, shown in the report):
 
 1. **Beyond null, over seeds.** Per seed s the key statistic x_s (CLAIM_NULLS / CONTROL_NULLS / BETA2_NULLS in
-   report/claims.py) and each null's median m_s from that seed's own nulls.json (the null is matched to the seed's
-   step norms). d_s = x_s - m_s on the side the paper predicts (sign flipped for "low"). Reported: seed mean and
+   report/null_verdicts.py) and each null's median m_s from that seed's own nulls.json (the null is matched to the
+   seed's step norms). d_s = x_s - m_s on the side the paper predicts (sign flipped for "low"). Reported: seed mean and
    sd of x, each null's median, mean d, and the effect size mean(d) / sd(x), the difference in units of the
    between-seed standard deviation. The test: a one-sided one-sample t-test of d_s > 0 at ALPHA = 0.05, and every
    seed on the predicted side (d_s > 0). "beyond N1" means it passes against N1, the matched random walk; the

@@ -8,7 +8,6 @@ corrupt.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import math
@@ -19,6 +18,7 @@ from typing import Iterable, Iterator
 
 import torch
 
+from drift.atomic import atomic_path
 from drift.run import digests
 
 CKPT_RE = re.compile(r"^ckpt_(\d{6,})\.pt$")
@@ -30,10 +30,6 @@ class RunError(RuntimeError):
 
 def ckpt_path(run_dir: str | os.PathLike, step: int) -> Path:
     return Path(run_dir) / f"ckpt_{step:06d}.pt"
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
 def write_error(path: Path, e: BaseException) -> RunError:
@@ -51,24 +47,13 @@ def write_error(path: Path, e: BaseException) -> RunError:
     return RunError(f"cannot write {path}: {cause}")
 
 
-@contextlib.contextmanager
 def _atomic(path: Path):
-    """Yield a temporary name for `path`; rename on success; on failure remove it and raise a RunError."""
-    tmp = _tmp(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:
-        error = None if isinstance(e, RunError) else write_error(path, e)  # before unlinking frees the space
-        with contextlib.suppress(OSError):
-            # truncate first: torch's writer can keep the file open (the traceback holds it), and an unlinked but
-            # open file keeps its blocks, so the disk would stay full
-            os.truncate(tmp, 0)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if error is None:
-            raise
-        raise error from None
+    """drift.atomic's temporary name for `path`, renamed on success; a failed write raises a RunError naming the
+    file and its cause (a full disk named as such)."""
+    def as_run_error(e: BaseException) -> RunError | None:
+        failed_write = isinstance(e, (OSError, RuntimeError)) and not isinstance(e, RunError)
+        return write_error(path, e) if failed_write else None
+    return atomic_path(path, error=as_run_error)
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:

@@ -15,6 +15,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from drift.atomic import atomic_path
+
 # What a result needs; checkpoints, resume state, caches and figures are left behind (figures are redrawn from JSON).
 TOP_FILES = ("run.json", "metrics.jsonl", "environment.txt", "codewords.json")
 MAX_BYTES = 5 << 20  # a committed JSON larger than this is a mistake (a draws dump, a cache): refuse it
@@ -45,9 +47,8 @@ def _copy(src: Path, dst: Path) -> None:
         raise ExportError(f"{src} is {src.stat().st_size / 2**20:.1f} MiB, over the {MAX_BYTES >> 20} MiB a committed "
                           f"result file may have; it is not a result (leave it in the run directory)")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dst)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def export(root, out) -> list[Path]:

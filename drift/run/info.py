@@ -88,8 +88,8 @@ def check_same_setup(a: RunInfo, b: RunInfo, ignore: tuple[str, ...] = ()) -> No
 
 
 # run.json statuses a run ends with. A completed run reached its end (or its early-stop rule); a diverged one stopped
-# at a non-finite loss. The runners (control_runs, the probe study) skip every DONE run; drift/train/trainer.py keeps
-# its own FINAL (the completed ones): `train.py --resume` continues a diverged run from its last resume state.
+# at a non-finite loss. The runners (control_runs, the probe study) skip every DONE run; drift/train/lifecycle.py's
+# FINAL is the completed ones: `train.py --resume` continues a diverged run from its last resume state.
 COMPLETED = ("finished", "early_stopped")
 DONE = COMPLETED + ("diverged",)
 

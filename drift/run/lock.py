@@ -26,7 +26,7 @@ from pathlib import Path
 from drift.run.checkpoint import RunError
 
 LOCK_NAME = "run.lock"
-_TMP_RE = re.compile(r"^\..+\.tmp(\d+)$")  # checkpoint._tmp: .<name>.tmp<pid>
+_TMP_RE = re.compile(r"^\..+\.tmp(\d+)$")  # drift.atomic: .<name>.tmp<pid>
 
 
 def pid_alive(pid: int) -> bool:

@@ -6,7 +6,8 @@ Under torchrun each rank computes its share of a step's micro-batches and the gr
 
 One step: `grad_accum` micro-batches of L = L_LM + lambda * L_probe (each divided by grad_accum), global-norm
 clipping, one optimizer step at lr_at(step). Checkpoints at the schedule's steps (step 0 = initialization), evals
-appended to metrics.jsonl as they happen, resume state rewritten atomically at every checkpoint.
+appended to metrics.jsonl as they happen, resume state rewritten atomically at every checkpoint. The run directory
+around the loop (checks before writing, the lock, run.json, resume.pt) is drift/train/lifecycle.py's.
 
     from drift.config import resolve
     from drift.train.trainer import train
@@ -14,24 +15,19 @@ appended to metrics.jsonl as they happen, resume state rewritten atomically at e
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from drift import alloc
 from drift.run import checkpoint as ck
 from drift.train import distributed as dist
+from drift.train import lifecycle
 from drift.config import Config, parse_dense, validate
 from drift.data.context import RunContext, build_context, codewords_for
 from drift.data.corpus import split_description
@@ -40,7 +36,6 @@ from drift.train.lowp import BF16Shadow
 from drift.model import GPT
 from drift.train.optim import build_optimizer, lambda_at, lr_at, set_lr
 from drift.data.probe import probe_accuracy
-from drift.run.lock import RunLock, refuse_if_held, remove_stale_temps
 
 
 class DivergedError(RuntimeError):
@@ -51,6 +46,10 @@ class DivergedError(RuntimeError):
         super().__init__(f"loss became non-finite at step {step}; stopped, the last good checkpoint in {run_dir} "
                          f"is kept (lower lr, or raise grad_clip strictness)")
 
+
+# --------------------------------------------------------------------------------------------------------------
+# Schedules: which steps save a checkpoint and which evaluate
+# --------------------------------------------------------------------------------------------------------------
 
 def ckpt_schedule(cfg: Config) -> list[int]:
     t = cfg.train
@@ -65,6 +64,10 @@ def eval_schedule(cfg: Config) -> list[int]:
     return sorted({1, t.total_steps} | set(range(t.eval_every, t.total_steps + 1, t.eval_every)))
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Loss: L = L_LM + lambda * L_probe (the fused version lives in fused_ce.py)
+# --------------------------------------------------------------------------------------------------------------
+
 def composite_loss(logits: torch.Tensor, y: torch.Tensor, probe_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(L_LM over scored non-probe positions, L_probe over the probe mask or 0 when the batch has none)."""
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), reduction="none",
@@ -74,6 +77,10 @@ def composite_loss(logits: torch.Tensor, y: torch.Tensor, probe_mask: torch.Tens
     loss_probe = ce[probe_mask].sum() / probe_mask.sum() if probe_mask.any() else ce.new_zeros(())
     return loss_lm, loss_probe
 
+
+# --------------------------------------------------------------------------------------------------------------
+# Evaluate: validation loss and probe accuracy, in and out of distribution
+# --------------------------------------------------------------------------------------------------------------
 
 @torch.no_grad()
 def evaluate(model: GPT, ctx: RunContext) -> dict:
@@ -93,102 +100,16 @@ def evaluate(model: GPT, ctx: RunContext) -> dict:
     return {"val_loss": nll / max(1, n), "p_in": p_in, "p_ood": p_ood, "nll_in": nll_in, "nll_ood": nll_ood}
 
 
+# --------------------------------------------------------------------------------------------------------------
+# One step: micro-batches, all-reduce, clipping, optimizer step at lr_at(step)
+# --------------------------------------------------------------------------------------------------------------
+
 @dataclass
 class LoopState:
     step: int = 0
     best_p_ood: float = 0.0
     sums: dict = field(default_factory=lambda: {"loss": 0.0, "lm": 0.0, "probe": 0.0, "n": 0})
     timers: dict = field(default_factory=lambda: {"data": 0.0, "compute": 0.0, "eval": 0.0, "ckpt": 0.0})
-
-
-def _provenance(cfg: Config, argv: list[str] | None, device: torch.device, extra: dict) -> dict:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                                text=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"config": cfg.to_dict(), "argv": argv if argv is not None else sys.argv, "git_commit": commit,
-            "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
-            "device": str(device), "host": platform.node(),
-            # which CPU kernels ran (e.g. AVX2, AVX512): loop times are only comparable on the same capability
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "allocator": dict(alloc.STATE),  # drift/alloc.py: whether glibc's malloc was tuned (speed only)
-            "start_time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "ckpt_steps": ckpt_schedule(cfg), "eval_steps": eval_schedule(cfg),
-            "lambda_switch_step": cfg.train.lambda_switch_step, "status": "running", **extra}
-
-
-def _restart_hint(run_dir: Path) -> str:
-    return f"start it over with `python train.py --restart {run_dir}`"
-
-
-def _check_run_dir(cfg: Config, run_dir: Path, resume: bool, locked: bool = False) -> None:
-    """Read-only checks of --out / --resume, done before anything is written (and again under the lock)."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ck.RunError(f"--out {run_dir} is a file, not a run directory; choose another --out")
-    if not locked:
-        refuse_if_held(run_dir)  # a live writer is the first thing to report
-    run_json = run_dir / "run.json"
-    if resume:
-        if not run_json.exists():
-            raise ck.RunError(f"--resume: {run_dir} holds no run.json; start it without --resume")
-        # through Config, so a field added after the run started reads as its default (not as a difference)
-        saved, current = Config.from_dict(ck.read_json(run_json)["config"]).to_dict(), cfg.to_dict()
-        for d in (saved, current):
-            d["model"].pop("vocab_size")  # derived from the tokenizer when the run starts
-        if saved != current:
-            raise ck.RunError(f"--resume: the config differs from {run_json}; resume without overrides")
-        if not (run_dir / "resume.pt").exists() and ck.read_json(run_json).get("status") not in FINAL:
-            raise ck.RunError(f"{run_dir} has no resume point (resume.pt): it stopped before its first checkpoint; "
-                              f"{_restart_hint(run_dir)}")
-        return
-    if run_json.exists() or any(ck.CKPT_RE.match(p.name) for p in run_dir.glob("ckpt_*.pt")):
-        if (run_dir / "resume.pt").exists():
-            raise ck.RunError(f"{run_dir} already holds a run; continue it with `python train.py --resume "
-                              f"{run_dir}` or choose another --out")
-        raise ck.RunError(f"{run_dir} already holds a run that stopped before its first checkpoint (no resume.pt); "
-                          f"{_restart_hint(run_dir)}, or choose another --out")
-
-
-# Files a training run writes at the top of its directory; --restart removes them (analysis/ and figures/ stay).
-RUN_FILES = ("run.json", "metrics.jsonl", "codewords.json", "resume.pt")
-FINAL = ("finished", "early_stopped")
-
-
-def _clear_run(run_dir: Path) -> list[str]:
-    gone = [p for p in run_dir.iterdir() if p.name in RUN_FILES or ck.CKPT_RE.match(p.name)]
-    for p in gone:
-        p.unlink()
-    return sorted(p.name for p in gone)
-
-
-def _save_resume(run_dir: Path, model, opt, state: LoopState) -> None:
-    ck.atomic_torch_save({"step": state.step, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                          "torch_rng": torch.get_rng_state(), "best_p_ood": state.best_p_ood,
-                          "sums": state.sums, "timers": state.timers}, run_dir / "resume.pt")
-
-
-def _load_resume(run_dir: Path, model, opt) -> LoopState:
-    path = run_dir / "resume.pt"
-    if not path.exists():
-        raise ck.RunError(f"{path} is missing: the run stopped before its first checkpoint; {_restart_hint(run_dir)}")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise ck.RunError(f"{path} is corrupt ({type(e).__name__}); {_restart_hint(run_dir)}") from None
-    model.load_state_dict(saved["model"])
-    opt.load_state_dict(saved["optimizer"])
-    torch.set_rng_state(saved["torch_rng"])
-    if dist.is_main():
-        _truncate_metrics(run_dir / "metrics.jsonl", saved["step"])
-    return LoopState(step=saved["step"], best_p_ood=saved["best_p_ood"], sums=saved["sums"], timers=saved["timers"])
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop eval records written after the resume point, so the resumed run does not log them twice."""
-    if path.exists():
-        records = [r for r in ck.read_metrics(path.parent) if r["step"] <= step]
-        ck.atomic_write_text("".join(json.dumps(r) + "\n" for r in records), path)
 
 
 def _train_step(model, fwd, opt, ctx: RunContext, step: int, state: LoopState) -> float:
@@ -233,6 +154,10 @@ def _train_step(model, fwd, opt, ctx: RunContext, step: int, state: LoopState) -
     return float(grad_norm)
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Eval and early stop: a metrics record, then the early-stop rule
+# --------------------------------------------------------------------------------------------------------------
+
 def _record_eval(model, ctx: RunContext, step: int, state: LoopState, grad_norm: float) -> dict:
     t0 = time.perf_counter()
     rec = {"step": step, **evaluate(model, ctx)}
@@ -256,6 +181,48 @@ def _early_stop(rec: dict, state: LoopState, cfg: Config) -> str | None:
     return None
 
 
+def _eval_and_decide(model, ctx: RunContext, step: int, state: LoopState, grad_norm: float, bar) -> str | None:
+    rec = _record_eval(model, ctx, step, state, grad_norm)
+    bar.set_postfix(val=f"{rec['val_loss']:.3f}", p_in=f"{rec['p_in']:.2f}", p_ood=f"{rec['p_ood']:.2f}")
+    return _early_stop(rec, state, ctx.cfg)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The loop: checkpoints, evals and resume state on schedule; train() runs it in a locked run directory
+# --------------------------------------------------------------------------------------------------------------
+
+def _loop(model, fwd, opt, ctx: RunContext, state: LoopState, progress: bool) -> str:
+    cfg, run_dir = ctx.cfg, ctx.run_dir
+    ckpts, evals = set(ckpt_schedule(cfg)), set(eval_schedule(cfg))
+    model.train()
+    bar = tqdm(range(state.step + 1, cfg.train.total_steps + 1), initial=state.step, total=cfg.train.total_steps,
+               desc=run_dir.name, disable=not (progress and dist.is_main()), dynamic_ncols=True)
+    for step in bar:
+        try:
+            grad_norm = _train_step(model, fwd, opt, ctx, step, state)
+        except DivergedError:  # raised on every rank at once: loss and gradient norm are the reduced ones
+            lifecycle.mark_diverged(run_dir, step)
+            raise
+        state.step = step
+        stop = None
+        if step in ckpts and dist.is_main():
+            t0 = time.perf_counter()
+            ck.save_checkpoint(run_dir, step, model.state_dict(), cfg.to_dict())
+            state.timers["ckpt"] += time.perf_counter() - t0
+        if step in evals:  # rank 0 evaluates and decides; every rank gets the decision
+            stop = dist.on_main(_eval_and_decide, model, ctx, step, state, grad_norm, bar)
+        if (step in ckpts or stop) and dist.is_main():
+            t0 = time.perf_counter()
+            lifecycle.save_resume(run_dir, model, opt, state)
+            state.timers["ckpt"] += time.perf_counter() - t0
+        if stop:
+            if dist.is_main():
+                ck.append_jsonl(run_dir / "metrics.jsonl", {"step": step, "early_stop": stop})
+                tqdm.write(stop)
+            return "early_stopped"
+    return "finished"
+
+
 def train(cfg: Config, run_dir, resume: bool = False, init_from: str | None = None,
           argv: list[str] | None = None, progress: bool = True, restart: bool = False,
           preset: str | None = None) -> dict:
@@ -271,51 +238,12 @@ def train(cfg: Config, run_dir, resume: bool = False, init_from: str | None = No
     validate(cfg)
     run_dir = Path(run_dir)
     dist.micro_indices(cfg.train.grad_accum)  # fail early when there are more ranks than micro-batches
-    if not restart:
-        dist.on_main(_check_run_dir, cfg, run_dir, resume)
+    lifecycle.check_before_writing(cfg, run_dir, resume, restart)
     with dist.main_first():  # rank 0 fills the token cache; the others then read it
         ctx = build_context(cfg)  # no run_dir: writes nothing there
-    dist.on_main(_make_run_dir, run_dir)
-    with _run_lock(run_dir):
-        dist.on_main(_prepare_locked, cfg, run_dir, resume, restart)
+    with lifecycle.locked_run(cfg, run_dir, resume, restart):
         ctx.run_dir = run_dir
         return _train_locked(cfg, ctx, resume, init_from, argv, progress, preset)
-
-
-def _make_run_dir(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ck.RunError(f"cannot create the run directory {run_dir}: {e.strerror}") from None
-
-
-@contextlib.contextmanager
-def _run_lock(run_dir: Path):
-    """The run directory's lock, held by rank 0 for the whole training; the other ranks, which write nothing, take
-    none. A refusal on rank 0 is raised on every rank."""
-    lock = RunLock(run_dir) if dist.is_main() else None
-    dist.on_main(_acquire, lock)
-    try:
-        yield
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def _acquire(lock: RunLock) -> None:
-    lock.acquire()
-
-
-def _prepare_locked(cfg: Config, run_dir: Path, resume: bool, restart: bool) -> None:
-    """With the lock held (rank 0): remove stale temporary files, then clear the run for a restart or check the
-    directory again (another writer may have started it between the first check and the lock)."""
-    for p in remove_stale_temps(run_dir):
-        print(f"{run_dir}: removed the stale temporary file {p.name}", file=sys.stderr)
-    if restart:
-        removed = _clear_run(run_dir)
-        print(f"{run_dir}: restarting from step 0; removed {', '.join(removed) or 'nothing'}", file=sys.stderr)
-    else:
-        _check_run_dir(cfg, run_dir, resume, locked=True)
 
 
 def _train_locked(cfg: Config, ctx: RunContext, resume: bool, init_from: str | None, argv, progress: bool,
@@ -333,21 +261,14 @@ def _train_locked(cfg: Config, ctx: RunContext, resume: bool, init_from: str | N
     else:
         fwd = torch.compile(model) if cfg.train.compile else model
     if resume:
-        info = dist.on_main(ck.read_json, run_dir / "run.json")  # every rank takes rank 0's record
-        if info.get("status") in FINAL:
+        info = lifecycle.read_record(run_dir)  # every rank takes rank 0's record
+        if info.get("status") in lifecycle.FINAL:
             return info  # nothing left to do; keep the record of when it really ended
-        state = _load_resume(run_dir, model, opt)
-        for key in ("error", "diverged_step", "end_time"):
-            info.pop(key, None)
-        info["status"] = "running"
-        if dist.world() != info.get("world_size", 1):
-            info["resumed_world_size"] = dist.world()
-        if dist.is_main():
-            ck.atomic_write_json(info, run_dir / "run.json")
+        state = LoopState(**lifecycle.load_resume(run_dir, model, opt))
+        lifecycle.mark_resumed(run_dir, info)
     else:
-        info = _provenance(cfg, argv, ctx.device, extra)
-        if dist.is_main():
-            ck.atomic_write_json(info, run_dir / "run.json")
+        info = lifecycle.provenance(cfg, argv, ctx.device, extra, ckpt_schedule(cfg), eval_schedule(cfg))
+        lifecycle.write_record(run_dir, info)
         state = None
     if dist.is_main():
         print(f"{run_dir}: data split: {info.get('data_split') or split_description(cfg.train.data_source)}",
@@ -363,65 +284,11 @@ def _train_locked(cfg: Config, ctx: RunContext, resume: bool, init_from: str | N
         raise
     except BaseException as e:  # a failed write, an interrupt: run.json must not keep saying "running"
         if dist.is_main():
-            _mark_stopped(run_dir, "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed", e)
+            stopped = "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed"
+            lifecycle.mark_stopped(run_dir, stopped, e)
         raise
     info["end_time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     info["timers"] = state.timers
-    if dist.is_main():
-        ck.atomic_write_json(info, run_dir / "run.json")
+    lifecycle.write_record(run_dir, info)
     dist.barrier()  # every file is written before any rank returns (and before rank 0 releases the lock)
     return info
-
-
-def _mark_stopped(run_dir: Path, status: str, error: BaseException) -> None:
-    """Best effort: on a read-only disk run.json cannot be rewritten either (analyses then see no lock holder)."""
-    try:
-        info = ck.read_json(run_dir / "run.json")
-        info.update(status=status, error=f"{type(error).__name__}: {error}"[:300],
-                    end_time=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        ck.atomic_write_json(info, run_dir / "run.json")
-    except (ck.RunError, OSError, ValueError):
-        pass
-
-
-def _loop(model, fwd, opt, ctx: RunContext, state: LoopState, progress: bool) -> str:
-    cfg, run_dir = ctx.cfg, ctx.run_dir
-    ckpts, evals = set(ckpt_schedule(cfg)), set(eval_schedule(cfg))
-    model.train()
-    bar = tqdm(range(state.step + 1, cfg.train.total_steps + 1), initial=state.step, total=cfg.train.total_steps,
-               desc=run_dir.name, disable=not (progress and dist.is_main()), dynamic_ncols=True)
-    for step in bar:
-        try:
-            grad_norm = _train_step(model, fwd, opt, ctx, step, state)
-        except DivergedError:  # raised on every rank at once: loss and gradient norm are the reduced ones
-            if dist.is_main():
-                ck.append_jsonl(run_dir / "metrics.jsonl", {"step": step, "diverged": True})
-                info = ck.read_json(run_dir / "run.json")
-                info.update(status="diverged", diverged_step=step)
-                ck.atomic_write_json(info, run_dir / "run.json")
-            dist.barrier()
-            raise
-        state.step = step
-        stop = None
-        if step in ckpts and dist.is_main():
-            t0 = time.perf_counter()
-            ck.save_checkpoint(run_dir, step, model.state_dict(), cfg.to_dict())
-            state.timers["ckpt"] += time.perf_counter() - t0
-        if step in evals:  # rank 0 evaluates and decides; every rank gets the decision
-            stop = dist.on_main(_eval_and_decide, model, ctx, step, state, grad_norm, bar)
-        if (step in ckpts or stop) and dist.is_main():
-            t0 = time.perf_counter()
-            _save_resume(run_dir, model, opt, state)
-            state.timers["ckpt"] += time.perf_counter() - t0
-        if stop:
-            if dist.is_main():
-                ck.append_jsonl(run_dir / "metrics.jsonl", {"step": step, "early_stop": stop})
-                tqdm.write(stop)
-            return "early_stopped"
-    return "finished"
-
-
-def _eval_and_decide(model, ctx: RunContext, step: int, state: LoopState, grad_norm: float, bar) -> str | None:
-    rec = _record_eval(model, ctx, step, state, grad_norm)
-    bar.set_postfix(val=f"{rec['val_loss']:.3f}", p_in=f"{rec['p_in']:.2f}", p_ood=f"{rec['p_ood']:.2f}")
-    return _early_stop(rec, state, ctx.cfg)
