@@ -1,7 +1,7 @@
 """The claims' decision rules (PROTOCOL section 6): pure functions of a few numbers -> bool, with the thresholds
 they use. The thresholds and rules were written down before any cpu- or paper-scale result existed; this file's git
 history is their audit trail, so change a rule or a threshold only in a commit of its own, with a note in the report.
-The readers in claims.py pull the numbers out of the analysis JSON and apply these rules; tests/test_report.py
+The readers in readers.py pull the numbers out of the analysis JSON and apply these rules; tests/test_report.py
 checks each rule on crafted values.
 
     from drift.report.rules import rule_c3
