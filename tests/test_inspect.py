@@ -13,9 +13,10 @@ import torch
 
 from drift.inspect import cli as di
 from drift.inspect import formats as fm
+from drift.inspect import scopes as sc
 
 FAST = ["--draws", "20", "--no-progress"]
-GPT2_TRUNK = re.compile(fm.TRUNK_PRESETS["gpt2"])
+GPT2_TRUNK = re.compile(sc.TRUNK_PRESETS["gpt2"])
 
 
 def dense_shares(states: list[dict], pattern: re.Pattern, ref: int = 0) -> dict:
@@ -205,17 +206,17 @@ def test_trunk_presets_and_regex():
               "mlp.up_proj", "mlp.down_proj", "input_layernorm", "post_attention_layernorm")}
     llama.update({"model.embed_tokens.weight": ((50, 8), "bfloat16"),
                   "model.layers.1.self_attn.rotary_emb.inv_freq": ((4,), "float32")})
-    scopes, layers, preset, _ = fm.trunk_scopes(llama, "auto", "x")
+    scopes, layers, preset, _ = sc.trunk_scopes(llama, "auto", "x")
     assert preset == "llama" and layers == [0, 1, 2] and len(scopes["trunk"]) == 21
     assert len(scopes["block1"]) == 7 and len(scopes["block1+ln"]) == 9  # + 2 norms, not the rotary buffer
-    scopes, layers, preset, _ = fm.trunk_scopes(llama, r"model\.layers\.(\d+)\.mlp\.\w+\.weight", "x")
-    assert preset == "regex" and len(scopes["trunk"]) == 9 and fm.scope_dims(llama, scopes)["trunk"] == 9 * 64
+    scopes, layers, preset, _ = sc.trunk_scopes(llama, r"model\.layers\.(\d+)\.mlp\.\w+\.weight", "x")
+    assert preset == "regex" and len(scopes["trunk"]) == 9 and sc.scope_dims(llama, scopes)["trunk"] == 9 * 64
     with pytest.raises(fm.InspectError, match=r"selects no parameters .*model\.embed_tokens\.weight"):
-        fm.trunk_scopes(llama, "gpt2", "ckpt-0")
+        sc.trunk_scopes(llama, "gpt2", "ckpt-0")
     with pytest.raises(fm.InspectError, match="group capturing the layer index"):
-        fm.trunk_scopes(llama, r"model\.layers\.\d+\.mlp\.\w+\.weight", "x")
+        sc.trunk_scopes(llama, r"model\.layers\.\d+\.mlp\.\w+\.weight", "x")
     with pytest.raises(fm.InspectError, match="no trunk preset"):
-        fm.trunk_scopes({"encoder.w": ((2, 2), "float32")}, "auto", "x")
+        sc.trunk_scopes({"encoder.w": ((2, 2), "float32")}, "auto", "x")
 
 
 def test_step_names_and_cadence():

@@ -27,8 +27,8 @@ chunk block plus T copies of the largest tensor's pages, never T x D.
 
     series = discover("out/checkpoints")                     # Series(format="hf", ckpts=[Ckpt(step, path, files)])
     readers = open_series(series.ckpts)                       # checks names, shapes and dtypes agree
-    scopes, layers = trunk_scopes(readers[0].meta, "gpt2", readers[0].label)
-    grams = gram_matrices(readers, scopes)                    # {scope: anchored float64 T x T Gram}
+    scopes, layers, _, _ = trunk_scopes(readers[0].meta, "gpt2", readers[0].label)   # drift/inspect/scopes.py
+    grams = gram_matrices(readers, scopes)    # drift/inspect/gram.py: {scope: anchored float64 T x T Gram}
 """
 from __future__ import annotations
 
@@ -48,7 +48,6 @@ import torch
 from tqdm import tqdm
 
 from drift.run import checkpoint as ck
-from drift.run.params import TRUNK_SUFFIXES
 from drift.analysis.gram_stream import tensor_offsets
 
 
@@ -67,18 +66,6 @@ _STEP_WORD = re.compile(r"(?:step|iter|checkpoint|ckpt)[-_]?(\d+)", re.IGNORECAS
 _SAFE_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 FLOAT_DTYPES = set(_SAFE_DTYPES.values())
 # Buffers that sit inside a block but are not trained (causal masks, rotary frequencies): kept out of block+ln.
-_BUFFER = re.compile(r"(\.attn\.bias|\.attn\.masked_bias|inv_freq|mask)$")
-
-# Named trunk definitions: the weight matrices of every block, the layer index the first group. HF GPT-2 uses
-# Conv1D, which stores each weight transposed ([in, out]); a transpose permutes coordinates within a tensor, so
-# every inner product and norm, hence every Gram and every statistic, is the same as with nn.Linear's [out, in].
-TRUNK_PRESETS = {
-    "drift": r"blocks\.(\d+)\.(?:" + "|".join(re.escape(s) for s in TRUNK_SUFFIXES) + ")",
-    "gpt2": r"(?:transformer\.)?h\.(\d+)\.(?:attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight",
-    "llama": r"(?:model\.)?layers\.(\d+)\.(?:self_attn\.[qkvo]_proj|mlp\.(?:gate|up|down)_proj)\.weight",
-}
-
-
 @dataclass
 class Ckpt:
     step: int
@@ -420,113 +407,3 @@ def _check_same(first: Reader, r: Reader) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Scopes: trunk, block{l}, block{l}+ln from a trunk definition
-# --------------------------------------------------------------------------------------------------------------
-
-def resolve_trunk(spec: str, names, label: str) -> tuple[str, re.Pattern]:
-    """(preset name or "regex", compiled pattern) for --trunk: a preset, "auto" (the preset matching most
-    names), or a regex whose first group captures the layer index (matched against the whole name)."""
-    names = list(names)
-    if spec == "auto":
-        counts = {p: sum(bool(re.fullmatch(rx, n)) for n in names) for p, rx in TRUNK_PRESETS.items()}
-        best = max(counts, key=counts.get)
-        if counts[best] == 0:
-            raise InspectError(f"{label}: no trunk preset ({', '.join(TRUNK_PRESETS)}) matches its parameters "
-                               f"({_names_seen(names)}); pass --trunk REGEX")
-        return best, re.compile(TRUNK_PRESETS[best])
-    if spec in TRUNK_PRESETS:
-        return spec, re.compile(TRUNK_PRESETS[spec])
-    try:
-        rx = re.compile(spec)
-    except re.error as e:
-        raise InspectError(f"--trunk {spec!r}: not a preset ({', '.join(TRUNK_PRESETS)}) nor a valid regex ({e})") \
-            from None
-    if rx.groups < 1:
-        raise InspectError(f"--trunk {spec!r}: the regex needs a group capturing the layer index, e.g. "
-                           r"'layers\.(\d+)\.mlp\..*\.weight'")
-    return "regex", rx
-
-
-def _names_seen(names: list[str]) -> str:
-    shown = ", ".join(sorted(names, key=lambda n: (len(n), n))[:6])
-    return f"{len(names)} names, e.g. {shown}"
-
-
-def trunk_scopes(meta: dict, spec: str, label: str) -> tuple[dict[str, list[str]], list[int], str, str]:
-    """({scope: sorted names}, layer index of each block, preset, regex). Block l is the l-th layer index the trunk
-    matches; block{l}+ln is every floating-point tensor under that layer's prefix (LayerNorms and biases too)."""
-    preset, rx = resolve_trunk(spec, meta, label)
-    by_layer: dict[int, list[str]] = {}
-    prefix: dict[int, str] = {}
-    for name in meta:
-        m = rx.fullmatch(name)
-        if m is None or m.group(1) is None or not m.group(1).isdigit():
-            continue
-        layer = int(m.group(1))
-        by_layer.setdefault(layer, []).append(name)
-        prefix.setdefault(layer, name[:m.end(1)])
-    if not by_layer:
-        raise InspectError(f"{label}: trunk {spec!r} selects no parameters ({_names_seen(list(meta))})")
-    layers = sorted(by_layer)
-    scopes = {"trunk": sorted(n for l in layers for n in by_layer[l])}
-    for i, l in enumerate(layers):
-        p = prefix[l]
-        scopes[f"block{i}"] = sorted(by_layer[l])
-        scopes[f"block{i}+ln"] = sorted(
-            n for n, (_, dtype) in meta.items() if n.startswith(p) and not n[len(p):len(p) + 1].isdigit()
-            and dtype in FLOAT_DTYPES and not _BUFFER.search(n))
-    bad = [n for n in scopes["trunk"] if meta[n][1] not in FLOAT_DTYPES]
-    if bad:
-        raise InspectError(f"{label}: trunk tensor {bad[0]} has dtype {meta[bad[0]][1]}; only float16, bfloat16, "
-                           f"float32 and float64 weights can be analysed")
-    return scopes, layers, preset, rx.pattern
-
-
-def scope_dims(meta: dict, scopes: dict[str, list[str]]) -> dict[str, int]:
-    return {s: int(sum(math.prod(meta[n][0]) for n in names)) for s, names in scopes.items()}
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The streaming Gram
-# --------------------------------------------------------------------------------------------------------------
-
-def _tensor_gram(readers: list[Reader], name: str, chunk: int) -> np.ndarray:
-    """Anchored Gram of one tensor across the checkpoints: sum over row chunks of B B^T, B = rows - row 0 in
-    float64 (exact for float32 inputs). A non-finite value stops the pass, naming the file."""
-    T = len(readers)
-    G = np.zeros((T, T))
-    with contextlib.ExitStack() as stack:
-        views = [stack.enter_context(r.rows(name)) for r in readers]
-        rows, row_size = views[0].rows, views[0].row_size
-        per_chunk = max(1, chunk // max(1, T * row_size))
-        for lo in range(0, rows, per_chunk):
-            hi = min(rows, lo + per_chunk)
-            block = np.empty((T, (hi - lo) * row_size))
-            for i, v in enumerate(views):
-                block[i] = v.read(lo, hi)
-            finite = np.isfinite(block).all(axis=1)
-            if not finite.all():
-                bad = readers[int(np.argmin(finite))].label
-                raise InspectError(f"{bad}: tensor {name} holds non-finite values (NaN or inf); leave this "
-                                   f"checkpoint out with --steps")
-            block -= block[0].copy()
-            G += block @ block.T
-    return G
-
-
-def gram_matrices(readers: list[Reader], scopes: dict[str, list[str]], chunk: int = 1 << 22,
-                  progress: bool = True) -> dict[str, np.ndarray]:
-    """{scope: P[i, j] = <theta_i - theta_0, theta_j - theta_0>} (float64) over the readers' checkpoints, in one
-    pass tensor by tensor (module docstring). The progress bar counts checkpoints' worth of scope data read."""
-    names = sorted(set().union(*scopes.values()))
-    sizes = {n: math.prod(readers[0].meta[n][0]) for n in names}
-    total = max(1, sum(sizes.values()))
-    T = len(readers)
-    per_name, done = {}, 0
-    fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.0f} checkpoints [{elapsed}<{remaining}]"
-    with tqdm(total=T, desc="reading", bar_format=fmt, disable=_quiet(progress), dynamic_ncols=True) as bar:
-        for name in names:
-            per_name[name] = _tensor_gram(readers, name, chunk)
-            done += sizes[name]
-            bar.update(T * done / total - bar.n)
-    return {s: sum((per_name[n] for n in ns), np.zeros((T, T))) for s, ns in scopes.items()}
