@@ -44,15 +44,14 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from drift.report.rules import finite
+
 ALPHA = 0.05                 # one-sided level of the seed test
 DIAGNOSTIC_MAX_PASS = 0.05   # a rule that holds in more than this share of N1 draws is not diagnostic
 NULL_KINDS = ("N1", "N2", "N3")
 KEY = "N1"
 BEYOND, WITHIN, ONE_SEED = "beyond", "within", "one seed: no test"
 
-
-def _finite(x) -> bool:
-    return isinstance(x, (int, float, np.floating, np.integer)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def seed_test(observed: Sequence[float], null_medians: Sequence[float], side: str, alpha: float = ALPHA) -> dict:
@@ -62,7 +61,7 @@ def seed_test(observed: Sequence[float], null_medians: Sequence[float], side: st
     if side not in ("high", "low"):
         raise ValueError(f"side must be 'high' or 'low', got {side!r}")
     sign = 1.0 if side == "high" else -1.0
-    pairs = [(float(x), float(m)) for x, m in zip(observed, null_medians) if _finite(x) and _finite(m)]
+    pairs = [(float(x), float(m)) for x, m in zip(observed, null_medians) if finite(x) and finite(m)]
     n = len(pairs)
     out = {"n": n, "n_dropped": len(list(zip(observed, null_medians))) - n, "side": side, "alpha": alpha}
     if n == 0:
@@ -130,7 +129,7 @@ def _c5(s, ctx, r):
 
 
 def _c6(s, ctx, r):
-    return _finite(s["rho_argmin_step"]) and r.rule_c6(s["rho_argmin_step"], ctx["switch"], ctx["total"])
+    return finite(s["rho_argmin_step"]) and r.rule_c6(s["rho_argmin_step"], ctx["switch"], ctx["total"])
 
 
 def _c7(s, ctx, r):
@@ -138,7 +137,7 @@ def _c7(s, ctx, r):
 
 
 def _c8(s, ctx, r):  # rule_c8 is handoff_margin > 0, and the draw records the margin itself
-    return _finite(s["handoff_margin"]) and s["handoff_margin"] > 0
+    return finite(s["handoff_margin"]) and s["handoff_margin"] > 0
 
 
 def _c9(s, ctx, r):  # R^2 is not recorded per draw: taken as satisfied (module docstring)
@@ -151,12 +150,12 @@ def _c11(s, ctx, r):
     # after the flip. The overall mean is a weighted mean of before and after, so after < overall <=> after < before.
     scope = ctx.get("update_scope", "block0+ln")
     flip = s.get(f"update_{scope}_flip_step", math.nan)
-    return r.rule_c11(flip if _finite(flip) else None, ctx["switch"], s[f"update_{scope}_mean_abs_cos"],
+    return r.rule_c11(flip if finite(flip) else None, ctx["switch"], s[f"update_{scope}_mean_abs_cos"],
                       s[f"update_{scope}_abs_cos_after_flip"])
 
 
 def _c21(s, ctx, r):  # every block's c^2 <= bound  <=>  the maximum over blocks is
-    return _finite(s.get("switch_c2_blocks_max", math.nan)) and r.rule_c21([s["switch_c2_blocks_max"]])
+    return finite(s.get("switch_c2_blocks_max", math.nan)) and r.rule_c21([s["switch_c2_blocks_max"]])
 
 
 RULE_ON_DRAW: dict[str, Callable] = {"C2": _c2, "C3": _c3, "C4": _c4, "C5": _c5, "C6": _c6, "C7": _c7, "C8": _c8,
@@ -164,7 +163,7 @@ RULE_ON_DRAW: dict[str, Callable] = {"C2": _c2, "C3": _c3, "C4": _c4, "C5": _c5,
 
 
 def _draw_stats(draws: Mapping[str, Sequence[float]], i: int) -> dict[str, float]:
-    return {k: float(v[i]) if _finite(v[i]) else math.nan for k, v in draws.items()}
+    return {k: float(v[i]) if finite(v[i]) else math.nan for k, v in draws.items()}
 
 
 def rule_pass_rate(claim: str, draws: Mapping[str, Sequence[float]], ctx: dict, rules) -> dict:
@@ -184,7 +183,7 @@ def rule_pass_rate(claim: str, draws: Mapping[str, Sequence[float]], ctx: dict, 
 def rule_on_medians(claim: str, bands: Mapping[str, dict], kind: str, ctx: dict, rules) -> bool | None:
     """The claim's rule on the null's per-statistic medians (each statistic's median over draws)."""
     stats = {k: (v.get(kind) or {}).get("median") for k, v in bands.items() if isinstance(v, dict)}
-    stats = {k: float(v) if _finite(v) else math.nan for k, v in stats.items()}
+    stats = {k: float(v) if finite(v) else math.nan for k, v in stats.items()}
     try:
         return bool(RULE_ON_DRAW[claim](stats, ctx, rules))
     except (KeyError, TypeError, ValueError):
@@ -200,5 +199,5 @@ def diagnostic(claim: str, nulls_results: dict, ctx: dict, rules) -> dict:
             out["pass_rate"][kind] = rule_pass_rate(claim, draws, ctx, rules)
         out["on_medians"][kind] = rule_on_medians(claim, nulls_results.get("statistics", {}), kind, ctx, rules)
     key = out["pass_rate"].get(KEY, {}).get("rate", math.nan)
-    out["diagnostic"] = None if not _finite(key) else bool(key <= DIAGNOSTIC_MAX_PASS)
+    out["diagnostic"] = None if not finite(key) else bool(key <= DIAGNOSTIC_MAX_PASS)
     return out
