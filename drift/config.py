@@ -100,6 +100,23 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
+# The one home of "config fields that do not change the experiment", by what each group changes.
+# Where and how fast a run computes: the device and its thread count, compilation, the fused head, the autocast mode,
+# the cache directory. All but the last reorder or round floating-point sums (float32 runs on different thread counts
+# agree to about 1e-6 per step, bf16 autocast to about 1e-3), so runs differing only here are the same experiment,
+# not bit-identical runs.
+PLACEMENT = frozenset({"device", "threads", "compile", "fused_ce", "amp", "cache_dir"})
+# Set from the tokenizer when the model is built, so a saved config and a fresh one disagree until then.
+DERIVED = frozenset({"vocab_size"})
+# Which checkpoints are kept: the analyses' sampling of the trajectory, nothing the training computes.
+CHECKPOINTING = frozenset({"ckpt_every", "dense_ckpt"})
+# Ignored when asking "is this the same experiment?" (seeds of one set, a control set found on disk, a run against
+# its preset); callers comparing seeds add "seed". Resuming ignores DERIVED only: a resumed run continues its config.
+SAME_EXPERIMENT = PLACEMENT | DERIVED
+# Ignored when asking "does this run train that config?" for studies that read only the training metrics.
+SAME_TRAINING = SAME_EXPERIMENT | CHECKPOINTING
+
+
 def config_fields(cfg: Config, ignore=frozenset()) -> dict:
     """{(part, field): value} of every field not in `ignore`: what two configs are compared on."""
     d = cfg.to_dict()

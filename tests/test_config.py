@@ -85,3 +85,20 @@ def test_every_preset_validates_and_rules_cover_relations():
         resolve("tiny", overrides=["gap_ood_min=5"])
     with pytest.raises(ConfigError, match="device"):
         resolve("tiny", overrides=["device=gpu"])
+
+
+def test_one_home_for_fields_that_do_not_change_the_experiment(tmp_path):
+    """A control directory found on disk is reused when it differs only in SAME_EXPERIMENT fields (placement,
+    derived) and refused when it differs in anything else; the probe study also ignores which checkpoints are kept."""
+    from drift.config import CHECKPOINTING, SAME_EXPERIMENT, SAME_TRAINING, resolve
+    from drift.run import checkpoint as ck
+    from drift.studies import probe_study
+    from drift.train.control_runs import _plan_run
+    assert SAME_TRAINING == SAME_EXPERIMENT | CHECKPOINTING and probe_study.MECHANICAL == SAME_TRAINING
+    cfg = resolve("tiny", 3)
+    ck.atomic_write_json({"config": cfg.to_dict(), "status": "finished"}, tmp_path / "run.json")
+    placed = resolve("tiny", 3, ["threads=1", "amp=off", "fused_ce=true"])
+    assert _plan_run(placed, tmp_path) == ("skipped", None)
+    for other in (["lr=0.5"], ["ckpt_every=7"], ["seed=4"]):
+        with pytest.raises(ck.RunError, match="different config"):
+            _plan_run(resolve("tiny", 3, other), tmp_path)

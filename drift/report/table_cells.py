@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from drift.config import PRESETS, Config, resolve
+from drift.config import PRESETS, SAME_EXPERIMENT, Config, resolve
 from drift.report.inputs import Evidence, RunEvidence
 from drift.report.latex import esc, num
 from drift.report.rules import finite
@@ -117,7 +117,7 @@ def dig(d, path):
     return d
 
 
-IGNORED_FOR_PRESET = {"vocab_size", "seed", "device", "threads", "compile", "amp", "cache_dir"}
+IGNORED_FOR_PRESET = SAME_EXPERIMENT | {"seed"}  # a preset names an experiment, whatever seed and machine
 
 
 def infer_preset(cfg: Config) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 
 from drift.run import checkpoint as ck
 from drift.run import lock
-from drift.config import Config
+from drift.config import SAME_EXPERIMENT, Config
 
 
 @dataclass
@@ -193,8 +193,7 @@ def read_analysis(run_dir, name: str, producer: str) -> dict:
     return ck.read_json(path, "analysis", f"run `python {producer} {run_dir}` first")
 
 
-# Fields that change speed or placement, not the experiment itself.
-_NOT_SCIENCE = {"seed", "threads", "device", "compile", "cache_dir"}
+_NOT_SCIENCE = SAME_EXPERIMENT | {"seed"}  # seeds of one experiment differ in the seed and nothing else
 
 
 def differences_but_seed(ref_dir, run_dir) -> list[str]:

@@ -39,7 +39,7 @@ import numpy as np
 
 from drift.run import checkpoint as ck
 from drift.report.rules import oscillation_drops, val_falls
-from drift.config import Config, config_fields, resolve
+from drift.config import SAME_TRAINING, Config, config_fields, resolve
 from drift.geometry.switching import find_peaks_troughs
 from drift.paper import PAPER_S42_P_IN, PAPER_S42_P_OOD, PAPER_SEQS_PER_STEP
 from drift.run.info import DONE
@@ -150,9 +150,8 @@ def train_one(spec: StudyConfig, seed: int, root: Path, progress: bool = True, t
     return run_dir
 
 
-# Fields that change nothing a training run computes (how often and where it saves; on what it runs, which at most
-# reorders floating-point sums): a run that differs from a study config only in these trains that config.
-MECHANICAL = frozenset({"ckpt_every", "dense_ckpt", "threads", "device", "vocab_size", "cache_dir"})
+# A run that differs from a study config only in these trains that config (the study reads training metrics only).
+MECHANICAL = SAME_TRAINING
 
 
 def matching_config(run_dir: Path) -> tuple[StudyConfig, int]:

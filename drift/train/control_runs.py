@@ -26,7 +26,7 @@ from typing import Sequence
 
 from drift.run import checkpoint as ck
 from drift.run.info import DONE
-from drift.config import Config, apply_overrides, config_fields, resolve, validate
+from drift.config import SAME_EXPERIMENT, Config, apply_overrides, config_fields, resolve, validate
 from drift.paper import PAPER_MAIN_STEPS, PAPER_MAX_VAL, PAPER_MIN_P_OOD, PAPER_VOCAB
 
 VAL_FRACTION_OF_UNIFORM = PAPER_MAX_VAL / math.log(PAPER_VOCAB)
@@ -150,7 +150,7 @@ def reheat_run_name(lr: float) -> str:
 # Running: skip finished, resume killed, record divergence
 # --------------------------------------------------------------------------------------------------------------
 
-_NOT_COMPARED = {"vocab_size", "threads", "device"}  # set at build time or purely mechanical
+_NOT_COMPARED = SAME_EXPERIMENT  # a control set found on disk is reused when it is the same experiment
 
 
 def run_summary(run_dir) -> dict:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from drift import alloc
-from drift.config import Config
+from drift.config import DERIVED, Config
 from drift.run import checkpoint as ck
 from drift.run.info import COMPLETED
 from drift.run.lock import RunLock, refuse_if_held, remove_stale_temps
@@ -59,8 +59,10 @@ def check_run_dir(cfg: Config, run_dir: Path, resume: bool, locked: bool = False
             raise ck.RunError(f"--resume: {run_dir} holds no run.json; start it without --resume")
         # through Config, so a field added after the run started reads as its default (not as a difference)
         saved, current = Config.from_dict(ck.read_json(run_json)["config"]).to_dict(), cfg.to_dict()
-        for d in (saved, current):
-            d["model"].pop("vocab_size")  # derived from the tokenizer when the run starts
+        for d in (saved, current):  # DERIVED fields are set when the run starts; all else must agree
+            for part in d.values():
+                for k in DERIVED:
+                    part.pop(k, None)
         if saved != current:
             raise ck.RunError(f"--resume: the config differs from {run_json}; resume without overrides")
         if not (run_dir / "resume.pt").exists() and ck.read_json(run_json).get("status") not in FINAL:
