@@ -110,7 +110,7 @@ $(ROOT)/$(PRESET)_s$(1)/.stages/check.done:
 	$$(SLOT) --log $$(@D)/train.log -- ./run_seed.sh $(1) --preset $(PRESET) --out $$(@D:/.stages=) --only env,train,check
 $(ROOT)/$(PRESET)_s$(1)/.stages/fisher.done: $(ROOT)/$(PRESET)_s$(1)/.stages/check.done
 	$$(SLOT) --log $$(@D)/analyses.log -- ./run_seed.sh $(1) --preset $(PRESET) --out $$(@D:/.stages=) \
-		--only trajectory,nulls,updates,gradients,fisher
+		--only trajectory,nulls,updates,gradients,horizon,fisher
 $(ROOT)/$(PRESET)_s$(1)/.stages/reheat.done: $(ROOT)/$(PRESET)_s$(1)/.stages/fisher.done \
 		$(foreach lr,$(REHEAT_LRS),$(ROOT)/$(PRESET)_s$(1)/.stages/reheat_lr$(lr).done)
 	$$(SLOT) --log $$(@D)/reheat.log -- ./run_seed.sh $(1) --preset $(PRESET) --out $$(@D:/.stages=) --only reheat

@@ -11,9 +11,15 @@ A control reports the composite |cos| with the gradient flattened in module orde
 Default checkpoints: step 1 and the paper's {800, 1800, ..., 9800} scaled to the run's length.
 Writes analysis/gradient_alignment.json and figures/gradient_alignment.{pdf,png} (Fig 2).
 
+--equal-horizon: C12 at equal horizon instead (drift/analysis/horizon.py): from each of those checkpoints s to the
+next regular checkpoint s', the update theta_s' - theta_s against the sum of the gradients, at theta_s, of the
+training batches of steps s+1..s' (the single-batch gradient covers one step, the update many). Writes
+analysis/gradient_horizon.json; about (s' - s) training steps of compute per checkpoint.
+
     python backbone_gradient_analysis.py runs/cpu_s42
     python backbone_gradient_analysis.py runs/cpu_s42 --scope block0+ln --n-batches 16
     python backbone_gradient_analysis.py runs/paper_s42 --steps 1 800 1800 2800
+    python backbone_gradient_analysis.py runs/cpu_s42 --equal-horizon
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import sys
 from pathlib import Path
 
 from drift.analysis.gradients import gradient_alignment_analysis
+from drift.analysis.horizon import horizon_analysis
 from drift.paper import PAPER_C12
 from drift.report.figures import figure_alignment
 from drift.report.run_figures import run_script
@@ -39,6 +46,8 @@ def parse_args(argv):
     p.add_argument("--n-random", type=int, default=32,
                    help="random directions for the empirical floor (default: 32)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random directions (default: 0)")
+    p.add_argument("--equal-horizon", action="store_true",
+                   help="compare updates with the same steps' summed gradients (see above)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_check_args(p)
     return p.parse_args(argv)
@@ -63,8 +72,24 @@ def report(results: dict) -> None:
     print(f"paper (C12): {PAPER_C12}")
 
 
+def report_horizon(results: dict) -> None:
+    s = results["summary"]
+    print(f"scope {results['scope']}, D = {results['floors']['D']:,}; equal horizon (update vs summed gradient)")
+    print(f"{'interval':>13}{'|cos(u,v_b)|':>14}{'|cos(G,v_b)|':>14}{'|cos(u,G)|':>12}")
+    for r in results["intervals"]:
+        print(f"{r['start']:>6}-{r['end']:<6}{r['update_abs_cos']:14.3f}{r['summed_grad_abs_cos']:14.2e}"
+              f"{r['update_summed_grad_abs_cos']:12.3f}")
+    print(f"update / summed gradient = {s['update_over_summed_grad']:.1f}x (rule: >= {s['factor']:.0f}x): "
+          f"{'held' if s['held'] else 'not held'}")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.equal_horizon:
+        def compute_horizon():
+            checked_run(args.run_dir, args, require_steps=0)
+            return horizon_analysis(args.run_dir, args.steps, args.scope, not args.no_progress)
+        return run_script(PROG, args.run_dir, "gradient_horizon", compute_horizon, None, report_horizon)
 
     def compute():
         checked_run(args.run_dir, args, require_steps=0)

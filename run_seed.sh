@@ -27,7 +27,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "run_seed.sh: error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-STAGES=" env train check trajectory nulls updates gradients fisher reheat figures "
+STAGES=" env train check trajectory nulls updates gradients horizon fisher reheat figures "
 for s in $ONLY $SKIP; do
   [[ "$STAGES" == *" $s "* ]] || { echo "run_seed.sh: error: unknown stage '$s'; stages are:$STAGES" >&2; exit 2; }
 done
@@ -86,6 +86,7 @@ stage trajectory "$PY" trajectory_pca_uncentered.py "$RUN"
 stage nulls "$PY" trajectory_nulls.py "$RUN"
 stage updates "$PY" backbone_update_analysis.py "$RUN"
 stage gradients "$PY" backbone_gradient_analysis.py "$RUN"
+stage horizon "$PY" backbone_gradient_analysis.py "$RUN" --equal-horizon
 stage fisher "$PY" backbone_fisher_analysis.py "$RUN"
 stage reheat "$PY" reheat.py "$RUN"
 stage figures "$PY" make_paper_figures.py --runs "$RUN" --out "$RUN/figures/paper"

@@ -13,18 +13,16 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from drift.analysis.inputs import check_steps, load_vectors, nearest_checkpoints
+from drift.analysis.inputs import check_steps, nearest_checkpoints, scope_direction
 from drift.analysis.minibatch import load_model_at, module_order_index, progress_bar, stacked_gradients, sync
 from drift.analysis.updates import update_reference
 from drift.geometry import fisher as fm
 from drift.geometry.alignment import iso_abs_cos_mean, iso_cos_rms
 from drift.geometry.jsonable import jsonable
 from drift.paper import PAPER_C12, PAPER_GRADIENT_STEPS, PAPER_MAIN_STEPS
-from drift.run.checkpoint import RunError
 from drift.data.context import build_context
 from drift.model import GPT
 from drift.train.optim import lambda_at
-from drift.run.params import scope_keys
 from drift.run.info import RunInfo, load_run
 
 GRADIENT_STREAM = 101  # batch stream for fresh mini-batches; 0 is training
@@ -104,17 +102,11 @@ def gradient_alignment_analysis(run_dir, steps: Sequence[int] | None = None, n_b
     probe-only gradients restricted to `scope` (v_b = the scope's raw PC1), the floors, and the update ratio."""
     run = load_run(run_dir)
     steps = check_steps(run, steps) if steps else default_gradient_steps(run)
-    name = f"{scope}_raw_pc1"
-    vecs, dir_info = load_vectors(run_dir, [name])
-    if vecs[name] is None:
-        raise RunError(f"direction {name} is not available for {run_dir}; scopes are block<l>, block<l>+ln, trunk")
     ctx = build_context(run.config, run_dir, stream=GRADIENT_STREAM)
     model = GPT(ctx.model_cfg).to(ctx.device)
-    keys = scope_keys(model.state_dict().keys(), scope)
-    v = vecs[name].to(ctx.device, torch.float32).reshape(-1)
-    D = sum(model.state_dict()[k].numel() for k in keys)
-    if v.numel() != D:
-        raise RunError(f"direction {name} has {v.numel()} entries but scope {scope} has {D}; recompute directions")
+    keys, v, dir_info = scope_direction(run_dir, scope, model)
+    name, D = f"{scope}_raw_pc1", v.numel()
+    v = v.to(ctx.device, torch.float32)
     bug_index = module_order_index(model, keys)
     per_step = []
     for step in progress_bar(steps, "gradients", progress):

@@ -4,6 +4,7 @@ checkpoints (from step 1), targets snapped to them, and the stored backbone dire
     run = load_run("runs/cpu_s42")
     steps = nearest_checkpoints(run, [1, 800, 1800])        # each target snapped to a checkpoint
     vectors, provenance = load_vectors("runs/cpu_s42", ["block0_raw_pc1"])
+    keys, v, provenance = scope_direction("runs/cpu_s42", "block0", model)   # v_b of a scope, checked
 """
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+import torch
+
 from drift.analysis import backbone
 from drift.run.checkpoint import RunError
 from drift.run.info import RunInfo
+from drift.run.params import scope_keys
 
 
 def trajectory_steps(run: RunInfo) -> list[int]:
@@ -46,3 +50,19 @@ def load_vectors(run_dir, names: Sequence[str]) -> tuple[dict, dict]:
     info = {"ref_step": found["ref_step"], "steps": found["steps"], "switch_pair": found.get("switch_pair"),
             "scopes": {n: found["scopes"].get(n) for n in names}}
     return {n: vectors.get(n) for n in names}, info
+
+
+def scope_direction(run_dir, scope: str, model: torch.nn.Module) -> tuple[list[str], torch.Tensor, dict]:
+    """(the scope's parameter keys, v_b = its raw PC1 as a flat float64 CPU vector, the directions' provenance).
+    An unknown scope or a direction that does not fit the model is a RunError."""
+    name = f"{scope}_raw_pc1"
+    vecs, info = load_vectors(run_dir, [name])
+    if vecs[name] is None:
+        raise RunError(f"direction {name} is not available for {run_dir}; scopes are block<l>, block<l>+ln, trunk")
+    state = model.state_dict()
+    keys = scope_keys(state.keys(), scope)
+    v = vecs[name].to(torch.float64).reshape(-1)
+    D = sum(state[k].numel() for k in keys)
+    if v.numel() != D:
+        raise RunError(f"direction {name} has {v.numel()} entries but scope {scope} has {D}; recompute directions")
+    return keys, v, info

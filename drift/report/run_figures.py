@@ -125,8 +125,8 @@ def figure_update_alignment(results: dict, scopes: Sequence[str] = ("trunk", "bl
 
 
 def run_script(prog: str, run_dir, name: str, compute, figure, report) -> int:
-    """The body the three mechanism scripts share: compute -> analysis/<name>.json -> figures/<name> -> summary.
-    A RunError, ConfigError or ValueError becomes one `<prog>: error: ...` line on stderr and exit code 2."""
+    """The body the three mechanism scripts share: compute -> analysis/<name>.json -> figures/<name> (unless
+    `figure` is None) -> summary. A RunError, ConfigError or ValueError becomes one `<prog>: error: ...` line on stderr and exit code 2."""
     import sys
 
     from drift.run.checkpoint import RunError
@@ -136,10 +136,10 @@ def run_script(prog: str, run_dir, name: str, compute, figure, report) -> int:
     try:
         results, params, inputs = compute()
         path = write_analysis(run_dir, name, results, params, inputs)
-        figs = save_figure(figure(results), figures_dir(run_dir) / name)
+        figs = save_figure(figure(results), figures_dir(run_dir) / name) if figure is not None else []
     except (RunError, ConfigError, ValueError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     report(results)
-    print(f"wrote {path} and {figs[0]}")
+    print(f"wrote {path}" + (f" and {figs[0]}" if figs else ""))
     return 0
