@@ -5,6 +5,7 @@ import json
 import math
 import shutil
 
+import numpy as np
 import pytest
 
 from drift.run import checkpoint as ck
@@ -225,6 +226,8 @@ def test_beta2_sweep_records_a_divergence(tmp_path, tiny_beta2_sweep):
     assert rows["b0.0"]["last_step"] == 8 and rows["b0.0"]["pc1"] > 0  # measured up to the last good checkpoint
     assert rows["b0.0"]["wall_s"] > 0  # from the last eval record: a diverged run writes no final timers
     assert rows["b0.9"]["common_last_step"] == 8 and rows["b0.9"]["pc1_common"] != rows["b0.9"]["pc1"]
+    # the after-warmup span (warmup 5 .. step 8) holds one regular checkpoint: not measured, and said so
+    assert rows["b0.9"]["pc1_span"] is None and "need >= 3" in rows["b0.9"]["note_span"]
     ok = rows["b0.9"]
     assert ok["status"] == "finished" and ok["marker"] == "" and 0 < ok["pc1"] <= 100
     assert ok["pc1"] + ok["pc2"] <= 100 + 1e-9 and ok["raw_pc1"] > 0
@@ -281,3 +284,16 @@ def test_sweeps_continue_an_interrupted_run_instead_of_skipping_it(tiny_run_copy
     res = ensure_run(cfg, tiny_run_copy, progress=False)
     assert res["action"] == "resumed" and ck.read_json(tiny_run_copy / "run.json")["status"] == "finished"
     assert ensure_run(cfg, tiny_run_copy, progress=False)["action"] == "skipped"
+
+
+def test_span_geometry_on_a_planted_trajectory():
+    """Checkpoints (0,0) -> (1,0) -> (1,1) at steps 10, 20, 30: the drifts from step 10, row-normalized, have
+    uncentered PC1 share (1 + 1/sqrt 2) / 2; the two updates meet that PC1 at cos 22.5 and 67.5 degrees."""
+    from drift.analysis.beta2 import span_geometry
+    from drift.geometry.trajectory import Trajectory
+    traj = Trajectory.from_dense([10, 20, 30], np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]))
+    g = span_geometry(traj, [10, 20, 30])
+    assert g["span"] == [10, 30]
+    assert g["pc1_span"] == pytest.approx(100 * (1 + 2 ** -0.5) / 2, rel=1e-9)
+    assert g["drift_span"] == pytest.approx(2 ** 0.5, rel=1e-9)
+    assert g["abs_cos_span"] == pytest.approx((math.cos(math.pi / 8) + math.sin(math.pi / 8)) / 2, rel=1e-9)

@@ -151,18 +151,42 @@ def beta2_table(root, allow_missing: bool = False, allow_running: bool = False) 
     return {"rows": rows, "common_last_step": common[0]["common_last_step"] if common else None}
 
 
+def after_warmup_span(run: RunInfo, last: int) -> list[int]:
+    """C14, C17 and C19's one span (report/verdicts.py rule 4, fixed before any result): the regular checkpoints
+    from the end of the warmup to `last`, the last step every run of the sweep reached."""
+    w = run.config.train.warmup_steps
+    return [s for s in run.regular_steps(1) if w <= s <= last]
+
+
+def span_geometry(traj: Trajectory, span: Sequence[int]) -> dict:
+    """Over one span, anchored at its first checkpoint: row-normalized PC1 (%) of the drifts, the drift across the
+    span, and mean |C| of its consecutive updates with that PC1 (A8)."""
+    pca = drift_pca(traj, span[0], list(span[1:]), row_normalize=True, n_directions=1)
+    al = update_alignment(traj, pca.backbone, steps=list(span))
+    return {"span": [int(span[0]), int(span[-1])], "pc1_span": 100 * pca.rho1,
+            "drift_span": traj.norm(traj.diff(span[-1], span[0])), "abs_cos_span": al["mean_abs_cos"]}
+
+
 def common_rows_geometry(runs: list[RunInfo]) -> list[dict]:
     """Row-normalized PC1 and drift of every run over the same rows (first regular checkpoint .. the last step all
-    runs reached), so a run that diverged early is compared over its own span, not against longer trajectories."""
+    runs reached), so a run that diverged early is compared over its own span, not against longer trajectories;
+    and the after-warmup span's PC1, drift and update alignment (span_geometry)."""
     last = min(r.last_step for r in runs)
     out = []
     for run in runs:
         steps, rows = common_span(run, last)
-        extra = {"common_last_step": last, "pc1_common": None, "drift_common": None}
+        span = after_warmup_span(run, last)
+        extra = {"common_last_step": last, "pc1_common": None, "drift_common": None, "span": None,
+                 "pc1_span": None, "drift_span": None, "abs_cos_span": None}
+        if len(span) < 3:
+            extra["note_span"] = (f"{len(span)} regular checkpoint(s) between the warmup's end "
+                                  f"({run.config.train.warmup_steps}) and step {last}; need >= 3")
         if len(rows) >= 2:
             try:
                 traj = trunk_trajectory(run.run_dir, steps)
                 extra.update(pc1_common=common_pc1(traj, rows), drift_common=traj.norm(traj.diff(steps[-1], 1)))
+                if len(span) >= 3:
+                    extra.update(span_geometry(traj, span))
             except ValueError as e:
                 extra["note_common"] = f"not computed: {e}"
         out.append(extra)
