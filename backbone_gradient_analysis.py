@@ -31,6 +31,7 @@ from drift.analysis.gradients import gradient_alignment_analysis
 from drift.analysis.horizon import horizon_analysis
 from drift.paper import PAPER_C12
 from drift.report.figures import figure_alignment
+from drift.report.rules import THRESHOLDS
 from drift.report.run_figures import run_script
 from drift.run.info import add_check_args, checked_run
 
@@ -79,8 +80,9 @@ def report_horizon(results: dict) -> None:
     for r in results["intervals"]:
         print(f"{r['start']:>6}-{r['end']:<6}{r['update_abs_cos']:14.3f}{r['summed_grad_abs_cos']:14.2e}"
               f"{r['update_summed_grad_abs_cos']:12.3f}")
-    print(f"update / summed gradient = {s['update_over_summed_grad']:.1f}x (rule: >= {s['factor']:.0f}x): "
-          f"{'held' if s['held'] else 'not held'}")
+    factor = THRESHOLDS["update_over_grad"]
+    print(f"update / summed gradient = {s['update_over_summed_grad']:.1f}x (rule: >= {factor:g}x): "
+          f"{'held' if s['update_over_summed_grad'] >= factor else 'not held'}")
 
 
 def main(argv=None) -> int:

@@ -8,8 +8,8 @@ alone (summing many noisy gradients averages their noise away). Here the gradien
 
 (all grad_accum micro-batches of step t, lambda at t as in training, each micro-batch's loss divided by grad_accum,
 exactly the trainer's step loss), evaluated at the interval's start because the optimizer's path in between is what
-is being explained. The rule (fixed in drift/report/verdicts.py before any result): held when
-mean |cos(u, v_b)| >= 10 x mean |cos(G, v_b)|, the old rule's factor. Also reported: |cos(u, G)|, how far the
+is being explained. The rule (fixed in drift/report/verdicts.py before any result, applied in report/variants.py):
+held when mean |cos(u, v_b)| >= 10 x mean |cos(G, v_b)|, the old rule's factor. Also reported: |cos(u, G)|, how far the
 update is from plain summed-gradient descent, and the isotropic floor of the scope.
 
     results, params, inputs = horizon_analysis("runs/cpu_s42")      # -> analysis/gradient_horizon.json
@@ -35,7 +35,6 @@ from drift.run.params import flatten, grad_vector
 from drift.train.optim import lambda_at
 from drift.train.trainer import composite_loss
 
-HORIZON_FACTOR = 10.0  # the C12 rule's factor, the same as the single-batch rule's (report/rules.py)
 TRAINING_STREAM = 0    # the trainer's own batch stream: G sums the batches the optimizer actually saw
 
 
@@ -75,15 +74,16 @@ def _abs_cos(a: torch.Tensor, b: torch.Tensor) -> float:
     return abs(float(a @ b)) / (na * nb) if na > 0 and nb > 0 else math.nan
 
 
-def horizon_summary(rows: list[dict], factor: float = HORIZON_FACTOR) -> dict:
-    """Means over intervals, the ratio of the update's mean |cos| to the summed gradient's, and the rule."""
+def horizon_summary(rows: list[dict]) -> dict:
+    """Means over intervals and the ratio of the update's mean |cos| to the summed gradient's (the report applies
+    the rule's factor, drift/report/rules.py THRESHOLDS["update_over_grad"])."""
     u = float(np.mean([r["update_abs_cos"] for r in rows])) if rows else math.nan
     g = float(np.mean([r["summed_grad_abs_cos"] for r in rows])) if rows else math.nan
     ratio = u / g if g > 0 else math.nan
     return {"update_mean_abs_cos": u, "summed_grad_mean_abs_cos": g, "update_over_summed_grad": ratio,
             "update_summed_grad_mean_abs_cos": float(np.mean([r["update_summed_grad_abs_cos"] for r in rows]))
             if rows else math.nan,
-            "factor": factor, "held": bool(math.isfinite(ratio) and ratio >= factor), "n_intervals": len(rows)}
+            "n_intervals": len(rows)}
 
 
 def horizon_analysis(run_dir, starts: Sequence[int] | None = None, scope: str = "block0",

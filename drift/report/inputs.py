@@ -20,6 +20,7 @@ RUN_ANALYSES = {
     "trajectory_pca": "trajectory_pca_uncentered.py",
     "update_alignment": "backbone_update_analysis.py",
     "gradient_alignment": "backbone_gradient_analysis.py",
+    "gradient_horizon": "backbone_gradient_analysis.py --equal-horizon",
     "fisher": "backbone_fisher_analysis.py",
     "reheat": "reheat.py",
     "nulls": "trajectory_nulls.py",

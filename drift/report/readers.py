@@ -304,7 +304,7 @@ def beta2_groups(beta2: dict) -> dict[float, list[dict]]:
     return p_probe_groups(beta2["rows"])
 
 
-def _beta2_claim(ev: Evidence, check: Callable[[list[dict]], tuple[bool | None, str]]) -> Outcome:
+def beta2_claim(ev: Evidence, check: Callable[[list[dict]], tuple[bool | None, str]]) -> Outcome:
     """Apply `check` to each p_probe group with >= 3 runs; held iff held in every such group."""
     if ev.beta2 is None:
         return not_measured(ev.missing_beta2())
@@ -323,7 +323,7 @@ def _beta2_claim(ev: Evidence, check: Callable[[list[dict]], tuple[bool | None, 
     return Outcome(HELD if all(verdicts) else NOT_HELD, "; ".join(parts), reason)
 
 
-def _series_text(rows: list[dict], key: str, digits: int = 3) -> str:
+def series_text(rows: list[dict], key: str, digits: int = 3) -> str:
     if key == "beta2":
         return " / ".join(f"{r['beta2']:g}" for r in rows)
     return " / ".join(fmt(r.get(key), digits) for r in rows)
@@ -335,8 +335,8 @@ def read_c14(ev: Evidence) -> Outcome:
         if sum(finite(x) for x in pc1) < 2:
             return None, "window PC1 missing"
         return falls(pc1, THRESHOLDS["pc1_tol"]), (
-            f"beta2 {_series_text(rows, 'beta2')}: window PC1 {_series_text(rows, 'window_pc1')}%")
-    return _beta2_claim(ev, check)
+            f"beta2 {series_text(rows, 'beta2')}: window PC1 {series_text(rows, 'window_pc1')}%")
+    return beta2_claim(ev, check)
 
 
 def read_c17(ev: Evidence) -> Outcome:
@@ -350,12 +350,12 @@ def read_c17(ev: Evidence) -> Outcome:
         ratio = (zero["drift_common"] / ref["drift_common"]
                  if finite(zero.get("drift_common")) and finite(ref.get("drift_common")) and ref["drift_common"]
                  else None)
-        text = (f"beta2 {_series_text(rows, 'beta2')}: PC1 over steps <= {rows[0].get('common_last_step')} "
-                f"{_series_text(rows, 'pc1_common')}%, best p_ood {_series_text(rows, 'best_p_ood')}, "
+        text = (f"beta2 {series_text(rows, 'beta2')}: PC1 over steps <= {rows[0].get('common_last_step')} "
+                f"{series_text(rows, 'pc1_common')}%, best p_ood {series_text(rows, 'best_p_ood')}, "
                 f"drift(0)/drift(.95) over the same span {fmt(ratio)}")
         return rule_c17([r.get("pc1_common") for r in rows], [r.get("best_p_ood") for r in rows], ratio,
                         zero.get("status") == "diverged"), text
-    return _beta2_claim(ev, check)
+    return beta2_claim(ev, check)
 
 
 def read_c18(ev: Evidence) -> Outcome:
@@ -367,7 +367,7 @@ def read_c18(ev: Evidence) -> Outcome:
                    and finite(f["r2"]) and f["r2"] >= THRESHOLDS["gamma_r2"] for _, f in fits)
         return held, "gamma_a(first half) " + " / ".join(f"{b:g}: {fmt(f['gamma'])} (R2 {fmt(f['r2'])})"
                                                          for b, f in fits)
-    return _beta2_claim(ev, check)
+    return beta2_claim(ev, check)
 
 
 def read_c19(ev: Evidence) -> Outcome:
@@ -376,9 +376,9 @@ def read_c19(ev: Evidence) -> Outcome:
         if sum(finite(x) for x in early) < 2:
             return None, "early |C| missing"
         return falls(early, THRESHOLDS["abs_cos_tol"]), (
-            f"beta2 {_series_text(rows, 'beta2')}: early |C| {_series_text(rows, 'early_abs_cos')}, mean |C| "
-            f"{_series_text(rows, 'mean_abs_cos')}, early corr {_series_text(rows, 'early_corr', digits=2)}")
-    return _beta2_claim(ev, check)
+            f"beta2 {series_text(rows, 'beta2')}: early |C| {series_text(rows, 'early_abs_cos')}, mean |C| "
+            f"{series_text(rows, 'mean_abs_cos')}, early corr {series_text(rows, 'early_corr', digits=2)}")
+    return beta2_claim(ev, check)
 
 
 def read_c15(ev: Evidence) -> Outcome:

@@ -23,7 +23,9 @@ from drift.report.claims import evaluate_claims
 from drift.report.claims_tables import claims_table, macro, macros
 from drift.report.control_tables import beta2_table, reheat_table, table4, table5
 from drift.report.evidence import annotate, claim_evidence
-from drift.report.evidence_tables import evidence_table, load_rule_history, rule_history_table, rules_commit
+from drift.report.evidence_tables import (evidence_table, load_rule_history, rule_history_table, rules_commit,
+                                         variants_table)
+from drift.report.variants import evaluate_variants
 from drift.report.inputs import Evidence
 from drift.report.latex import esc, not_run, table, write_text
 from drift.report.mechanism_tables import alignment_table, fisher_table
@@ -122,6 +124,7 @@ def write_report(ev: Evidence, out_dir) -> tuple[list[Path], list[dict]]:
     history = load_rule_history()
     written.append(write_text(out_dir / "claims.tex", claims_table(rows)))
     written.append(write_text(out_dir / "evidence.tex", evidence_table(rows)))
+    written.append(write_text(out_dir / "variants.tex", variants_table(evaluate_variants(ev))))
     written.append(write_text(out_dir / "rule_history.tex", rule_history_table(history)))
     written.append(write_text(out_dir / "macros.tex", macros(ev, rows) + macro("RulesCommit", esc(rules_commit(history)))))
     return written, rows
