@@ -10,8 +10,9 @@ BETA2_SEEDS ?= $(if $(filter cpu,$(PRESET)),42 271,42)
 ROOT ?= runs
 # Main runs the figures and the report are made from (those that exist).
 RUNS ?= $(foreach s,$(SEEDS),$(ROOT)/$(PRESET)_s$(s))
-CONTROLS ?= $(ROOT)/ctrl_s42
-BETA2 ?= $(ROOT)/beta2_s42
+# Control sets and beta2 sweeps the report judges their claims in (one per seed; those that exist).
+CONTROLS ?= $(foreach s,$(CONTROL_SEEDS),$(ROOT)/ctrl_s$(s))
+BETA2 ?= $(foreach s,$(BETA2_SEEDS),$(ROOT)/beta2_s$(s))
 PAPER_DIR := paper
 TEX_OPTS := -pdf -interaction=nonstopmode -halt-on-error -outdir=$(PAPER_DIR)/build
 
@@ -54,7 +55,8 @@ bench:
 
 existing = $(foreach d,$(1),$(if $(wildcard $(d)/run.json),$(d)))
 
-optional = $(if $(wildcard $(CONTROLS)),--controls $(CONTROLS)) $(if $(wildcard $(BETA2)),--beta2 $(BETA2))
+optional = $(if $(wildcard $(CONTROLS)),--controls $(wildcard $(CONTROLS))) \
+	$(if $(wildcard $(BETA2)),--beta2 $(wildcard $(BETA2)))
 
 figures:
 	$(PYTHON) make_paper_figures.py --runs $(call existing,$(RUNS)) $(optional) --out $(PAPER_DIR)/figures
@@ -164,7 +166,7 @@ analyses: $(STAMP_FINAL)
 reproduce:
 	@$(PYTHON) -m drift.bootstrap tex
 	$(MAKE) analyses
-	$(MAKE) pdf PRESET=$(PRESET) SEEDS="$(SEEDS)" RUNS="$(MAIN_DIRS)" CONTROLS=$(CONTROLS) BETA2=$(BETA2)
+	$(MAKE) pdf PRESET=$(PRESET) SEEDS="$(SEEDS)" RUNS="$(MAIN_DIRS)" CONTROLS="$(CONTROLS)" BETA2="$(BETA2)"
 
 # For slurm/submit.sh: the runs that need nothing else, then the reheating runs (each needs its main run).
 print-train-targets:

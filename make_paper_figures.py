@@ -38,8 +38,9 @@ PROG = "make_paper_figures.py"
 def parse_args(argv):
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", nargs="*", default=None, help="main run directories, one per seed")
-    p.add_argument("--controls", default=None, help="optimizer-control directory (holding A, B, C, C_prime)")
-    p.add_argument("--beta2", default=None, help="beta2-sweep directory")
+    p.add_argument("--controls", nargs="+", default=None,
+                   help="optimizer-control directories, one per seed (the figures draw the first)")
+    p.add_argument("--beta2", nargs="+", default=None, help="beta2-sweep directories, one per seed (the first is drawn)")
     p.add_argument("--out", default="paper/figures", help="output directory (default: paper/figures)")
     p.add_argument("--only", nargs="+", choices=sorted(FIGURES), default=None,
                    help="draw only these figures (each then becomes required)")

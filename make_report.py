@@ -8,11 +8,14 @@ number the prose quotes). Then prints one line per claim. paper/paper_backbone.t
 
 Without --runs, the runs that exist among runs/paper_s42, runs/paper_s271 (else runs/cpu_s42, runs/cpu_s271) are
 used. Without --controls / --beta2, runs/ctrl_s42 and runs/beta2_s42 are used when they exist and hold runs of the
-same model and data as the main runs.
+same model and data as the main runs. Several control sets or sweeps (one per seed) are judged together: a control
+or beta2 claim holds only if it holds in every set, and its key statistic is tested over the sets as over seeds;
+the tables show the first set.
 
 Examples:
     python make_report.py
     python make_report.py --runs runs/cpu_s42 runs/cpu_s271 --controls runs/ctrl_s42 --beta2 runs/beta2_s42
+    python make_report.py --runs runs/cpu_s* --controls runs/ctrl_s42 runs/ctrl_s271 runs/ctrl_s137
     python make_report.py --runs runs/tiny_s1 --out /tmp/generated
 """
 from __future__ import annotations
@@ -32,8 +35,9 @@ PROG = "make_report.py"
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", nargs="*", default=None, help="main run directories, one per seed")
-    p.add_argument("--controls", default=None, help="optimizer-control directory (holding A, B, C, C_prime)")
-    p.add_argument("--beta2", default=None, help="beta2-sweep directory")
+    p.add_argument("--controls", nargs="+", default=None,
+                   help="optimizer-control directories (each holding A, B, B0, C, C_prime), one per seed")
+    p.add_argument("--beta2", nargs="+", default=None, help="beta2-sweep directories, one per seed")
     p.add_argument("--out", default="paper/generated", help="output directory (default: paper/generated)")
     p.add_argument("--quiet", action="store_true", help="do not print the claims")
     args = p.parse_args(argv)
@@ -44,8 +48,8 @@ def main(argv=None) -> int:
                            "`./run_seed.sh 42` or pass --runs RUN_DIR")
         check_seed_set(runs)  # side-by-side seeds must share every other setting
         for option, given in (("--controls", args.controls), ("--beta2", args.beta2)):
-            if given:
-                check_sweep_matches(given, runs[0], option)
+            for d in given or ():
+                check_sweep_matches(d, runs[0], option)
         ev = load_evidence(runs, args.controls or controls, args.beta2 or beta2)
         paths, claims = write_report(ev, args.out)
     except (RunError, ConfigError) as e:

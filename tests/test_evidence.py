@@ -108,3 +108,49 @@ def test_undefined_statistics_written_as_null_are_nan():
     for r in runs:
         r._r["nulls"]["statistics"]["trunk_pc1_rownorm"] = {"observed": None}
     assert E.trajectory_evidence(FakeEvidence(runs), "C3")["verdict"] == "no null"
+
+
+def _control_copy(tmp_path, name, b_pc1=None, pc1_shift=0.0):
+    """A copy of the committed control set, optionally with run B's window PC1 set and the nulls' observed PC1 of
+    every window shifted, as another seed's set would differ."""
+    import json
+    import shutil
+    src = ROOT / "experiments" / "results" / "cpu_runs" / "ctrl_s42"
+    dst = tmp_path / name
+    shutil.copytree(src, dst)
+    ctl = dst / "analysis" / "sgd_control.json"
+    d = json.loads(ctl.read_text())
+    for r in d["results"]["rows"]:
+        if r["run"] == "B" and b_pc1 is not None:
+            r["pc1"] = b_pc1
+    ctl.write_text(json.dumps(d))
+    nl = dst / "analysis" / "nulls.json"
+    d = json.loads(nl.read_text())
+    for windows in d["results"]["rows"].values():
+        for entry in windows.values():
+            if isinstance(entry, dict) and "statistics" in entry:
+                entry["statistics"]["pc1"]["observed"] += pc1_shift
+    nl.write_text(json.dumps(d))
+    return dst
+
+
+def test_control_claims_are_judged_in_every_control_set(tmp_path):
+    """Three control sets (one per seed): C15 holds only if it holds in each, and its key statistic gets a seed
+    test over the sets instead of "one seed: no test"."""
+    from drift.report.claims import evaluate_claims
+    from drift.report.inputs import load_evidence
+    runs = ROOT / "experiments" / "results" / "cpu_runs"
+    sets = [_control_copy(tmp_path, f"ctrl_s{s}", pc1_shift=d) for s, d in ((42, 0.0), (271, -1e-3), (137, 2e-3))]
+    ev = load_evidence([runs / "cpu_s42"], sets)
+    rows = {r["id"]: r for r in evaluate_claims(ev)}
+    one = {r["id"]: r for r in evaluate_claims(load_evidence([runs / "cpu_s42"], sets[0]))}
+    assert rows["C15"]["verdict"] == one["C15"]["verdict"] == "held"
+    assert rows["C15"]["ours"].startswith("ctrl_s42: ") and "; ctrl_s137: " in rows["C15"]["ours"]
+    e = E.control_evidence(ev, "C15")
+    assert e["seeds"] == ["ctrl_s42", "ctrl_s271", "ctrl_s137"] and e["tests"]["N1"]["n"] == 3
+    assert e["tests"]["N1"]["verdict"] in (V.BEYOND, V.WITHIN) and e["verdict"] != V.ONE_SEED
+    assert E.control_evidence(load_evidence([runs / "cpu_s42"], sets[0]), "C15")["verdict"] == V.ONE_SEED
+    # B's window PC1 below 95% in one set: the claim fails there, and the reason names that set
+    sets[1] = _control_copy(tmp_path / "x", "ctrl_s271", b_pc1=90.0)
+    row = {r["id"]: r for r in evaluate_claims(load_evidence([runs / "cpu_s42"], sets))}["C15"]
+    assert row["verdict"] == "not held" and row["reason"] == "fails in ctrl_s271"

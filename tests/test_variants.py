@@ -23,6 +23,9 @@ class Ev:
     def control(self, name):
         return self._c.get(name)
 
+    def sets(self, kind):
+        return [self]
+
     def missing_control(self, name):
         return f"{name} absent"
 

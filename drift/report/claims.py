@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from drift.report.inputs import Evidence
-from drift.report.null_verdicts import null_outcome
-from drift.report.readers import (Outcome, not_measured, read_c1, read_c2, read_c3, read_c4, read_c5, read_c6, read_c7,
-                                  read_c8, read_c9, read_c10, read_c11, read_c12, read_c13, read_c14, read_c15,
-                                  read_c16, read_c17, read_c18, read_c19, read_c20, read_c21, read_c22)
+from drift.report.null_verdicts import null_outcome_over_sets, set_kind
+from drift.report.readers import (Outcome, not_measured, over_sets, read_c1, read_c2, read_c3, read_c4, read_c5,
+                                  read_c6, read_c7, read_c8, read_c9, read_c10, read_c11, read_c12, read_c13,
+                                  read_c14, read_c15, read_c16, read_c17, read_c18, read_c19, read_c20, read_c21,
+                                  read_c22)
 from drift.report.rules import THRESHOLDS
 
 
@@ -165,11 +166,15 @@ def evaluate_claims(ev: Evidence) -> list[dict]:
     rows = []
     for c in CLAIMS:
         try:
-            out = c.read(ev) if c.read is not None else not_measured("reader not available")
+            kind = set_kind(c.id)
+            if c.read is None:
+                out = not_measured("reader not available")
+            else:  # a control or beta2 claim is read in every set (one per seed)
+                out = over_sets(ev, kind, c.read) if kind else c.read(ev)
         except (KeyError, IndexError, TypeError, ValueError) as e:  # a JSON layout we do not know: say so
             out = not_measured(f"could not read the analysis JSON ({type(e).__name__}: {e})")
         try:
-            null = null_outcome(ev, c.id)
+            null = null_outcome_over_sets(ev, c.id)
         except (KeyError, IndexError, TypeError, ValueError) as e:
             null = {"null": "no null", "null_text": f"could not read nulls.json ({type(e).__name__}: {e})",
                     "paper_in_band": []}

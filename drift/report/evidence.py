@@ -69,9 +69,9 @@ def trajectory_evidence(ev: Evidence, claim: str) -> dict | None:
     return _summary(claim, check.stat, check.side, labels, observed, medians, diags) if labels else None
 
 
-def control_evidence(ev: Evidence, claim: str) -> dict | None:
-    """One control set is one seed. The rule's collinearity part (window PC1 >= sgd_pc1) read on each null's
-    median, the window nulls having no draws stored."""
+def _control_one(ev: Evidence, claim: str) -> tuple | None:
+    """(label, observed, {null: median}, diagnostic) of one control set. The rule's collinearity part (window PC1
+    >= sgd_pc1) is read on each null's median, the window nulls having no draws stored."""
     run, which, _paper = CONTROL_NULLS[claim]
     res = ev.control("nulls")
     found = control_null_window(res, run, which) if res is not None else None
@@ -82,8 +82,24 @@ def control_evidence(ev: Evidence, claim: str) -> dict | None:
                   for k in V.NULL_KINDS}
     diag = {"on_medians": on_medians, "pass_rate": {},
             "diagnostic": None if on_medians[V.KEY] is None else not on_medians[V.KEY], "basis": "N1 median"}
-    return _summary(claim, f"run {run} {found[0]} window PC1 (%)", "high", [ev.controls_dir.name],
-                    [_num(e.get("observed"))], {k: [_median(e, k)] for k in V.NULL_KINDS}, [diag])
+    return (ev.controls_dir.name, f"run {run} {found[0]} window PC1 (%)", _num(e.get("observed")),
+            {k: _median(e, k) for k in V.NULL_KINDS}, diag)
+
+
+def _over_sets(ev: Evidence, kind: str, claim: str, one) -> dict | None:
+    """The claim's evidence with each set of `kind` (one per seed) as a seed: sets without the inputs are left
+    out; the statistic's name is the first set's."""
+    found = [x for x in (one(view, claim) for view in ev.sets(kind)) if x is not None]
+    if not found:
+        return None
+    labels, names, observed, medians, diags = zip(*found)
+    return _summary(claim, names[0], "high", list(labels), list(observed),
+                    {k: [m[k] for m in medians] for k in V.NULL_KINDS}, list(diags))
+
+
+def control_evidence(ev: Evidence, claim: str) -> dict | None:
+    """One control set is one seed."""
+    return _over_sets(ev, "controls", claim, _control_one)
 
 
 def _beta2_rule(claim: str, series: list[float]) -> bool:
@@ -95,9 +111,10 @@ def _beta2_rule(claim: str, series: list[float]) -> bool:
     return rules.falls(series, tol)
 
 
-def beta2_evidence(ev: Evidence, claim: str) -> dict | None:
-    """One sweep is one seed; per p_probe group the observed net fall (or, for C18, the smallest gamma_a) against
-    the nulls, and the rule on every N1 draw (the runs' draws taken side by side in beta2 order)."""
+def _beta2_one(ev: Evidence, claim: str) -> tuple | None:
+    """(label, statistic, observed, {null: median}, diagnostic) of one sweep: per p_probe group the observed net
+    fall (or, for C18, the smallest gamma_a) against the nulls, and the rule on every N1 draw (the runs' draws
+    taken side by side in beta2 order)."""
     stat, how = BETA2_NULLS[claim]
     res = ev.beta2_nulls
     if not res or not res.get("groups"):
@@ -111,16 +128,21 @@ def beta2_evidence(ev: Evidence, claim: str) -> dict | None:
             "diagnostic": None if not finite(rate) else bool(rate <= V.DIAGNOSTIC_MAX_PASS), "basis": "draws"}
     if how == "trend":
         e = res["trends"][label][stat]
-        obs, med = _num(e.get("observed")), {k: [_median(e, k)] for k in V.NULL_KINDS}
+        obs, med = _num(e.get("observed")), {k: _median(e, k) for k in V.NULL_KINDS}
         name = f"net fall of {stat}, p_probe {label}"
     else:  # C18: every run above its own band; the smallest run's margin stands for the sweep
         gaps = [(_num(res["runs"][r]["statistics"][stat].get("observed")), res["runs"][r]["statistics"][stat])
                 for r in names]
         gaps = [g for g in gaps if finite(g[0] - _median(g[1], V.KEY))] or gaps
         obs_run = min(gaps, key=lambda g: g[0] - _median(g[1], V.KEY) if finite(g[0] - _median(g[1], V.KEY)) else 0)
-        obs, med = obs_run[0], {k: [_median(obs_run[1], k)] for k in V.NULL_KINDS}
+        obs, med = obs_run[0], {k: _median(obs_run[1], k) for k in V.NULL_KINDS}
         name = f"{stat} of the run nearest its N1 median, p_probe {label}"
-    return _summary(claim, name, "high", [ev.beta2_dir.name], [obs], med, [diag])
+    return ev.beta2_dir.name, name, obs, med, diag
+
+
+def beta2_evidence(ev: Evidence, claim: str) -> dict | None:
+    """One sweep is one seed."""
+    return _over_sets(ev, "beta2", claim, _beta2_one)
 
 
 def claim_evidence(ev: Evidence) -> dict[str, dict]:

@@ -2,6 +2,7 @@
 directories' JSON, loaded once (never a checkpoint). Also which directories make_report.py reads by default.
 
     ev = load_evidence(["runs/cpu_s42", "runs/cpu_s271"], controls="runs/ctrl_s42", beta2="runs/beta2_s42")
+    ev = load_evidence(runs, controls=["runs/ctrl_s42", "runs/ctrl_s271"], beta2=["runs/beta2_s42"])  # sets
     ev.runs[0].results("trajectory_pca"), ev.control("sgd_control"), ev.beta2
 """
 from __future__ import annotations
@@ -64,9 +65,21 @@ class Evidence:
     controls: dict[str, dict | None] = field(default_factory=dict)
     beta2: dict | None = None
     beta2_nulls: dict | None = None
+    # One Evidence per control set / beta2 sweep (one per seed; the first is this one): claims on controls and
+    # sweeps are judged in every set (report/claims.py), the tables show the first.
+    control_views: list["Evidence"] = field(default_factory=list, repr=False)
+    beta2_views: list["Evidence"] = field(default_factory=list, repr=False)
 
     def control(self, name: str) -> dict | None:
         return self.controls.get(name)
+
+    def sets(self, kind: str) -> list["Evidence"]:
+        """The views of one kind, "controls" or "beta2" (at least this Evidence itself)."""
+        return (self.control_views if kind == "controls" else self.beta2_views) or [self]
+
+    def set_label(self, kind: str) -> str:
+        d = self.controls_dir if kind == "controls" else self.beta2_dir
+        return d.name if d is not None else "none"
 
     def missing_control(self, name: str) -> str:
         if self.controls_dir is None:
@@ -134,13 +147,44 @@ def default_inputs(runs: Sequence | None = None, root=".") -> tuple[list[Path], 
     return chosen, found[0], found[1]
 
 
+def _dirs(given) -> list[Path]:
+    """None, one directory or several, as a list of paths."""
+    if given is None:
+        return []
+    if isinstance(given, (str, Path)):
+        return [Path(given)]
+    return [Path(d) for d in given]
+
+
+def _load_controls(ev: Evidence, controls_dir: Path) -> None:
+    ev.controls_dir = controls_dir
+    ev.controls = {n: _results(controls_dir / "analysis" / f"{n}.json") for n in CONTROL_ANALYSES}
+
+
+def _load_beta2(ev: Evidence, beta2_dir: Path) -> None:
+    ev.beta2_dir = beta2_dir
+    ev.beta2 = _results(beta2_dir / "analysis" / "beta2_sweep.json")
+    ev.beta2_nulls = _results(beta2_dir / "analysis" / "nulls.json")
+
+
 def load_evidence(run_dirs: Sequence, controls=None, beta2=None) -> Evidence:
-    """Load the main runs (sorted by seed) and, when their directories are given, the control and beta2 JSON."""
+    """Load the main runs (sorted by seed) and, when their directories are given (one, or a list with one per
+    seed), the control and beta2 JSON. The first control set and sweep are the Evidence's own; every one is also a
+    view (control_views, beta2_views)."""
     runs = sorted((load_run_evidence(d) for d in run_dirs), key=lambda r: r.config.train.seed)
-    ev = Evidence(runs, Path(controls) if controls else None, Path(beta2) if beta2 else None)
-    if ev.controls_dir is not None:
-        ev.controls = {n: _results(ev.controls_dir / "analysis" / f"{n}.json") for n in CONTROL_ANALYSES}
-    if ev.beta2_dir is not None:
-        ev.beta2 = _results(ev.beta2_dir / "analysis" / "beta2_sweep.json")
-        ev.beta2_nulls = _results(ev.beta2_dir / "analysis" / "nulls.json")
+    ev = Evidence(runs)
+    ctrl_dirs, beta2_dirs = _dirs(controls), _dirs(beta2)
+    if ctrl_dirs:
+        _load_controls(ev, ctrl_dirs[0])
+    if beta2_dirs:
+        _load_beta2(ev, beta2_dirs[0])
+    ev.control_views, ev.beta2_views = [ev], [ev]
+    if len(ctrl_dirs) > 1:
+        ev.control_views = [ev] + [Evidence(runs) for _ in ctrl_dirs[1:]]
+        for view, d in zip(ev.control_views[1:], ctrl_dirs[1:]):
+            _load_controls(view, d)
+    if len(beta2_dirs) > 1:
+        ev.beta2_views = [ev] + [Evidence(runs) for _ in beta2_dirs[1:]]
+        for view, d in zip(ev.beta2_views[1:], beta2_dirs[1:]):
+            _load_beta2(view, d)
     return ev

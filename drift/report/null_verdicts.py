@@ -125,6 +125,25 @@ def beta2_null_outcome(ev: Evidence, claim_id: str) -> dict:
     return {"null": verdict, "null_text": "high side; " + "; ".join(parts), "paper_in_band": []}
 
 
+def set_kind(claim_id: str) -> str | None:
+    """"controls" or "beta2" for the claims judged on a control set or a beta2 sweep (one per seed), else None."""
+    return "controls" if claim_id in CONTROL_NULLS else "beta2" if claim_id in BETA2_NULLS else None
+
+
+def null_outcome_over_sets(ev: Evidence, claim_id: str) -> dict:
+    """null_outcome in every set of a control or beta2 claim: beyond iff beyond in all, no null if any has none."""
+    from drift.nulls.trajectory import BEYOND, NO_NULL, WITHIN
+    kind = set_kind(claim_id)
+    views = ev.sets(kind) if kind else [ev]
+    if len(views) == 1:
+        return null_outcome(views[0], claim_id)
+    outs = [(v.set_label(kind), null_outcome(v, claim_id)) for v in views]
+    verdicts = [o["null"] for _, o in outs]
+    verdict = NO_NULL if NO_NULL in verdicts else BEYOND if all(v == BEYOND for v in verdicts) else WITHIN
+    return {"null": verdict, "null_text": "; ".join(f"{label}: {o['null_text']}" for label, o in outs),
+            "paper_in_band": [f"{label}: {p}" for label, o in outs for p in o["paper_in_band"]]}
+
+
 def null_outcome(ev: Evidence, claim_id: str) -> dict:
     """{"null": beyond / within / no null / "" (no trajectory null for this claim), "null_text", "paper_in_band"}."""
     from drift.nulls.trajectory import BEYOND, KEY_NULL, NO_NULL, WITHIN, in_band, null_verdict

@@ -77,6 +77,21 @@ def per_seed(ev: Evidence, name: str | None, check: Callable[[RunEvidence], tupl
     return Outcome(NOT_HELD, ours, f"fails in {', '.join(failed)}" if len(ev.runs) > 1 else "")
 
 
+def over_sets(ev: Evidence, kind: str, read: Callable[[Evidence], Outcome]) -> Outcome:
+    """A control or beta2 claim read in every set of `kind` (one per seed): held iff held in all, not measured if
+    any set is; with one set, that set's outcome unchanged."""
+    views = ev.sets(kind)
+    if len(views) == 1:
+        return read(views[0])
+    outs = [(v.set_label(kind), read(v)) for v in views]
+    ours = "; ".join(f"{label}: {o.ours}" for label, o in outs)
+    missing = next(((label, o) for label, o in outs if o.verdict == NOT_MEASURED), None)
+    if missing is not None:
+        return Outcome(NOT_MEASURED, ours, f"{missing[0]}: {missing[1].reason}")
+    failed = [label for label, o in outs if o.verdict != HELD]
+    return Outcome(NOT_HELD if failed else HELD, ours, f"fails in {', '.join(failed)}" if failed else "")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Readers: Evidence -> Outcome (our numbers formatted, the rule applied)
 # ---------------------------------------------------------------------------------------------------------------

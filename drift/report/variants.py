@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from drift.report.inputs import Evidence, RunEvidence
-from drift.report.readers import (HELD, NOT_HELD, Outcome, beta2_claim, series_text, fmt, not_measured,
-                                  per_seed)
+from drift.report.null_verdicts import set_kind
+from drift.report.readers import (HELD, NOT_HELD, Outcome, beta2_claim, fmt, not_measured, over_sets, per_seed,
+                                  series_text)
 from drift.report.rules import THRESHOLDS, falls, finite, rule_c16, rule_c17
 
 
@@ -164,7 +165,8 @@ def evaluate_variants(ev: Evidence) -> list[dict]:
     rows = []
     for v in VARIANTS:
         try:
-            out = v.read(ev)
+            kind = set_kind(v.claim)
+            out = over_sets(ev, kind, v.read) if kind else v.read(ev)
         except (KeyError, IndexError, TypeError, ValueError) as e:
             out = not_measured(f"could not read the analysis JSON ({type(e).__name__}: {e})")
         rows.append({"id": v.claim, "variant": v.name, "rule": v.rule, "verdict": out.verdict, "ours": out.ours,
