@@ -1,8 +1,12 @@
-"""Reheating (PROTOCOL E4, A14): from a main run's last checkpoint, a fresh optimizer (same kind, betas and weight
+"""Reheating (PROTOCOL E4, A14): from a main run's late low-p_ood checkpoint, a fresh optimizer (same kind, betas and weight
 decay), lambda = 4 throughout, warmup 200 then cosine to the 10% floor over 2000 steps (scaled by main-run length /
 10,000: cpu 20 and 200), an eval and a checkpoint every 100 (cpu: 10). Per peak LR: peak p_ood and its step, the
 first step with p_ood >= 0.60, p_ood at the end, the start p_ood; and a(t), ||r(t)|| of every reheating checkpoint
 against the main run's step-1 reference and its trunk backbone v_b.
+
+Start (--from): auto (default) is the last checkpoint when its p_ood <= 0.35, else the checkpoint with the lowest
+p_ood after the run's p_ood peak (C20 is about re-entry from the late low-p_ood state); "last" or a step number
+force one. The choice and its reason are recorded in reheat.json.
 
 Writes <run>/reheat/lr<value>/ runs, <run>/analysis/reheat.json and .csv, <run>/figures/reheat.{pdf,png}.
 
@@ -23,7 +27,7 @@ from drift.report import plotting as pl
 from drift.report.figures import figure_reheat
 from drift.config import Config, ConfigError
 from drift.train.control_runs import ensure_run, reheat_config, reheat_run_name
-from drift.analysis.reheat import reheat_table
+from drift.analysis.reheat import reheat_start, reheat_table
 from drift.analysis.table_csv import flat_row, write_csv
 from drift.run.info import add_check_args, analysis_dir, checked_run, figures_dir, write_analysis
 
@@ -32,9 +36,20 @@ COLUMNS = ["lr", "name", "status", "start_p_ood", "step1", "peak", "peak_step", 
            "paper_end"]
 
 
+def check_reheat_start(run_dir: Path, init: str) -> None:
+    """A reheating run already there must have started from the same checkpoint, or it is another experiment."""
+    if (run_dir / "run.json").exists():
+        was = ck.read_json(run_dir / "run.json").get("init_from")
+        if was is not None and Path(was).name != Path(init).name:
+            raise ck.RunError(f"{run_dir} was reheated from {Path(was).name}, not {Path(init).name}; delete it or "
+                              f"pass --from with its start")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", help="the main run directory (its last checkpoint is the starting point)")
+    parser.add_argument("run", help="the main run directory")
+    parser.add_argument("--from", dest="start", default="auto",
+                        help="start checkpoint: auto (default, see above), last, or a step")
     parser.add_argument("--lrs", nargs="+", type=float, default=[1e-3, 6e-4, 3e-4], help="peak learning rates")
     parser.add_argument("--threshold", type=float, default=0.60, help="re-entry threshold on p_ood (default 0.60)")
     parser.add_argument("--analyze-only", action="store_true", help="no training; tabulate existing reheat runs")
@@ -47,9 +62,15 @@ def main(argv=None) -> int:
     main_dir = Path(args.run)
     try:
         main_run = checked_run(main_dir, args)
-        init = str(ck.ckpt_path(main_dir, main_run.last_step))
+        if args.start not in ("auto", "last") and not args.start.isdigit():
+            raise ConfigError(f"--from {args.start!r}: use auto, last or a checkpoint step")
+        start, reason = reheat_start(main_run, args.start)
+        init = str(ck.ckpt_path(main_dir, start))
+        if dist.is_main():
+            print(f"reheat.py: starting from {reason}")
         dirs = {lr: main_dir / "reheat" / reheat_run_name(lr) for lr in args.lrs}
         for lr, d in dirs.items():
+            check_reheat_start(d, init)
             if not args.analyze_only:
                 cfg = reheat_config(Config.from_dict(main_run.info["config"]), lr, args.overrides)
                 res = ensure_run(cfg, d, init_from=init, progress=not args.no_progress,
@@ -59,12 +80,13 @@ def main(argv=None) -> int:
                           f"loop time {res['wall_s'] or 0:.0f} s")
         if args.train_only or not dist.is_main():  # the table is written once, by rank 0
             return 0
-        results = reheat_table(main_dir, dirs, args.threshold)
+        results = reheat_table(main_dir, dirs, args.threshold, start, reason)
     except (ConfigError, ck.RunError) as e:
         print(f"reheat.py: error: {e}", file=sys.stderr)
         return 2
     path = write_analysis(main_dir, "reheat", results,
-                          params={"lrs": args.lrs, "threshold": args.threshold, "init_from": init},
+                          params={"lrs": args.lrs, "threshold": args.threshold, "init_from": init,
+                                  "start": args.start},
                           inputs={str(k): str(v) for k, v in dirs.items()}, steps=main_run.steps)
     rows = []
     for r in results["rows"]:

@@ -235,7 +235,7 @@ def test_beta2_sweep_records_a_divergence(tmp_path, tiny_beta2_sweep):
     assert (out / "analysis" / "beta2_sweep.csv").read_text().count("\n") == 3
 
 
-def test_reheat_end_to_end(tmp_path):
+def test_reheat_end_to_end(tmp_path, capsys):
     import reheat
     from drift.train.trainer import train
     main = tmp_path / "main"
@@ -253,6 +253,10 @@ def test_reheat_end_to_end(tmp_path):
     assert row["coords"]["a"][0] == pytest.approx(res["main_end_coords"]["a"][0], rel=1e-6)
     assert row["coords"]["a"][0] > 0  # v_b is sign-fixed so that the main run ends at positive a
     assert (main / "figures" / "reheat.png").exists()
+    assert res["start_step"] == 20 and res["start_reason"]  # tiny never learns the probe: p_ood 0 <= 0.35, the last
+    # the same reheating directory asked to start elsewhere is another experiment: refused before any training
+    assert reheat.main([str(main), "--lrs", "1e-3", "--no-progress", "--from", "10", "threads=1"]) == 2
+    assert "was reheated from ckpt_000020.pt, not ckpt_000010.pt" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("script", ["sgd_control", "sgd_nesterov_run", "sgd_control_analysis",
@@ -297,3 +301,25 @@ def test_span_geometry_on_a_planted_trajectory():
     assert g["pc1_span"] == pytest.approx(100 * (1 + 2 ** -0.5) / 2, rel=1e-9)
     assert g["drift_span"] == pytest.approx(2 ** 0.5, rel=1e-9)
     assert g["abs_cos_span"] == pytest.approx((math.cos(math.pi / 8) + math.sin(math.pi / 8)) / 2, rel=1e-9)
+
+
+def test_reheat_starts_from_the_late_low_p_ood_state():
+    """C20's start: the last checkpoint when its p_ood <= 0.35, else the lowest p_ood after the peak; the rule
+    forced with "last" or a step, and an unknown step refused."""
+    from types import SimpleNamespace
+
+    from drift.analysis.reheat import reheat_start
+
+    def run(p_ood):
+        steps = [0, 1] + [80 * (i + 1) for i in range(len(p_ood))]
+        metrics = [{"step": s, "p_ood": p} for s, p in zip(steps[2:], p_ood)]
+        return SimpleNamespace(steps=steps, last_step=steps[-1], metrics=metrics, run_dir="runs/x")
+
+    low_end = run([0.1, 0.7, 0.3, 0.6, 0.2])
+    assert reheat_start(low_end)[0] == 400 and "0.200 <= 0.35" in reheat_start(low_end)[1]
+    high_end = run([0.1, 0.8, 0.3, 0.15, 0.5, 0.6])  # peak at 160, lowest after it 0.15 at 320
+    step, why = reheat_start(high_end)
+    assert step == 320 and "lowest p_ood (0.150) after the peak at 160" in why
+    assert reheat_start(high_end, "last")[0] == 480 and reheat_start(high_end, "240")[0] == 240
+    with pytest.raises(ck.RunError, match="no checkpoint there"):
+        reheat_start(high_end, "250")

@@ -1,7 +1,8 @@
 """The reheating readouts (PROTOCOL A14, claim C20): each reheating run's p_ood peak, first crossing and end, and
 its coordinates against the main run's backbone (a(t), ||r(t)||), with the paper's values beside ours.
 
-    table = reheat_table("runs/cpu_s42", {1e-3: Path("runs/cpu_s42/reheat/lr0.001")})
+    step, why = reheat_start(load_run("runs/cpu_s42"))          # where reheating starts, and why there
+    table = reheat_table("runs/cpu_s42", {1e-3: Path("runs/cpu_s42/reheat/lr0.001")}, start_step=step)
 """
 from __future__ import annotations
 
@@ -58,10 +59,42 @@ def reheat_readouts(run: RunInfo, threshold: float = 0.6) -> dict:
             "step1": p[0], "threshold": threshold}
 
 
-def reheat_table(main_dir, reheat_dirs: dict[float, Path], threshold: float = 0.6) -> dict:
+# C20 is about re-entry from the late, low-p_ood state. The last checkpoint is that state when its p_ood is at most
+# LOW_P_OOD (the regime study's end criterion, drift/studies/probe_study.py); otherwise reheating starts from the
+# checkpoint with the lowest p_ood after the run's p_ood peak, and the report says so. Fixed before any reheating
+# of the cpu preset was read.
+LOW_P_OOD = 0.35
+
+
+def reheat_start(main: RunInfo, rule: str = "auto") -> tuple[int, str]:
+    """(checkpoint step, reason) reheating starts from: "last", or "auto" (see LOW_P_OOD), or a step number."""
+    if rule == "last":
+        return main.last_step, "the last checkpoint (asked for)"
+    if rule != "auto":
+        step = int(rule)
+        if step not in main.steps:
+            raise ck.RunError(f"--from {step}: {main.run_dir} has no checkpoint there; choose auto, last or one of "
+                              f"its checkpoint steps")
+        return step, f"checkpoint {step} (asked for)"
+    p = {r["step"]: r["p_ood"] for r in main.metrics if r.get("p_ood") is not None and r["step"] in main.steps}
+    last = main.last_step
+    if last not in p or p[last] <= LOW_P_OOD:
+        return last, (f"the last checkpoint (p_ood {p[last]:.3f} <= {LOW_P_OOD})" if last in p
+                      else "the last checkpoint (no p_ood there)")
+    peak = max(p, key=lambda s: (p[s], -s))
+    after = [s for s in p if s > peak] or [last]
+    low = min(after, key=lambda s: (p[s], -s))
+    return low, (f"checkpoint {low}, the lowest p_ood ({p[low]:.3f}) after the peak at {peak}: the last checkpoint's "
+                 f"p_ood {p[last]:.3f} > {LOW_P_OOD} is not a late low-p_ood state")
+
+
+def reheat_table(main_dir, reheat_dirs: dict[float, Path], threshold: float = 0.6, start_step: int | None = None,
+                 start_reason: str = "") -> dict:
+    """The A14 table of reheating runs started from the main run's checkpoint `start_step` (default: its last)."""
     main = load_run(main_dir)
+    start = main.last_step if start_step is None else start_step
     theta1, v_b, vinfo = main_backbone(main_dir)
-    main_end = backbone_coords(main_dir, [main.last_step], theta1, v_b)
+    main_end = backbone_coords(main_dir, [start], theta1, v_b)
     rows = []
     for lr, d in sorted(reheat_dirs.items(), reverse=True):
         run = load_run(d)
@@ -69,7 +102,9 @@ def reheat_table(main_dir, reheat_dirs: dict[float, Path], threshold: float = 0.
         coords = backbone_coords(d, [s for s in run.steps], theta1, v_b)
         rows.append({"lr": lr, "name": Path(d).name, **run_summary(d), **reheat_readouts(run, threshold),
                      "coords": coords, "curves": curves(run), "paper": PAPER_REHEAT.get(lr)})
-    return jsonable({"main_run": str(main_dir), "main_last_step": main.last_step,
-                     "start_p_ood": main.metrics[-1]["p_ood"] if main.metrics else None,
+    at_start = [r["p_ood"] for r in main.metrics if r["step"] == start and r.get("p_ood") is not None]
+    return jsonable({"main_run": str(main_dir), "main_last_step": main.last_step, "start_step": start,
+                     "start_reason": start_reason or ("the last checkpoint" if start == main.last_step else ""),
+                     "start_p_ood": at_start[-1] if at_start else None,
                      "paper_start_p_ood": PAPER_REHEAT_START, "backbone": vinfo, "main_end_coords": main_end,
                      "main_curve": curves(main), "rows": rows})

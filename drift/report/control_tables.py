@@ -134,6 +134,10 @@ def reheat_table(ev: Evidence) -> str:
                          _first_above(r.get("first_above"), p),
                          ours_paper(r.get("end"), p.get("end")), num(relative_change(k["a"])),
                          num(relative_change(k["residual_norm"]))])
+    elsewhere = [f"{run.label} from step {res['start_step']} ({res.get('start_reason', '')})" for run in runs
+                 if (res := run.results("reheat")).get("start_step", res["main_last_step"]) != res["main_last_step"]]
+    if elsewhere:  # C20 asks for a late low-p_ood start (drift/analysis/reheat.py LOW_P_OOD)
+        caption += " Not from the last checkpoint: " + esc("; ".join(elsewhere)) + "."
     header = ["run", "peak lr", "start", "peak", "peak step", r"first $\ge$0.60", "end", r"$\Delta a/a$",
               r"$\Delta\|r\|/\|r\|$"]
     return table(label, caption, "l" * len(header), header, rows, size=r"\footnotesize")

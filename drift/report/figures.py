@@ -214,7 +214,7 @@ def figure_reheat(results: Sequence[dict], titles: Sequence[str], switch_steps: 
     top = p_ood_upper([res["main_curve"]["p_ood"] for res in results]
                       + [row["curves"]["p_ood"] for res in results for row in res["rows"]])
     for col, (res, switch_step) in enumerate(zip(results, switch_steps)):
-        T = res["main_last_step"]
+        T = res.get("start_step", res["main_last_step"])  # the reheating's first step follows its start
         ax_p, ax_g = axes[0][col], axes[1][col]
         main = res["main_curve"]
         ax_p.plot(main["step"], main["p_ood"], color=pl.PALETTE["p_ood"], label="training")
