@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from drift.run import checkpoint as ck
+from drift.run import provenance
 from drift.train import distributed as dist
 from drift.report import plotting as pl
 from drift.report.figures import figure_reheat
@@ -87,7 +88,9 @@ def main(argv=None) -> int:
     path = write_analysis(main_dir, "reheat", results,
                           params={"lrs": args.lrs, "threshold": args.threshold, "init_from": init,
                                   "start": args.start},
-                          inputs={str(k): str(v) for k, v in dirs.items()}, steps=main_run.steps)
+                          inputs={str(k): str(v) for k, v in dirs.items()}, steps=main_run.steps,
+                          provenance=provenance.record(main_dir, main_run.steps, main_run.steps, {
+                              "analysis/directions.pt": results["backbone"]["digest"]}, runs=dirs.values()))
     rows = []
     for r in results["rows"]:
         k = r["coords"]

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from drift.analysis.backbone import prepare
+from drift.run import provenance
 from drift.run.checkpoint import RunError
 from drift.config import ConfigError
 from drift.nulls.beta2 import beta2_nulls
@@ -111,13 +112,16 @@ def main(argv=None) -> int:
     try:
         run = checked_run(args.run_dir, args)  # a running or holed run is refused, as in every analysis
         traj = read_analysis(run.run_dir, "trajectory_pca", "trajectory_pca_uncentered.py")
+        traj_digest = provenance.analysis_digest(run.run_dir / "analysis" / "trajectory_pca.json")
         prm, inp = traj["params"], traj["inputs"]
         su = prepare(run, prm["ref_step"], inp["steps"], prm["split_step"], prm["stride"], progress=False)
         res = null_statistics(su, args.draws, args.seed, prm["window"], args.nulls, args.workers,
                               log=lambda m: print(m, flush=True))
         path = write_analysis(run.run_dir, "nulls", res, {"draws": args.draws, "seed": args.seed,
                                                           "nulls": args.nulls, "window": prm["window"]},
-                              {"trajectory_pca": prm, "steps": inp["steps"]})
+                              {"trajectory_pca": prm, "steps": inp["steps"]},
+                              provenance=provenance.record(run.run_dir, inp["steps"], run.steps, {
+                                  "analysis/trajectory_pca.json": traj_digest}))
         if not args.no_figures:
             from drift.report.figures import figure_null_spectrum
             from drift.report.plotting import save_figure

@@ -17,6 +17,7 @@ import sys
 
 from drift.analysis.backbone import analyze_run, save_directions
 from drift.report.run_figures import draw_figures
+from drift.run import provenance
 from drift.run.checkpoint import RunError
 from drift.config import ConfigError
 from drift.run.info import add_check_args, checked_run, write_analysis
@@ -82,8 +83,10 @@ def main(argv=None) -> int:
         params = {"ref_step": args.ref_step, "window": args.window, "split_step": results["setup"]["split_step"],
                   "stride": results["setup"]["stride"], "allow_missing": args.allow_missing,
                   "allow_running": args.allow_running}
+        steps = results["setup"]["analysis_steps"]
         path = write_analysis(run.run_dir, "trajectory_pca", results, params,
-                              {"steps": results["setup"]["analysis_steps"], "ref_step": args.ref_step})
+                              {"steps": steps, "ref_step": args.ref_step},
+                              provenance=provenance.record(run.run_dir, steps, run.steps))
         if not args.no_figures:
             draw_figures(results, run.run_dir)
         if args.save_directions:

@@ -56,6 +56,7 @@ import torch
 
 from drift.paper import PAPER_CORRELATION_WINDOWS, PAPER_MAIN_STEPS, PAPER_POWER_LAW_WINDOWS
 from drift.run import checkpoint as ck
+from drift.run import digests, provenance
 from drift.geometry import fits
 from drift.geometry.decomposition import decompose
 from drift.geometry.jsonable import jsonable
@@ -344,6 +345,14 @@ def direction_coefficients(su: Setup) -> tuple[dict[str, tuple[str, np.ndarray]]
     return coefs, pair
 
 
+DIRECTIONS_PRODUCER = "trajectory_pca_uncentered.py"
+
+
+def _directions_digest(payload: dict) -> str:
+    """Digest of everything directions.pt holds but the vectors' bytes, which their per-vector "digests" cover."""
+    return provenance.content_digest({k: v for k, v in payload.items() if k not in ("vectors", "digest")})
+
+
 def save_directions(run_dir, ref_step: int = 1, steps: Sequence[int] | None = None,
                     split_step: int | None = None, progress: bool = True) -> Path:
     """Write analysis/directions.pt (see load_directions) with one streaming pass over the checkpoints."""
@@ -352,31 +361,52 @@ def save_directions(run_dir, ref_step: int = 1, steps: Sequence[int] | None = No
     vectors = gram_stream.materialize(su.run.run_dir, su.steps, coefs, progress=progress)
     payload = {"ref_step": su.ref_step, "steps": su.steps, "row_steps": su.rows, "switch_pair": pair,
                "scopes": {k: v[0] for k, v in coefs.items()}, "vectors": vectors,
-               "file_stats": gram_cache.file_stats(su.run.run_dir, su.steps).tolist()}
+               "digests": digests.state_digests(vectors),
+               "provenance": provenance.record(su.run.run_dir, su.steps, su.run.steps)}
+    payload["digest"] = _directions_digest(payload)
     path = analysis_dir(su.run.run_dir) / DIRECTIONS
     ck.atomic_torch_save(payload, path)
     return path
 
 
+def _checked_directions(path: Path, run_dir) -> dict:
+    """directions.pt, refused (RunError, one line naming the file and the command that remakes it) when it is
+    damaged, was written before its inputs were recorded, or no longer describes the run's checkpoints."""
+    remake = f"remake it with `python {DIRECTIONS_PRODUCER} {run_dir} --save-directions`"
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for truncated or garbled files
+        raise ck.RunError(f"{path} is damaged ({type(e).__name__}: {str(e)[:80]}); {remake}") from None
+    if not isinstance(payload, dict) or "digest" not in payload or "provenance" not in payload:
+        raise ck.RunError(f"{path} was written before the inputs of directions were recorded; {remake}")
+    bad = digests.first_mismatch(payload["vectors"], payload["digests"])
+    if payload["digest"] != _directions_digest(payload) or bad is not None:
+        where = f"vector {bad}" if bad is not None else "its metadata"
+        raise ck.RunError(f"{path} is damaged ({where} does not match the digest stored when it was written); "
+                          f"{remake}")
+    reason = provenance.stale_reason(payload["provenance"], run_dir)
+    if reason is not None:
+        raise ck.RunError(f"{path} is out of date: {reason}; {remake}")
+    return payload
+
+
 def load_directions(run_dir, names: Sequence[str] | None = None, compute_if_missing: bool = True) -> dict:
     """analysis/directions.pt = {"ref_step", "steps", "row_steps", "switch_pair", "scopes": {name: scope},
-    "vectors": {name: float32 unit vector in canonical order}}; `names` restricts "vectors".
+    "vectors": {name: float32 unit vector in canonical order}, "digests": {name: XXH3-128 of the vector},
+    "provenance": drift.run.provenance.record of its checkpoints, "digest": of the rest}; `names` restricts
+    "vectors".
 
     Names: trunk_rownorm_pc1 (A2 v_b), trunk_raw_pc1, trunk_raw_pc2 (A10), block{l}_raw_pc1 and
     block{l}+ln_raw_pc1 (A8/A9 per-block v_b), trunk_switch (v_sw of the first peak->trough pair, if any).
-    Every PC1 is sign-fixed so that a(t_last) > 0. A missing or stale file (checkpoints changed) is recomputed
-    with its recorded steps when compute_if_missing, else a RunError."""
+    Every PC1 is sign-fixed so that a(t_last) > 0. A missing file is computed (default steps) when
+    compute_if_missing, else a RunError; a damaged or out-of-date one is a RunError naming the command that
+    remakes it (_checked_directions): directions are an input of other analyses, so they are not silently redone."""
     path = Path(run_dir) / "analysis" / DIRECTIONS
-    payload = torch.load(path, weights_only=True) if path.exists() else None
-    stats = gram_cache.file_stats(run_dir, payload["steps"]) if payload is not None else None
-    stale = stats is not None and stats.tolist() != payload["file_stats"]
-    if payload is None or stale:
+    if not path.exists():
         if not compute_if_missing:
-            raise ck.RunError(f"{path} is {'stale' if stale else 'missing'}; run "
-                              f"`python trajectory_pca_uncentered.py {run_dir} --save-directions`")
-        kw = dict(ref_step=payload["ref_step"], steps=payload["steps"]) if payload else {}
-        save_directions(run_dir, **kw)
-        payload = torch.load(path, weights_only=True)
+            raise ck.RunError(f"{path} is missing; run `python {DIRECTIONS_PRODUCER} {run_dir} --save-directions`")
+        save_directions(run_dir)
+    payload = _checked_directions(path, run_dir)
     if names is not None:
         unknown = [n for n in names if n not in payload["vectors"]]
         if unknown:

@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from drift.analysis.inputs import check_steps, load_vectors, nearest_checkpoints, trajectory_steps
+from drift.analysis.inputs import (check_steps, directions_provenance, load_vectors, nearest_checkpoints,
+                                   trajectory_steps)
 from drift.analysis.minibatch import load_model_at, module_order_index, progress_bar, stacked_gradients, sync
 from drift.geometry import fisher as fm
 from drift.geometry.jsonable import jsonable
@@ -115,4 +116,5 @@ def fisher_analysis(run_dir, steps: Sequence[int] | None = None, m: int = 32, k:
     params = {"steps": list(roles), "m": m, "k": k, "seed": seed, "batch_size": run.config.train.micro_batch,
               "stream": FISHER_STREAM, "scope": "trunk", "model_mode": "eval", "directions": FISHER_DIRECTIONS,
               "lambda": "training lambda at each step (drift.train.optim.lambda_at)"}
-    return jsonable(results), params, {"directions": dir_info, "device": str(ctx.device)}
+    return jsonable(results), params, {"directions": dir_info, "device": str(ctx.device),
+                                       "provenance": directions_provenance(run, list(roles), dir_info)}

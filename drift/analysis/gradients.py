@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from drift.analysis.inputs import check_steps, nearest_checkpoints, scope_direction
+from drift.analysis.inputs import check_steps, directions_provenance, nearest_checkpoints, scope_direction
 from drift.analysis.minibatch import load_model_at, module_order_index, progress_bar, stacked_gradients, sync
 from drift.analysis.updates import update_reference
 from drift.geometry import fisher as fm
@@ -119,6 +119,7 @@ def gradient_alignment_analysis(run_dir, steps: Sequence[int] | None = None, n_b
         row["seconds"] = time.perf_counter() - t0
         per_step.append(row)
     update = update_reference(run_dir, scope)["consecutive"]
+    prov = directions_provenance(run, steps, dir_info, read=["update_alignment.json"])
     floor = floors(D)
     results = {"scope": scope, "direction": name, "floors": floor, "steps": per_step,
                "update": {k: update[k] for k in ("end_steps", "mid_steps", "cos", "abs_cos", "mean_abs_cos")},
@@ -127,4 +128,4 @@ def gradient_alignment_analysis(run_dir, steps: Sequence[int] | None = None, n_b
     params = {"steps": steps, "n_batches": n_batches, "batch_size": run.config.train.micro_batch, "scope": scope,
               "n_random": n_random, "seed": seed, "stream": GRADIENT_STREAM, "model_mode": "eval",
               "lambda": "training lambda at each step (drift.train.optim.lambda_at)"}
-    return jsonable(results), params, {"directions": dir_info, "device": str(ctx.device)}
+    return jsonable(results), params, {"directions": dir_info, "device": str(ctx.device), "provenance": prov}

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from drift.analysis.gradients import default_gradient_steps, floors
-from drift.analysis.inputs import scope_direction
+from drift.analysis.inputs import directions_provenance, scope_direction
 from drift.analysis.minibatch import load_model_at, progress_bar, scope_only_grads, sync
 from drift.data.context import build_context
 from drift.geometry.jsonable import jsonable
@@ -117,5 +117,6 @@ def horizon_analysis(run_dir, starts: Sequence[int] | None = None, scope: str = 
                "switch_step": run.switch_step, "summary": horizon_summary(rows)}
     params = {"starts": starts, "scope": scope, "stream": TRAINING_STREAM, "model_mode": "eval",
               "gradient": "sum over the interval's training steps of the step loss's gradient at its start"}
-    return jsonable(results), params, {"directions": dir_info, "steps": sorted({x for p in pairs for x in p}),
-                                        "device": str(ctx.device)}
+    used = sorted({x for p in pairs for x in p})
+    return jsonable(results), params, {"directions": dir_info, "steps": used, "device": str(ctx.device),
+                                        "provenance": directions_provenance(run, used, dir_info)}

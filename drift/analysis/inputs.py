@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from drift.analysis import backbone
+from drift.run import provenance
 from drift.run.checkpoint import RunError
 from drift.run.info import RunInfo
 from drift.run.params import scope_keys
@@ -36,6 +37,15 @@ def nearest_checkpoints(run: RunInfo, targets: Iterable[float]) -> list[int]:
     return out
 
 
+def directions_provenance(run: RunInfo, steps: Sequence[int], dir_info: dict, read: Sequence[str] = ()) -> dict:
+    """drift.run.provenance.record of an analysis that read the checkpoints `steps`, the directions of `dir_info`
+    (their checkpoints count among its inputs) and the analysis JSON files `read` (names under analysis/)."""
+    artefacts = {f"analysis/{backbone.DIRECTIONS}": dir_info["digest"]}
+    artefacts.update({f"analysis/{n}": provenance.analysis_digest(run.run_dir / "analysis" / n) for n in read})
+    return provenance.record(run.run_dir, sorted({*map(int, steps), *map(int, dir_info["steps"])}), run.steps,
+                             artefacts)
+
+
 def check_steps(run: RunInfo, steps: Sequence[int]) -> list[int]:
     missing = [s for s in steps if s not in run.steps]
     if missing:
@@ -44,11 +54,12 @@ def check_steps(run: RunInfo, steps: Sequence[int]) -> list[int]:
 
 
 def load_vectors(run_dir, names: Sequence[str]) -> tuple[dict, dict]:
-    """({name: vector or None}, provenance) from the cached backbone directions (computed if missing)."""
+    """({name: vector or None}, info) from the stored backbone directions (computed if missing, refused if damaged
+    or out of date); info holds their steps and the file's digest, for the provenance of what is computed."""
     found = backbone.load_directions(run_dir)  # all names: trunk_switch exists only if p_ood has a switch pair
     vectors = found["vectors"]
     info = {"ref_step": found["ref_step"], "steps": found["steps"], "switch_pair": found.get("switch_pair"),
-            "scopes": {n: found["scopes"].get(n) for n in names}}
+            "scopes": {n: found["scopes"].get(n) for n in names}, "digest": found["digest"]}
     return {n: vectors.get(n) for n in names}, info
 
 

@@ -31,7 +31,7 @@ def main_backbone(main_dir) -> tuple[np.ndarray, np.ndarray, dict]:
     ref = int(payload["ref_step"])
     v = payload["vectors"]["trunk_rownorm_pc1"].double().numpy()
     info = {"source": "drift.analysis.backbone.load_directions (trunk_rownorm_pc1)", "ref_step": ref,
-            "rows": [int(payload["row_steps"][0]), int(payload["row_steps"][-1])]}
+            "rows": [int(payload["row_steps"][0]), int(payload["row_steps"][-1])], "digest": payload["digest"]}
     theta_ref = flat_vector(ck.load_checkpoint(main_dir, ref)["model"], "trunk").double().numpy()
     return theta_ref, v / np.linalg.norm(v), info
 

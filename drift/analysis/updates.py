@@ -17,6 +17,7 @@ from drift.geometry.jsonable import jsonable
 from drift.geometry.pca import drift_pca
 from drift.geometry.trajectory import Trajectory
 from drift.paper import PAPER_C11
+from drift.run import provenance
 from drift.run.checkpoint import RunError
 from drift.run.info import load_run, read_analysis, write_analysis
 
@@ -92,7 +93,7 @@ def update_alignment_analysis(run_dir, scopes: Sequence[str] | None = None, lag:
               "backbone_rows": backbone_rows,
               "labels": "end and midpoint of each update interval"}
     inputs = {"steps": steps, "regular_steps": regular, "ckpt_every": run.ckpt_every,
-              "dense_ckpt": run.config.train.dense_ckpt}
+              "dense_ckpt": run.config.train.dense_ckpt, "provenance": provenance.record(run_dir, steps, run.steps)}
     return jsonable(results), params, inputs
 
 

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from drift.run import checkpoint as ck
+from drift.run import provenance
 from drift.run.info import RunInfo, load_run
 
 # Analysis files of a main run -> the script that writes them (named in every "not measured" / missing message).
@@ -101,16 +102,26 @@ class Evidence:
         return f"{self.beta2_dir}/analysis/nulls.json absent (run `python trajectory_nulls.py {self.beta2_dir} --beta2`)"
 
 
-def _results(path: Path) -> dict | None:
+def _results(path: Path, refresh: str) -> dict | None:
+    """The results of an analysis JSON (None: absent). One that records its inputs (drift/run/provenance.py) is
+    refused when they no longer describe the run(s) it was made from: the run went on past the checkpoints it
+    had then, or an input checkpoint changed; the message names `refresh`, the command that remakes it. JSON
+    written before inputs were recorded (the committed results) carries no record and is read as it is."""
     if not path.exists():
         return None
-    return ck.read_json(path, "analysis")["results"]
+    doc = ck.read_json(path, "analysis")
+    if "provenance" in doc:
+        reason = provenance.stale_reason(doc["provenance"], path.parent.parent)
+        if reason is not None:
+            raise ck.RunError(f"{path} is out of date: {reason}; refresh it with `python {refresh}`")
+    return doc["results"]
 
 
 def load_run_evidence(run_dir) -> RunEvidence:
     run = load_run(run_dir, require_steps=0)
     ev = RunEvidence(**{f.name: getattr(run, f.name) for f in fields(RunInfo)})
-    ev.analyses = {name: _results(ev.run_dir / "analysis" / f"{name}.json") for name in RUN_ANALYSES}
+    ev.analyses = {name: _results(ev.run_dir / "analysis" / f"{name}.json", f"{script} {ev.run_dir}")
+                   for name, script in RUN_ANALYSES.items()}
     return ev
 
 
@@ -158,13 +169,14 @@ def _dirs(given) -> list[Path]:
 
 def _load_controls(ev: Evidence, controls_dir: Path) -> None:
     ev.controls_dir = controls_dir
-    ev.controls = {n: _results(controls_dir / "analysis" / f"{n}.json") for n in CONTROL_ANALYSES}
+    ev.controls = {n: _results(controls_dir / "analysis" / f"{n}.json", f"{script} {controls_dir}")
+                   for n, script in CONTROL_ANALYSES.items()}
 
 
 def _load_beta2(ev: Evidence, beta2_dir: Path) -> None:
-    ev.beta2_dir = beta2_dir
-    ev.beta2 = _results(beta2_dir / "analysis" / "beta2_sweep.json")
-    ev.beta2_nulls = _results(beta2_dir / "analysis" / "nulls.json")
+    b = ev.beta2_dir = beta2_dir
+    ev.beta2 = _results(b / "analysis" / "beta2_sweep.json", f"beta2_sweep.py --out {b} --analyze-only")
+    ev.beta2_nulls = _results(b / "analysis" / "nulls.json", f"trajectory_nulls.py {b} --beta2")
 
 
 def load_evidence(run_dirs: Sequence, controls=None, beta2=None) -> Evidence:

@@ -11,7 +11,8 @@ Checks every analysis script makes before reading a trajectory (`add_check_args`
 run.json says "running" is refused unless --allow-running (it says whether a process still holds the run lock);
 a run with holes in its own checkpoint schedule (run.json's ckpt_steps, up to the last checkpoint it reached) is
 refused unless --allow-missing. Every analysis JSON carries a "run" block: the run's status ("diverged at step N"),
-the steps the analysis used and the scheduled steps it lacked.
+the steps the analysis used and the scheduled steps it lacked; and a "provenance" block: the identity of each
+checkpoint it used and the run's checkpoints when it read them (drift/run/provenance.py), which the report checks.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from drift.run import checkpoint as ck
 from drift.run import lock
+from drift.run import provenance as prov
 from drift.config import SAME_EXPERIMENT, Config
 
 
@@ -172,18 +174,27 @@ def figures_dir(run_dir) -> Path:
 
 
 def write_analysis(run_dir, name: str, results: dict, params: dict, inputs: dict | None = None,
-                   steps=None, run: dict | None = None) -> Path:
-    """analysis/<name>.json = {"analysis", "run_dir", "created", "params", "inputs", "run", "results"}. "run" is
-    run_block(run_dir, steps) (steps default: inputs["steps"], else params["steps"]) unless given (a directory of
-    several runs passes one block per run)."""
+                   steps=None, run: dict | None = None, provenance: dict | None = None) -> Path:
+    """analysis/<name>.json = {"analysis", "run_dir", "created", "params", "inputs", "run", "provenance",
+    "results"}. "run" is run_block(run_dir, steps) (steps default: inputs["steps"], else params["steps"]) unless
+    given (a directory of several runs passes one block per run). "provenance" is the identity of the inputs
+    (drift/run/provenance.py): the one given, else inputs["provenance"] (moved out of "inputs"; analyses that
+    read their run before computing return it there, with the run's steps as they read them), else a record of
+    `steps` taken now (a directory of several runs: every checkpoint of each)."""
     path = analysis_dir(run_dir) / f"{name}.json"
-    inputs = inputs or {}
+    inputs = dict(inputs or {})
+    returned = inputs.pop("provenance", None)
+    provenance = provenance or returned
     if steps is None:
         steps = inputs.get("steps", params.get("steps"))
     if run is None:
         run = run_block(run_dir, steps)
+    if provenance is None:
+        single = (Path(run_dir) / "run.json").exists()
+        provenance = prov.record(run_dir, steps) if single else prov.record_runs(run_dir)
     ck.atomic_write_json({"analysis": name, "run_dir": str(run_dir), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                          "params": params, "inputs": inputs, "run": run, "results": results}, path)
+                          "params": params, "inputs": inputs, "run": run, "provenance": provenance,
+                          "results": results}, path)
     return path
 
 

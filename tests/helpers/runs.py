@@ -25,3 +25,15 @@ def set_info(run_dir, **fields):
     info = ck.read_json(run_dir / "run.json")
     info.update(fields)
     ck.atomic_write_json(info, run_dir / "run.json")
+
+
+def rewrite_checkpoint(run_dir, step: int, delta: float = 1e-3) -> None:
+    """Save `step` again with every tensor shifted by `delta` and fresh digests: what retraining into the directory
+    leaves (another content, a consistent file)."""
+    ckpt = ck.load_checkpoint(run_dir, step)
+    shifted = set()
+    for t in ckpt["model"].values():  # in place, once per storage: tied weights stay tied (and the file its size)
+        if t.untyped_storage().data_ptr() not in shifted:
+            shifted.add(t.untyped_storage().data_ptr())
+            t.add_(delta)
+    ck.save_checkpoint(run_dir, step, ckpt["model"], ckpt["config"])
