@@ -41,7 +41,7 @@ def run_sweep(args, argv) -> None:
     for beta2 in args.beta2:
         cfg = beta2_config(args.preset, args.seed, beta2, args.p_probe, args.overrides)
         run_dir = Path(args.out) / beta2_run_name(beta2, args.p_probe, default_p)
-        res = ensure_run(cfg, run_dir, progress=not args.no_progress, argv=argv)
+        res = ensure_run(cfg, run_dir, progress=not args.no_progress, argv=argv, kind="beta2")
         extra = f" at step {res['diverged_step']}" if res["status"] == "diverged" else ""
         if dist.is_main():
             print(f"beta2_sweep.py: {run_dir.name}: {res['action']}, {res['status']}{extra}, "

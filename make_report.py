@@ -7,10 +7,11 @@ the verdict over seeds against the nulls), evidence.tex (effect sizes, diagnosti
 number the prose quotes). Then prints one line per claim. paper/paper_backbone.tex \\input's these files.
 
 Without --runs, the runs that exist among runs/paper_s42, runs/paper_s271 (else runs/cpu_s42, runs/cpu_s271) are
-used. Without --controls / --beta2, runs/ctrl_s42 and runs/beta2_s42 are used when they exist and hold runs of the
-same model and data as the main runs. Several control sets or sweeps (one per seed) are judged together: a control
-or beta2 claim holds only if it holds in every set, and its key statistic is tested over the sets as over seeds;
-the tables show the first set.
+used. Without --controls / --beta2, runs/ctrl_s42 and runs/beta2_s42 are used when they exist, are of their kind
+and hold runs of the same model and data as the main runs. Each directory must be the kind its option takes (main
+runs, a controls set, a beta2 sweep; drift/run/kinds.py), else one line says which option takes it. Several control
+sets or sweeps (one per seed) are judged together: a control or beta2 claim holds only if it holds in every set,
+and its key statistic is tested over the sets as over seeds; the tables show the first set.
 
 Examples:
     python make_report.py
@@ -24,7 +25,7 @@ import argparse
 import sys
 
 from drift.run.checkpoint import RunError
-from drift.report.inputs import default_inputs, load_evidence
+from drift.report.inputs import check_kinds, default_inputs, load_evidence
 from drift.config import ConfigError
 from drift.report.tables import write_report
 from drift.run.info import check_seed_set, check_sweep_matches
@@ -46,6 +47,7 @@ def main(argv=None) -> int:
         if not runs:
             raise RunError("no main run given or found (runs/cpu_s42, runs/cpu_s271, ...); train one with "
                            "`./run_seed.sh 42` or pass --runs RUN_DIR")
+        check_kinds(runs, args.controls or controls, args.beta2 or beta2)  # each directory is what its option takes
         check_seed_set(runs)  # side-by-side seeds must share every other setting
         for option, given in (("--controls", args.controls), ("--beta2", args.beta2)):
             for d in given or ():

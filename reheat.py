@@ -31,6 +31,7 @@ from drift.train.control_runs import ensure_run, reheat_config, reheat_run_name
 from drift.analysis.reheat import reheat_start, reheat_table
 from drift.analysis.table_csv import flat_row, write_csv
 from drift.run.info import add_check_args, analysis_dir, checked_run, figures_dir, write_analysis
+from drift.run.kinds import require_kind
 
 COLUMNS = ["lr", "name", "status", "start_p_ood", "step1", "peak", "peak_step", "first_above", "end", "end_step",
            "a_start", "a_end", "r_start", "r_end", "wall_s", "paper_peak", "paper_peak_step", "paper_first_060",
@@ -62,6 +63,7 @@ def main(argv=None) -> int:
     args = parser.parse_intermixed_args(argv)  # overrides may follow options
     main_dir = Path(args.run)
     try:
+        require_kind(main_dir, "main", "reheat.py")  # before anything is trained into it
         main_run = checked_run(main_dir, args)
         if args.start not in ("auto", "last") and not args.start.isdigit():
             raise ConfigError(f"--from {args.start!r}: use auto, last or a checkpoint step")
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
             if not args.analyze_only:
                 cfg = reheat_config(Config.from_dict(main_run.info["config"]), lr, args.overrides)
                 res = ensure_run(cfg, d, init_from=init, progress=not args.no_progress,
-                                 argv=sys.argv if argv is None else argv)
+                                 argv=sys.argv if argv is None else argv, kind="reheat")
                 if dist.is_main():
                     print(f"reheat.py: lr {lr:g}: {res['action']}, {res['status']}, "
                           f"loop time {res['wall_s'] or 0:.0f} s")

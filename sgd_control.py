@@ -27,7 +27,7 @@ def train_controls(preset: str, seed: int | None, out: Path, runs: list[str], ov
     """Train (or resume, or skip) each control run; prints one status line per run."""
     for run in runs:
         cfg = control_config(preset, seed, run, overrides)
-        res = ensure_run(cfg, out / run, progress=progress, argv=argv)
+        res = ensure_run(cfg, out / run, progress=progress, argv=argv, kind="controls")
         wall = f"{res['wall_s']:.0f} s" if res["wall_s"] is not None else "?"
         extra = f" at step {res['diverged_step']}" if res["status"] == "diverged" else ""
         if dist.is_main():  # under torchrun every rank trains; one reports

@@ -29,7 +29,8 @@ def main(argv=None) -> int:
         seed = args.seed if args.seed is not None else 42
         run_dir = Path(args.out or f"runs/ctrl_s{seed}") / "C_prime"
         cfg = control_config(args.preset, seed, "C_prime", args.overrides)
-        res = ensure_run(cfg, run_dir, progress=not args.no_progress, argv=sys.argv if argv is None else argv)
+        res = ensure_run(cfg, run_dir, progress=not args.no_progress, argv=sys.argv if argv is None else argv,
+                         kind="controls")
         t = cfg.train
         rule = early_stop_decision(read_metrics(run_dir), t.early_stop_step, t.early_stop_max_val,
                                    t.early_stop_min_p_ood)

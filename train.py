@@ -19,6 +19,7 @@ from pathlib import Path
 
 from drift.train import distributed as dist
 from drift.run.checkpoint import RunError, read_json
+from drift.run.kinds import run_kind
 from drift.config import Config, ConfigError, add_config_args, resolve
 from drift.train.trainer import DivergedError, train
 
@@ -71,15 +72,18 @@ def main(argv=None) -> int:
     if argv is None:
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
+        kind = "main"
         if args.resume or args.restart:
             cfg, out = continued_config(args)
-            preset = saved_preset(read_json(f"{out}/run.json"))
+            saved = read_json(f"{out}/run.json")
+            preset, kind = saved_preset(saved), run_kind(out, saved)  # a restarted control run stays one
         else:
             preset = args.preset or "cpu"
             cfg = resolve(preset, args.seed, args.overrides)
             out = args.out or f"runs/{preset}_s{cfg.train.seed}"
         info = train(cfg, out, resume=bool(args.resume), restart=bool(args.restart), init_from=args.init_from,
-                     argv=sys.argv if argv is None else argv, progress=not args.no_progress, preset=preset)
+                     argv=sys.argv if argv is None else argv, progress=not args.no_progress, preset=preset,
+                     kind=kind)
     except (ConfigError, RunError, DivergedError, RuntimeError, ValueError, OSError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2

@@ -27,6 +27,7 @@ from drift.config import ConfigError
 from drift.nulls.beta2 import beta2_nulls
 from drift.nulls.trajectory import NULLS, control_window_nulls, null_statistics
 from drift.run.info import add_check_args, checked_run, figures_dir, read_analysis, run_block, write_analysis
+from drift.run.kinds import require_kind
 
 PROG = "trajectory_nulls.py"
 HEADLINE = ("trunk_pc1_raw", "trunk_pc1_rownorm", "trunk_pc2_rownorm", "blocks_pc1_raw_min",
@@ -45,10 +46,15 @@ def summary_lines(res: dict) -> list[str]:
     return lines
 
 
+# The mode of this script that takes each kind of directory (drift/run/kinds.py).
+FLAGS = {"main": f"{PROG} RUN (no --controls or --beta2)", "controls": "--controls", "beta2": "--beta2"}
+
+
 def controls_main(args) -> int:
     """<controls>/analysis/nulls.json: {"nulls", "level", "key_null", "rows": {run: {window: {"window_steps",
     "statistics": {"pc1" | "k95": {"observed", "N1", "N2", "N3"}}}}}} (window "standard" = Table 4's)."""
     try:
+        require_kind(args.run_dir, "controls", "--controls", FLAGS)  # before anything is computed or written
         res = control_window_nulls(args.run_dir, args.draws, args.seed, args.nulls, log=print)
         path = write_analysis(args.run_dir, "nulls", res, {"draws": args.draws, "seed": args.seed,
                                                            "nulls": args.nulls})
@@ -70,6 +76,7 @@ def beta2_main(args) -> int:
     "p_probe", "dim", "lag", "spans", "statistics": {name: {"observed", "N1", "N2", "N3"}}, "draws": {null: {name:
     [value per draw]}}}}, "trends": {p_probe: {name: {"claim", "high", "low", "beta2", "observed", "N1", ..}}}}."""
     try:
+        require_kind(args.run_dir, "beta2", "--beta2", FLAGS)
         res = beta2_nulls(args.run_dir, args.draws, args.seed, args.nulls, args.allow_missing, args.allow_running,
                           log=print)
         path = write_analysis(args.run_dir, "nulls", res, {"draws": args.draws, "seed": args.seed,

@@ -70,6 +70,24 @@ def tiny_beta2_sweep(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_control_set(tmp_path_factory):
+    """Optimizer controls A and C of the tiny preset (seed 3), trained once per session with sgd_control.py, with
+    sgd_control_analysis.py's table written. Copy it before changing it."""
+    import torch
+
+    import sgd_control
+    import sgd_control_analysis
+    threads = torch.get_num_threads()
+    out = tmp_path_factory.mktemp("sweeps") / "ctrl"
+    small = ["n_probe_eval=16", "val_batches=1", "threads=1"]
+    assert sgd_control.main(["--preset", "tiny", "--seed", "3", "--out", str(out), "--runs", "A", "C",
+                             "--no-progress", *small]) == 0
+    assert sgd_control_analysis.main([str(out), "--no-figure"]) == 0
+    torch.set_num_threads(threads)
+    return out
+
+
 @pytest.fixture
 def tiny_run_copy(tiny_run, tmp_path):
     dst = tmp_path / "tiny_copy"

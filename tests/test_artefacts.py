@@ -338,6 +338,8 @@ def test_control_analysis_records_each_run_and_the_report_checks_them(run, tmp_p
     root = tmp_path / "ctrl"
     root.mkdir()
     shutil.copytree(run, root / "A", ignore=shutil.ignore_patterns("analysis"))
+    info = ck.read_json(root / "A" / "run.json")
+    ck.atomic_write_json({**info, "kind": "controls"}, root / "A" / "run.json")  # a control run, as the trainer marks it
     write_analysis(root, "sgd_control", {"rows": []}, {}, {"A": str(root / "A"), "provenance": None})
     doc = json.loads((root / "analysis" / "sgd_control.json").read_text())
     assert "provenance" not in doc["inputs"] and list(doc["provenance"]["runs"]) == ["A"]

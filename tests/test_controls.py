@@ -245,6 +245,8 @@ def test_reheat_end_to_end(tmp_path, capsys):
     row = res["rows"][0]
     run_cfg = ck.read_json(main / "reheat" / "lr0.001" / "run.json")
     assert run_cfg["init_from"].endswith("ckpt_000020.pt") and run_cfg["config"]["train"]["total_steps"] == 4
+    assert (run_cfg["kind"], run_cfg["init_from_step"]) == ("reheat", 20)
+    assert run_cfg["init_from_run_id"] == ck.read_json(main / "run.json")["run_id"]  # which run it started from
     metrics = ck.read_metrics(main / "reheat" / "lr0.001")
     assert row["peak"] == max(r["p_ood"] for r in metrics) and row["end"] == metrics[-1]["p_ood"]
     assert [r["step"] for r in metrics] == [1, 2, 3, 4] and all(r["lam"] == 4.0 for r in metrics)
@@ -275,9 +277,10 @@ def test_help(script, capsys):
 def test_control_rows_are_labelled_from_run_json(tiny_run, tmp_path):
     root = tmp_path / "ctrl"
     shutil.copytree(tiny_run, root / "A")
+    set_info(root / "A", kind="controls")  # a main run otherwise, refused as such (tests/test_provenance.py)
     from drift.analysis.controls import optimizer_label
     assert optimizer_label(load_controls(root)["A"]) == "AdamW"
-    shutil.copytree(tiny_run, root / "B")  # an AdamW run placed where the SGD control belongs
+    shutil.copytree(root / "A", root / "B")  # an AdamW run placed where the SGD control belongs
     with pytest.raises(ck.RunError, match="B holds a adamw run .* B is the sgd control"):
         load_controls(root)
 

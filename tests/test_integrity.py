@@ -71,7 +71,7 @@ def test_sha256_checkpoints_are_still_checked(tiny_run_copy):
         warnings.simplefilter("error", digests.UnverifiedCheckpointWarning)
         ck.load_checkpoint(tiny_run_copy, 10)
         gram_stream.gram_matrices(tiny_run_copy, ck.list_steps(tiny_run_copy), ["block0"], progress=False)
-    assert integrity.check_run(tiny_run_copy)[1:] == ([], [])
+    assert integrity.check_run(tiny_run_copy)[1:] == ([], [], [])
     _flip_16_bytes(ck.ckpt_path(tiny_run_copy, 10))
     with pytest.raises(ck.RunError, match="ckpt_000010.pt is corrupt: tensor blocks.0.mlp.w_up.weight"):
         ck.load_checkpoint(tiny_run_copy, 10)
@@ -141,7 +141,7 @@ def test_untouched_run_passes_without_warnings(tiny_run):
         grams = gram_stream.gram_matrices(tiny_run, steps, ["trunk"], progress=False)
         ck.load_checkpoint(tiny_run, steps[-1])
     assert np.isfinite(grams["trunk"]).all()
-    assert integrity.check_run(tiny_run) == ([ck.ckpt_path(tiny_run, s).name for s in steps], [], [])
+    assert integrity.check_run(tiny_run) == ([ck.ckpt_path(tiny_run, s).name for s in steps], [], [], [])
 
 
 def test_old_format_warns_once_then_add_stores_digests(tiny_run, tiny_run_copy, capsys):

@@ -34,9 +34,10 @@ def test_report_refuses_runs_that_are_not_seeds_of_one_setup(tiny_run, tmp_path,
     (ctrl / "A").mkdir(parents=True)
     info = ck.read_json(tiny_run / "run.json")
     info["config"]["model"].update(resolve("cpu").to_dict()["model"])
+    info["kind"] = "controls"
     ck.atomic_write_json(info, ctrl / "A" / "run.json")
     assert make_report.main(["--runs", str(tiny_run), "--controls", str(ctrl), "--out", str(tmp_path / "g")]) == 2
-    assert "--controls" in one_line_error(capsys, "make_report.py")
+    assert f"--controls {ctrl}: runs" in (err := one_line_error(capsys, "make_report.py")) and "another preset" in err
     assert not (tmp_path / "gen").exists() and not (tmp_path / "g").exists()
 
 def _analysis(run_dir) -> dict:

@@ -21,6 +21,7 @@ from drift.geometry.trajectory import Trajectory
 from drift.paper import PAPER_BETA2
 from drift.run import checkpoint as ck
 from drift.run.info import COMPLETED, RunInfo, check_run, check_same_setup, load_run
+from drift.run.kinds import require_kind
 from drift.train.control_runs import Scale, run_summary
 
 
@@ -130,8 +131,10 @@ def beta2_row(run_dir) -> dict:
 
 
 def load_beta2_runs(root, allow_missing: bool = False, allow_running: bool = False) -> list[RunInfo]:
-    """The runs under a sweep directory, by decreasing beta2, checked (runinfo.check_run) and of one setup."""
+    """The runs under a sweep directory, by decreasing beta2, checked (a beta2 sweep, drift/run/kinds.py;
+    runinfo.check_run) and of one setup."""
     root = Path(root)
+    require_kind(root, "beta2")
     dirs = sorted((p for p in root.iterdir() if (p / "run.json").exists()),
                   key=lambda p: (-ck.read_json(p / "run.json")["config"]["train"]["beta2"], p.name))
     if not dirs:

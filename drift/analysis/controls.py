@@ -14,6 +14,7 @@ from drift.analysis.control_geometry import (alignment_extras, curves, eval_summ
 from drift.paper import PAPER_TABLE4
 from drift.run import checkpoint as ck
 from drift.run.info import RunInfo, check_run, check_same_setup, load_run
+from drift.run.kinds import require_kind
 from drift.train.control_runs import CONTROL_RUNS, RUN_OPTIMIZERS, Scale, early_stop_decision, run_summary
 
 OPTIMIZER_LABELS = {"adamw": "AdamW", "sgd": "SGD", "sgd_momentum": "SGD+momentum", "nesterov_sgdw": "Nesterov SGDW"}
@@ -22,10 +23,11 @@ OPTIMIZER_LABELS = {"adamw": "AdamW", "sgd": "SGD", "sgd_momentum": "SGD+momentu
 
 def load_controls(root, runs: Sequence[str] = CONTROL_RUNS, allow_missing: bool = False,
                   allow_running: bool = False) -> dict[str, RunInfo]:
-    """The control runs present under root (root/A, root/B, ...), checked to share model and data, to hold the
-    optimizer their directory name stands for (a row is labelled from run.json, never from the name), and to pass
-    the analysis checks (runinfo.check_run)."""
+    """The control runs present under root (root/A, root/B, ...), checked to be a controls set (drift/run/kinds.py),
+    to share model and data, to hold the optimizer their directory name stands for (a row is labelled from
+    run.json, never from the name), and to pass the analysis checks (runinfo.check_run)."""
     root = Path(root)
+    require_kind(root, "controls")
     found = {r: check_run(load_run(root / r), allow_missing, allow_running)
              for r in runs if (root / r / "run.json").exists()}
     if not found:

@@ -19,6 +19,7 @@ from drift.geometry.jsonable import jsonable
 from drift.paper import PAPER_REHEAT, PAPER_REHEAT_START
 from drift.run import checkpoint as ck
 from drift.run.info import RunInfo, check_same_setup, load_run
+from drift.run.kinds import require_kind
 from drift.train.control_runs import run_summary
 
 
@@ -88,9 +89,20 @@ def reheat_start(main: RunInfo, rule: str = "auto") -> tuple[int, str]:
                  f"p_ood {p[last]:.3f} > {LOW_P_OOD} is not a late low-p_ood state")
 
 
+def check_reheat_of(main: RunInfo, run: RunInfo) -> None:
+    """A reheating run of `main`: its kind is reheat and, when both runs record run ids, it started from one of
+    main's checkpoints (run.json's init_from_run_id)."""
+    require_kind(run.run_dir, "reheat", "reheat.py")
+    started, main_id = run.info.get("init_from_run_id"), main.info.get(ck.RUN_ID)
+    if started and main_id and started != main_id:
+        raise ck.RunError(f"{run.run_dir} was started from a checkpoint of run {started}, not of {main.run_dir} "
+                          f"(run {main_id}); delete it and run reheat.py {main.run_dir} again")
+
+
 def reheat_table(main_dir, reheat_dirs: dict[float, Path], threshold: float = 0.6, start_step: int | None = None,
                  start_reason: str = "") -> dict:
     """The A14 table of reheating runs started from the main run's checkpoint `start_step` (default: its last)."""
+    require_kind(main_dir, "main", "reheat.py")
     main = load_run(main_dir)
     start = main.last_step if start_step is None else start_step
     theta1, v_b, vinfo = main_backbone(main_dir)
@@ -98,6 +110,7 @@ def reheat_table(main_dir, reheat_dirs: dict[float, Path], threshold: float = 0.
     rows = []
     for lr, d in sorted(reheat_dirs.items(), reverse=True):
         run = load_run(d)
+        check_reheat_of(main, run)
         check_same_setup(main, run)
         coords = backbone_coords(d, [s for s in run.steps], theta1, v_b)
         rows.append({"lr": lr, "name": Path(d).name, **run_summary(d), **reheat_readouts(run, threshold),

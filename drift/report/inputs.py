@@ -16,6 +16,7 @@ import numpy as np
 from drift.run import checkpoint as ck
 from drift.run import provenance
 from drift.run.info import RunInfo, load_run
+from drift.run.kinds import kind_of, require_kind
 
 # Analysis files of a main run -> the script that writes them (named in every "not measured" / missing message).
 RUN_ANALYSES = {
@@ -125,6 +126,28 @@ def load_run_evidence(run_dir) -> RunEvidence:
     return ev
 
 
+# The option of make_report.py (and make_paper_figures.py) that takes each kind of directory (drift/run/kinds.py).
+REPORT_FLAGS = {"main": "--runs", "controls": "--controls", "beta2": "--beta2"}
+
+
+def check_kinds(runs: Sequence, controls=None, beta2=None) -> None:
+    """Each input is the kind its option takes: main runs for --runs, an optimizer-control set for --controls, a
+    beta2 sweep for --beta2; otherwise one line naming the directory, its kind and the option that takes it."""
+    for d in runs:
+        require_kind(d, "main", "--runs", REPORT_FLAGS)
+    for option, given, kind in (("--controls", controls, "controls"), ("--beta2", beta2, "beta2")):
+        for d in _dirs(given):
+            require_kind(d, kind, option, REPORT_FLAGS)
+
+
+def _is_kind(path: Path, kind: str) -> bool:
+    try:
+        found = kind_of(path)
+    except ck.RunError:  # a set mixing kinds: never a default
+        return False
+    return found is not None and found[0] == kind
+
+
 DEFAULT_RUN_SETS = (("runs/paper_s42", "runs/paper_s271"), ("runs/cpu_s42", "runs/cpu_s271"))
 DEFAULT_CONTROLS = ("runs/ctrl_s42",)
 DEFAULT_BETA2 = ("runs/beta2_s42",)
@@ -143,7 +166,7 @@ def _same_model(sweep_dir: Path, main_run: Path) -> bool:
 def default_inputs(runs: Sequence | None = None, root=".") -> tuple[list[Path], Path | None, Path | None]:
     """(main runs, control dir, beta2 dir). Main runs: `runs` if given (even empty), else the paper-preset seeds
     under `root` if any exists, else the cpu-preset seeds. Control and beta2 directories: the default ones when
-    they exist and hold runs of the same model and data as the first main run."""
+    they exist, are of their kind and hold runs of the same model and data as the first main run."""
     root = Path(root)
     chosen = [Path(r) for r in runs] if runs is not None else []
     for group in () if runs is not None else DEFAULT_RUN_SETS:
@@ -151,8 +174,8 @@ def default_inputs(runs: Sequence | None = None, root=".") -> tuple[list[Path], 
         if chosen:
             break
     found = []
-    for candidates in (DEFAULT_CONTROLS, DEFAULT_BETA2):
-        dirs = [root / d for d in candidates if (root / d).is_dir()]
+    for candidates, kind in ((DEFAULT_CONTROLS, "controls"), (DEFAULT_BETA2, "beta2")):
+        dirs = [root / d for d in candidates if (root / d).is_dir() and _is_kind(root / d, kind)]
         found.append(next((d for d in dirs if chosen and (chosen[0] / "run.json").exists()
                            and _same_model(d, chosen[0])), None))
     return chosen, found[0], found[1]
@@ -181,8 +204,9 @@ def _load_beta2(ev: Evidence, beta2_dir: Path) -> None:
 
 def load_evidence(run_dirs: Sequence, controls=None, beta2=None) -> Evidence:
     """Load the main runs (sorted by seed) and, when their directories are given (one, or a list with one per
-    seed), the control and beta2 JSON. The first control set and sweep are the Evidence's own; every one is also a
-    view (control_views, beta2_views)."""
+    seed), the control and beta2 JSON, each directory checked to be the kind it is given as (check_kinds). The
+    first control set and sweep are the Evidence's own; every one is also a view (control_views, beta2_views)."""
+    check_kinds(run_dirs, controls, beta2)
     runs = sorted((load_run_evidence(d) for d in run_dirs), key=lambda r: r.config.train.seed)
     ev = Evidence(runs)
     ctrl_dirs, beta2_dirs = _dirs(controls), _dirs(beta2)

@@ -3,8 +3,19 @@
     runs/<name>/run.json  metrics.jsonl  codewords.json  ckpt_000000.pt ...  resume.pt  analysis/  figures/
 
 Every file is written to a temporary name and renamed, so a crash never leaves half a file. Steps are found from
-file names; a checkpoint holds {"step", "model", "config"} and is loaded with a clear error when it is missing or
-corrupt.
+file names; a checkpoint holds {"step", "model", "config", "run_id", digests} and is loaded with a clear error when
+it is missing or corrupt, or when it is not the file its place says it is (below).
+
+Provenance. run.json's "run_id" (a uuid4 hex) is written once, when the run is created, and never changes (resume
+keeps it; --restart, which deletes every checkpoint, draws a new one). Every checkpoint records the run_id and its
+step, and every load checks both: the step against the file name (a checkpoint renamed to another step's name is
+refused) and the run_id against the run directory's run.json (a checkpoint copied in from another run is refused),
+each with a ForeignCheckpointError naming the file. run.json is read once per run directory and version of the file
+(one stat per checkpoint, not one read), so a trajectory of T checkpoints costs what it did.
+Legacy runs, whose run.json has no run_id (written before run ids existed): the run_id check is skipped; instead the
+checkpoint's config must agree with run.json's on every field both know that changes the experiment (a seed-4
+checkpoint in a seed-3 run is refused; a copy from a run with the same config is not caught). A checkpoint with a
+run_id in a legacy run is refused. A file with no run.json beside it is checked for its step only.
 """
 from __future__ import annotations
 
@@ -13,19 +24,26 @@ import json
 import math
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import torch
 
 from drift.atomic import atomic_path
+from drift.config import SAME_EXPERIMENT
 from drift.run import digests
 
 CKPT_RE = re.compile(r"^ckpt_(\d{6,})\.pt$")
+RUN_ID = "run_id"  # run.json's and every checkpoint's key: which run the file belongs to
 
 
 class RunError(RuntimeError):
     """A run directory, checkpoint or metrics file that cannot be used as asked; the message says what to do."""
+
+
+class ForeignCheckpointError(RunError):
+    """A readable checkpoint that is not the file its place says: another run's, or another step's."""
 
 
 def ckpt_path(run_dir: str | os.PathLike, step: int) -> Path:
@@ -109,12 +127,83 @@ def list_steps(run_dir: str | os.PathLike) -> list[int]:
     return sorted(int(m.group(1)) for p in run_dir.iterdir() if (m := CKPT_RE.match(p.name)))
 
 
-def save_checkpoint(run_dir, step: int, model_state: dict, config: dict) -> Path:
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def save_checkpoint(run_dir, step: int, model_state: dict, config: dict, run_id: str | None = None) -> Path:
+    """ckpt_<step>.pt; `run_id` is the run's (run.json), None only for runs created before run ids existed."""
     path = ckpt_path(run_dir, step)
     state = {k: v.detach().to("cpu") for k, v in model_state.items()}
-    atomic_torch_save({"step": step, "model": state, "config": config,
-                       digests.FIELD: digests.state_digests(state)}, path)
+    ckpt = {"step": step, "model": state, "config": config, digests.FIELD: digests.state_digests(state)}
+    if run_id is not None:
+        ckpt[RUN_ID] = run_id
+    atomic_torch_save(ckpt, path)
     return path
+
+
+# run.json path -> (its inode, size and mtime, {"run_id", "config"}): the identity check reads it once per version
+_RUN_RECORDS: dict[Path, tuple[tuple[int, int, int], dict]] = {}
+
+
+def run_identity(run_dir) -> dict | None:
+    """{"run_id" (None for a legacy run), "config"} of run_dir's run.json, or None when there is none. Cached per
+    version of the file (run.json is only ever replaced by a rename, which changes its inode)."""
+    path = Path(run_dir) / "run.json"
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    version = (st.st_ino, st.st_size, st.st_mtime_ns)
+    hit = _RUN_RECORDS.get(path)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    info = read_json(path, "run file")
+    record = {RUN_ID: info.get(RUN_ID), "config": info.get("config") or {}}
+    _RUN_RECORDS[path] = (version, record)
+    return record
+
+
+def _config_differences(saved: dict, held: dict) -> list[str]:
+    """Fields a legacy checkpoint's config and its run.json disagree on, among those both know (later code adds
+    fields) and that change the experiment (config.SAME_EXPERIMENT aside)."""
+    out = []
+    for part in ("model", "train"):
+        a, b = saved.get(part) or {}, held.get(part) or {}
+        out += [f"{part}.{k} {b[k]!r} (run.json: {a[k]!r})" for k in sorted(a.keys() & b.keys())
+                if k not in SAME_EXPERIMENT and a[k] != b[k]]
+    return out
+
+
+def check_provenance(path: Path, ckpt: dict, step: int | None = None) -> None:
+    """Refuse a checkpoint that is not the file its name and run directory say (module docstring): its step must
+    be the name's (or `step`), its run_id run.json's (legacy run: its config must agree)."""
+    named = step
+    if named is None and (match := CKPT_RE.match(path.name)):
+        named = int(match.group(1))
+    held = ckpt.get("step")
+    if named is not None and held != named:
+        _refuse(path, f"holds step {held}, not step {named} as its name says (a renamed or misplaced file)")
+    record = run_identity(path.parent)
+    if record is None:
+        return
+    expected, found = record[RUN_ID], ckpt.get(RUN_ID)
+    if expected is not None:
+        if found != expected:
+            whose = f"run {found}" if found else "no recorded run (a file written before run ids existed)"
+            _refuse(path, f"belongs to {whose}, not to the run of {path.parent} (run {expected}): it was copied in "
+                          f"from another run")
+    elif found is not None:
+        _refuse(path, f"belongs to run {found}, but {path.parent}/run.json records no run id (a run made before run "
+                      f"ids existed): it was copied in from another run")
+    elif diffs := _config_differences(record["config"], ckpt.get("config") or {}):
+        _refuse(path, f"was written with {', '.join(diffs[:2])}{' ...' if len(diffs) > 2 else ''}: it comes from "
+                      f"another run")
+
+
+def _refuse(path: Path, why: str):
+    raise ForeignCheckpointError(f"checkpoint {path} {why}; delete it (or put back this run's own file) and "
+                                 f"{_ckpt_hint(path)}")
 
 
 def _ckpt_hint(path: Path) -> str:
@@ -124,9 +213,9 @@ def _ckpt_hint(path: Path) -> str:
 
 
 def load_checkpoint_file(path, step: int | None = None, mmap: bool = False, verify: bool = True) -> dict:
-    """Load a checkpoint file to CPU, checking it is one of ours and (verify=True) that every tensor matches the
-    digests stored at save (drift/run/digests.py; this reads every byte, also with mmap=True). mmap=True maps the
-    file so only the tensors touched are read."""
+    """Load a checkpoint file to CPU, checking it is one of ours, that it belongs where it lies (its step and run,
+    check_provenance) and (verify=True) that every tensor matches the digests stored at save (drift/run/digests.py;
+    this reads every byte, also with mmap=True). mmap=True maps the file so only the tensors touched are read."""
     path = Path(path)
     if not path.exists():
         raise RunError(f"checkpoint {path} is missing; {_ckpt_hint(path)}")
@@ -135,9 +224,9 @@ def load_checkpoint_file(path, step: int | None = None, mmap: bool = False, veri
     except Exception as e:  # torch raises several types for truncated or garbled files
         raise RunError(f"checkpoint {path} is corrupt ({type(e).__name__}: {str(e)[:80]}); delete it and "
                        f"{_ckpt_hint(path)}") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or (step is not None and ckpt.get("step") != step):
-        raise RunError(f"checkpoint {path} does not hold {'a' if step is None else f'step {step}'} model "
-                       f"written by this project")
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise RunError(f"checkpoint {path} does not hold a model written by this project")
+    check_provenance(path, ckpt, step)
     if verify:
         found = digests.stored(ckpt)
         if found is None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from drift.run import checkpoint as ck
-from drift.run import lock
+from drift.run import kinds, lock
 from drift.run import provenance as prov
 from drift.config import SAME_EXPERIMENT, Config
 
@@ -67,6 +67,11 @@ class RunInfo:
 
 def load_run(run_dir, require_steps: int = 2) -> RunInfo:
     run_dir = Path(run_dir)
+    if not (run_dir / "run.json").exists():
+        found = kinds.kind_of(run_dir)
+        if found and found[0] in ("controls", "beta2"):  # a set given where one run is read: say where it goes
+            raise ck.RunError(f"{run_dir} is {kinds.SETS[found[0]]} (kind \"{found[0]}\"), a directory of runs, not "
+                              f"one run; pass it to {kinds.TAKEN_BY[found[0]]}")
     info = ck.read_run(run_dir)
     steps = ck.list_steps(run_dir)
     if len(steps) < require_steps:

@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Sequence
 
 from drift.run import checkpoint as ck
+from drift.run import kinds
 from drift.run.info import DONE
+from drift.run.kinds import CONTROL_RUNS
 from drift.config import SAME_EXPERIMENT, Config, apply_overrides, config_fields, resolve, validate
 from drift.paper import PAPER_MAIN_STEPS, PAPER_MAX_VAL, PAPER_MIN_P_OOD, PAPER_VOCAB
 
 VAL_FRACTION_OF_UNIFORM = PAPER_MAX_VAL / math.log(PAPER_VOCAB)
 
-CONTROL_RUNS = ("A", "B", "B0", "C", "C_prime")
 RUN_LABELS = {"A": "AdamW", "B": "SGD", "B0": "SGD, no weight decay", "C": "SGD+momentum", "C_prime": "Nesterov SGDW"}
 RUN_OPTIMIZERS = {  # PROTOCOL E2 table
     "A": dict(optimizer="adamw", lr=1e-3, weight_decay=0.5),
@@ -168,15 +169,16 @@ def run_summary(run_dir) -> dict:
 
 
 def ensure_run(cfg: Config, run_dir, init_from: str | None = None, progress: bool = True,
-               argv: list[str] | None = None) -> dict:
+               argv: list[str] | None = None, kind: str = "main") -> dict:
     """Train `cfg` into run_dir unless it is done. Finished, early-stopped or diverged: skipped. Killed: resumed
-    (or restarted when it died before its first checkpoint). A different config there: RunError. A divergence is
-    recorded by the trainer in run.json and reported here as status "diverged", never raised."""
+    (or restarted when it died before its first checkpoint). A different config or kind there, or a set directory
+    of another kind (drift/run/kinds.py): RunError. A divergence is recorded by the trainer in run.json and reported
+    here as status "diverged", never raised."""
     from drift.train import distributed as dist
     from drift.train.trainer import DivergedError, train  # the trainer pulls in the data layer; keep tables light
     run_dir = Path(run_dir)
     # Under torchrun rank 0 reads the directory and decides; every rank follows that decision.
-    action, saved = dist.on_main(_plan_run, cfg, run_dir)
+    action, saved = dist.on_main(_plan_run, cfg, run_dir, kind)
     if action == "skipped":
         return {**run_summary(run_dir), "action": "skipped"}
     cfg = Config.from_dict(saved) if saved is not None else cfg
@@ -184,21 +186,25 @@ def ensure_run(cfg: Config, run_dir, init_from: str | None = None, progress: boo
         # the restart clears the directory under the run lock (rank 0), so a trainer still writing there is never
         # deleted
         train(cfg, run_dir, resume=action == "resumed", restart=action == "restarted", init_from=init_from,
-              argv=argv, progress=progress)
+              argv=argv, progress=progress, kind=kind)
     except DivergedError:
         pass
     return {**run_summary(run_dir), "action": action}
 
 
-def _plan_run(cfg: Config, run_dir: Path) -> tuple[str, dict | None]:
+def _plan_run(cfg: Config, run_dir: Path, kind: str = "main") -> tuple[str, dict | None]:
     """("skipped" | "resumed" | "restarted" | "trained", the saved config dict when resuming) for ensure_run.
     Reads only."""
+    kinds.check_set(run_dir, kind)
     if not (run_dir / "run.json").exists():
         return "trained", None
     info = ck.read_json(run_dir / "run.json")
     saved = Config.from_dict(info["config"])
     if config_fields(saved, _NOT_COMPARED) != config_fields(cfg, _NOT_COMPARED):
         raise ck.RunError(f"{run_dir} holds a run with a different config; choose another --out or delete it")
+    if (found := kinds.run_kind(run_dir, info)) != kind:
+        raise ck.RunError(f"{run_dir} holds {kinds.RUNS[found]} (kind \"{found}\"), not {kinds.RUNS[kind]}; choose "
+                          f"another --out or delete it")
     if info.get("status") in DONE:  # killed, interrupted or failed: continue it
         return "skipped", None
     if (run_dir / "resume.pt").exists():

@@ -140,13 +140,17 @@ def _prepare_locked(cfg: Config, run_dir: Path, resume: bool, restart: bool) -> 
 # --------------------------------------------------------------------------------------------------------------
 
 def provenance(cfg: Config, argv: list[str] | None, device: torch.device, extra: dict, ckpt_steps: list[int],
-               eval_steps: list[int]) -> dict:
+               eval_steps: list[int], run_id: str, kind: str) -> dict:
+    """A new run's record. run_id (drift/run/checkpoint.py) and kind (drift/run/kinds.py) are written here once and
+    never changed: resume keeps the record; --restart, which deletes every checkpoint, writes a new record (a new
+    run_id, the same kind)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
                                 text=True, timeout=5).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    return {"config": cfg.to_dict(), "argv": argv if argv is not None else sys.argv, "git_commit": commit,
+    return {"run_id": run_id, "kind": kind,
+            "config": cfg.to_dict(), "argv": argv if argv is not None else sys.argv, "git_commit": commit,
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
             "device": str(device), "host": platform.node(),
             # which CPU kernels ran (e.g. AVX2, AVX512): loop times are only comparable on the same capability
@@ -203,16 +207,17 @@ def mark_diverged(run_dir: Path, step: int) -> None:
 # resume.pt: the loop's state, saved at every checkpoint and loaded to resume
 # --------------------------------------------------------------------------------------------------------------
 
-def save_resume(run_dir: Path, model, opt, state) -> None:
-    """`state`: the loop's step, best_p_ood, sums and timers (trainer.LoopState)."""
+def save_resume(run_dir: Path, model, opt, state, run_id: str | None) -> None:
+    """`state`: the loop's step, best_p_ood, sums and timers (trainer.LoopState); `run_id`: run.json's."""
     ck.atomic_torch_save({"step": state.step, "model": model.state_dict(), "optimizer": opt.state_dict(),
                           "torch_rng": torch.get_rng_state(), "best_p_ood": state.best_p_ood,
-                          "sums": state.sums, "timers": state.timers}, run_dir / "resume.pt")
+                          "sums": state.sums, "timers": state.timers, ck.RUN_ID: run_id}, run_dir / "resume.pt")
 
 
-def load_resume(run_dir: Path, model, opt) -> dict:
-    """Restore model, optimizer and RNG from resume.pt; truncate metrics.jsonl to its step (rank 0). Returns the
-    loop state's fields (step, best_p_ood, sums, timers)."""
+def load_resume(run_dir: Path, model, opt, expected: str | None) -> dict:
+    """Restore model, optimizer and RNG from resume.pt, refusing one of another run than `expected` (run.json's
+    run_id); truncate metrics.jsonl to its step (rank 0). Returns the loop state's fields (step, best_p_ood, sums,
+    timers)."""
     path = run_dir / "resume.pt"
     if not path.exists():
         raise ck.RunError(f"{path} is missing: the run stopped before its first checkpoint; {restart_hint(run_dir)}")
@@ -220,6 +225,10 @@ def load_resume(run_dir: Path, model, opt) -> dict:
         saved = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
         raise ck.RunError(f"{path} is corrupt ({type(e).__name__}); {restart_hint(run_dir)}") from None
+    if expected is not None and saved.get(ck.RUN_ID) != expected:  # a legacy run (no run_id): nothing to compare
+        whose = f"run {saved[ck.RUN_ID]}" if saved.get(ck.RUN_ID) else "no recorded run"
+        raise ck.RunError(f"{path} belongs to {whose}, not to the run of {run_dir} (run {expected}): it was copied in "
+                          f"from another run; {restart_hint(run_dir)}")
     model.load_state_dict(saved["model"])
     opt.load_state_dict(saved["optimizer"])
     torch.set_rng_state(saved["torch_rng"])

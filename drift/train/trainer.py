@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from drift.run import checkpoint as ck
+from drift.run.kinds import KINDS
 from drift.train import distributed as dist
 from drift.train import lifecycle
 from drift.config import Config, parse_dense, validate
@@ -191,7 +192,8 @@ def _eval_and_decide(model, ctx: RunContext, step: int, state: LoopState, grad_n
 # The loop: checkpoints, evals and resume state on schedule; train() runs it in a locked run directory
 # --------------------------------------------------------------------------------------------------------------
 
-def _loop(model, fwd, opt, ctx: RunContext, state: LoopState, progress: bool) -> str:
+def _loop(model, fwd, opt, ctx: RunContext, state: LoopState, progress: bool, run_id: str | None) -> str:
+    """`run_id`: run.json's, stamped into every checkpoint and resume point (None: a legacy run resumed)."""
     cfg, run_dir = ctx.cfg, ctx.run_dir
     ckpts, evals = set(ckpt_schedule(cfg)), set(eval_schedule(cfg))
     model.train()
@@ -207,13 +209,13 @@ def _loop(model, fwd, opt, ctx: RunContext, state: LoopState, progress: bool) ->
         stop = None
         if step in ckpts and dist.is_main():
             t0 = time.perf_counter()
-            ck.save_checkpoint(run_dir, step, model.state_dict(), cfg.to_dict())
+            ck.save_checkpoint(run_dir, step, model.state_dict(), cfg.to_dict(), run_id)
             state.timers["ckpt"] += time.perf_counter() - t0
         if step in evals:  # rank 0 evaluates and decides; every rank gets the decision
             stop = dist.on_main(_eval_and_decide, model, ctx, step, state, grad_norm, bar)
         if (step in ckpts or stop) and dist.is_main():
             t0 = time.perf_counter()
-            lifecycle.save_resume(run_dir, model, opt, state)
+            lifecycle.save_resume(run_dir, model, opt, state, run_id)
             state.timers["ckpt"] += time.perf_counter() - t0
         if stop:
             if dist.is_main():
@@ -225,7 +227,7 @@ def _loop(model, fwd, opt, ctx: RunContext, state: LoopState, progress: bool) ->
 
 def train(cfg: Config, run_dir, resume: bool = False, init_from: str | None = None,
           argv: list[str] | None = None, progress: bool = True, restart: bool = False,
-          preset: str | None = None) -> dict:
+          preset: str | None = None, kind: str = "main") -> dict:
     """Train (or resume, or restart from step 0) one run into run_dir; returns the final run.json dict.
 
     Everything that can be checked is checked before anything is written: the config (ranges and relations), the
@@ -234,8 +236,13 @@ def train(cfg: Config, run_dir, resume: bool = False, init_from: str | None = No
 
     Under torchrun every rank validates the config and builds the context alike; the directory checks, the lock,
     the restart's clearing and every write are rank 0's, and the other ranks follow its decisions (an error there
-    is raised on every rank)."""
+    is raised on every rank).
+
+    `kind` is what the run is (drift/run/kinds.py: main, controls, beta2, reheat), recorded in a new run's run.json
+    with its run_id; a resumed run keeps its record."""
     validate(cfg)
+    if kind not in KINDS:
+        raise ValueError(f"unknown run kind {kind!r}; choose from {', '.join(KINDS)}")
     run_dir = Path(run_dir)
     dist.micro_indices(cfg.train.grad_accum)  # fail early when there are more ranks than micro-batches
     lifecycle.check_before_writing(cfg, run_dir, resume, restart)
@@ -243,18 +250,20 @@ def train(cfg: Config, run_dir, resume: bool = False, init_from: str | None = No
         ctx = build_context(cfg)  # no run_dir: writes nothing there
     with lifecycle.locked_run(cfg, run_dir, resume, restart):
         ctx.run_dir = run_dir
-        return _train_locked(cfg, ctx, resume, init_from, argv, progress, preset)
+        return _train_locked(cfg, ctx, resume, init_from, argv, progress, preset, kind)
 
 
 def _train_locked(cfg: Config, ctx: RunContext, resume: bool, init_from: str | None, argv, progress: bool,
-                  preset: str | None) -> dict:
+                  preset: str | None, kind: str) -> dict:
     run_dir = ctx.run_dir
     dist.on_main(codewords_for, ctx.tokenizer, cfg, run_dir, ctx.task.codewords)  # rank 0 writes or checks them
     model = GPT(ctx.model_cfg).to(ctx.device)
     extra = {"n_params": model.num_params(), "init_from": init_from, "preset": preset,
              "data_split": split_description(cfg.train.data_source), "world_size": dist.world()}
-    if init_from:
-        model.load_state_dict(ck.load_checkpoint_file(init_from)["model"])
+    if init_from:  # checked like any checkpoint (its step, its run); the run it came from is recorded
+        start = ck.load_checkpoint_file(init_from)
+        model.load_state_dict(start["model"])
+        extra.update(init_from_run_id=start.get(ck.RUN_ID), init_from_step=start["step"])
     opt = build_optimizer(model, cfg.train)
     if cfg.train.amp == "bf16_shadow":
         fwd = BF16Shadow(model, compile=cfg.train.compile)
@@ -264,10 +273,11 @@ def _train_locked(cfg: Config, ctx: RunContext, resume: bool, init_from: str | N
         info = lifecycle.read_record(run_dir)  # every rank takes rank 0's record
         if info.get("status") in lifecycle.FINAL:
             return info  # nothing left to do; keep the record of when it really ended
-        state = LoopState(**lifecycle.load_resume(run_dir, model, opt))
+        state = LoopState(**lifecycle.load_resume(run_dir, model, opt, info.get(ck.RUN_ID)))
         lifecycle.mark_resumed(run_dir, info)
     else:
-        info = lifecycle.provenance(cfg, argv, ctx.device, extra, ckpt_schedule(cfg), eval_schedule(cfg))
+        info = lifecycle.provenance(cfg, argv, ctx.device, extra, ckpt_schedule(cfg), eval_schedule(cfg),
+                                    run_id=dist.on_main(ck.new_run_id), kind=kind)
         lifecycle.write_record(run_dir, info)
         state = None
     if dist.is_main():
@@ -276,10 +286,10 @@ def _train_locked(cfg: Config, ctx: RunContext, resume: bool, init_from: str | N
     try:
         if state is None:
             if dist.is_main():
-                ck.save_checkpoint(run_dir, 0, model.state_dict(), cfg.to_dict())
+                ck.save_checkpoint(run_dir, 0, model.state_dict(), cfg.to_dict(), info.get(ck.RUN_ID))
             state = LoopState()
         dist.sync_params(model)
-        info["status"] = _loop(model, fwd, opt, ctx, state, progress)
+        info["status"] = _loop(model, fwd, opt, ctx, state, progress, info.get(ck.RUN_ID))
     except DivergedError:
         raise
     except BaseException as e:  # a failed write, an interrupt: run.json must not keep saying "running"

@@ -36,4 +36,4 @@ def rewrite_checkpoint(run_dir, step: int, delta: float = 1e-3) -> None:
         if t.untyped_storage().data_ptr() not in shifted:
             shifted.add(t.untyped_storage().data_ptr())
             t.add_(delta)
-    ck.save_checkpoint(run_dir, step, ckpt["model"], ckpt["config"])
+    ck.save_checkpoint(run_dir, step, ckpt["model"], ckpt["config"], ckpt.get(ck.RUN_ID))
