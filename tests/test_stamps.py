@@ -1,5 +1,6 @@
-"""Tests for the stage stamps (drift/run/stages.py, run_seed.sh, the Makefile): a stage is done only while its stamp
-agrees with its outputs and with its input stages.
+"""Tests for the stage stamps (drift/run/stages.py, run_seed.sh, the Makefile) and for what `train.py --restart`
+clears: a stage is done only while its stamp agrees with its outputs and with its input stages, and a restart leaves
+nothing that was made from the old run.
 
 Most tests plant a stage's declared outputs (each glob's `*` read as `x`) instead of running it; the run_seed.sh
 and make tests run the real scripts with a stand-in interpreter that writes a stage's outputs in place of the
@@ -18,8 +19,12 @@ from pathlib import Path
 
 import pytest
 
+import train as train_script
+from drift.config import resolve
 from drift.run import stages as st
-from helpers.runs import one_line_error
+from drift.run.lock import RunLock
+from drift.train.trainer import train
+from helpers.runs import SHORT, one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {"trajectory": "trajectory_pca_uncentered.py", "nulls": "trajectory_nulls.py",
@@ -239,6 +244,53 @@ def test_make_redoes_a_target_whose_output_was_deleted(tmp_path):
     out = make_n()
     assert f"{stamp(run, 'trajectory')}: analysis/trajectory_pca.json is missing; the stage runs again" in out.stderr
     assert "run_seed.sh 1 --preset tiny" in out.stdout and "--only trajectory,nulls,updates,gradients,fisher" in out.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# --restart clears what was made from the old run
+# ---------------------------------------------------------------------------------------------------------------
+
+DERIVED = ["analysis/trajectory_pca.json", "analysis/gram_cache.npz", "figures/fisher.pdf", ".stages/fisher.done",
+           ".stages/analyses.log", "reheat/lr0.001/run.json", "environment.txt"]
+
+
+@pytest.fixture
+def short_run_with_outputs(tmp_path):
+    run = tmp_path / "run"
+    train(resolve("tiny", seed=1, overrides=SHORT), run, progress=False)
+    for rel in DERIVED:
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_text("made from the old run")
+    return run
+
+
+def test_restart_clears_derived_outputs(short_run_with_outputs, capsys):
+    run = short_run_with_outputs
+    (run / "notes.txt").write_text("the user's")
+    assert train_script.main(["--restart", str(run), "--no-progress"]) == 0
+    assert [rel for rel in DERIVED if (run / rel).exists()] == []
+    assert not any((run / d).exists() for d in ("analysis", "figures", ".stages", "reheat"))
+    assert (run / "notes.txt").read_text() == "the user's"  # only what the run and its pipeline wrote goes
+    said = [line for line in capsys.readouterr().err.splitlines() if "restarting from step 0" in line]
+    assert said == [f"{run}: restarting from step 0; removed .stages/, analysis/, codewords.json, environment.txt, "
+                    f"figures/, metrics.jsonl, reheat/, resume.pt, run.json, 4 checkpoints"]
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+
+
+def test_restart_refuses_while_a_reheating_run_trains(short_run_with_outputs, capsys):
+    run = short_run_with_outputs
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    with RunLock(run / "reheat/lr0.001", quiet=True):
+        assert train_script.main(["--restart", str(run), "--no-progress"]) == 2
+    assert "reheat/lr0.001 is being written by another process" in one_line_error(capsys, "train.py")
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
+def test_restart_help_says_what_it_deletes(capsys):
+    with pytest.raises(SystemExit):
+        train_script.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "analysis/, figures/, reheat/, .stages/" in text and "Gram cache" in text
 
 
 # ---------------------------------------------------------------------------------------------------------------
