@@ -17,7 +17,7 @@ PAPER_DIR := paper
 TEX_OPTS := -pdf -interaction=nonstopmode -halt-on-error -outdir=$(PAPER_DIR)/build
 
 .PHONY: help install tex tokenizer test test-slow bench figures report pdf demo reproduce analyses controls ci-e2e clean \
-	print-train-targets print-reheat-targets
+	print-train-targets print-reheat-targets FORCE
 
 help:
 	@echo "make demo        fresh machine: TeX check/install, requirements, seed 42 on the cpu preset, figures, PDF"
@@ -80,15 +80,25 @@ demo:
 	$(MAKE) pdf PRESET=$(PRESET) SEEDS=42
 
 # ---- every experiment as its own make target, so `make -j N` runs independent ones side by side ---------------
-# One stamp per run or stage, in <run>/.stages/ (run_seed.sh's completion markers). Order: training -> analyses of
-# that run -> tables over runs -> figures and the report. Each job takes a slot (drift/jobs.py): with GPUS=0,1,..
-# one GPU each (CUDA_VISIBLE_DEVICES); with JOB_THREADS=T, T threads and its own block of T cores; with neither,
-# no pinning (Slurm pins jobs itself). A job's output goes to the log next to its stamp (shown when it fails).
+# One stamp per run or stage, in <run>/.stages/ (run_seed.sh's stamps). Order: training -> analyses of that run ->
+# tables over runs -> figures and the report. Each job takes a slot (drift/jobs.py): with GPUS=0,1,.. one GPU each
+# (CUDA_VISIBLE_DEVICES); with JOB_THREADS=T, T threads and its own block of T cores; with neither, no pinning
+# (Slurm pins jobs itself). A job's output goes to the log next to its stamp (shown when it fails).
+# A stamp lists its stage's outputs with their digests (drift/run/stages.py declares every stage's outputs and
+# inputs): a target whose stamp no longer agrees with them (an output deleted or changed, an input stage redone) is
+# redone, with a line saying why, however new the stamp file is.
 GPUS ?=
 JOB_THREADS ?=
 SLOT = $(PYTHON) -m drift.jobs slot --lock-dir $(ROOT)/.slots $(if $(GPUS),--gpus $(GPUS)) \
 	$(if $(JOB_THREADS),--threads $(JOB_THREADS))
 CONTROL_RUNS := A B B0 C C_prime
+# run_seed.sh's stages behind a main run's check.done and fisher.done targets (the others are one stage each)
+STAGES_check := env train check
+STAGES_fisher := trajectory nulls updates gradients horizon fisher
+STAMPS = $(PYTHON) -m drift.run.stages
+comma := ,
+space := $(subst ,, )
+only = --only $(subst $(space),$(comma),$(strip $(1)))
 # PROTOCOL E3: five beta2 at the main run's p_probe (a controlled comparison with run A; 0.10 on the paper preset, 0.20
 # on cpu, 0.40 on cpu_p40), and 0.95 / 0.0 again at 0.20 (the p_probe the paper's sweep most likely used) where the
 # main run's p_probe is not already 0.20 (on cpu those two runs are the five-value sweep's own).
@@ -107,28 +117,34 @@ STAMP_REHEAT = $(foreach d,$(MAIN_DIRS),$(foreach lr,$(REHEAT_LRS),$(d)/.stages/
 STAMP_FINAL = $(foreach d,$(MAIN_DIRS),$(d)/.stages/figures.done) $(foreach d,$(CTRL_DIRS),$(d)/.stages/analysis.done) \
 	$(foreach d,$(BETA2_DIRS),$(d)/.stages/table.done)
 
+# run_seed.sh writes a stamp when it runs a stage, and only then; the touch tells make that the target was brought
+# up to date even when every stage was already done, so the targets after it are checked in turn.
 define MAIN_RUN  # $(1) = seed: training, analyses, reheating runs, reheat table, figures of one main run
 $(ROOT)/$(PRESET)_s$(1)/.stages/check.done:
-	$$(SLOT) --log $$(@D)/train.log -- ./run_seed.sh $(1) --preset $(PRESET) --out $$(@D:/.stages=) --only env,train,check
+	$$(SLOT) --log $$(@D)/train.log -- ./run_seed.sh $(1) --preset $(PRESET) --out $$(@D:/.stages=) $(call only,$(STAGES_check))
+	touch $$@
 $(ROOT)/$(PRESET)_s$(1)/.stages/fisher.done: $(ROOT)/$(PRESET)_s$(1)/.stages/check.done
 	$$(SLOT) --log $$(@D)/analyses.log -- ./run_seed.sh $(1) --preset $(PRESET) --out $$(@D:/.stages=) \
-		--only trajectory,nulls,updates,gradients,horizon,fisher
+		$(call only,$(STAGES_fisher))
+	touch $$@
 $(ROOT)/$(PRESET)_s$(1)/.stages/reheat.done: $(ROOT)/$(PRESET)_s$(1)/.stages/fisher.done \
 		$(foreach lr,$(REHEAT_LRS),$(ROOT)/$(PRESET)_s$(1)/.stages/reheat_lr$(lr).done)
 	$$(SLOT) --log $$(@D)/reheat.log -- ./run_seed.sh $(1) --preset $(PRESET) --out $$(@D:/.stages=) --only reheat
+	touch $$@
 $(ROOT)/$(PRESET)_s$(1)/.stages/figures.done: $(ROOT)/$(PRESET)_s$(1)/.stages/reheat.done
 	$$(SLOT) --log $$(@D)/figures.log -- ./run_seed.sh $(1) --preset $(PRESET) --out $$(@D:/.stages=) --only figures
+	touch $$@
 endef
 define REHEAT_RUN  # $(1) = seed, $(2) = peak lr
 $(ROOT)/$(PRESET)_s$(1)/.stages/reheat_lr$(2).done: $(ROOT)/$(PRESET)_s$(1)/.stages/check.done
 	$$(SLOT) --log $$(@D)/reheat_lr$(2).log -- $(PYTHON) reheat.py $(ROOT)/$(PRESET)_s$(1) --lrs $(2) --train-only --no-progress
-	touch $$@
+	$$(STAMPS) write $$@
 endef
 define BETA2_RUN  # $(1) = seed, $(2) = beta2, $(3) = stamp suffix (= the run's name suffix), $(4) = extra arguments
 $(ROOT)/beta2_s$(1)/.stages/b$(2)$(3).done:
 	$$(SLOT) --log $$(@D)/b$(2)$(3).log -- $(PYTHON) beta2_sweep.py --preset $(PRESET) --seed $(1) \
 		--out $(ROOT)/beta2_s$(1) --beta2 $(2) $(4) --train-only --no-progress
-	touch $$@
+	$$(STAMPS) write $$@
 endef
 define BETA2_SET  # $(1) = seed: the sweep's runs, then its table and nulls
 $(foreach b,$(BETA2_VALUES),$(eval $(call BETA2_RUN,$(1),$(b),,)))
@@ -137,26 +153,36 @@ $(ROOT)/beta2_s$(1)/.stages/table.done: $(foreach b,$(BETA2_VALUES),$(ROOT)/beta
 		$(foreach b,$(BETA2_P20),$(ROOT)/beta2_s$(1)/.stages/b$(b)_p0.20.done)
 	$$(SLOT) --log $$(@D)/table.log -- sh -c '$(PYTHON) beta2_sweep.py --seed $(1) --out $(ROOT)/beta2_s$(1) \
 		--analyze-only && $(PYTHON) trajectory_nulls.py $(ROOT)/beta2_s$(1) --beta2'
-	touch $$@
+	$$(STAMPS) write $$@
 endef
 define CONTROL_SET  # $(1) = seed: A, B, B0, C with sgd_control.py, C' with its own script, then the analyses
 $(ROOT)/ctrl_s$(1)/.stages/C_prime.done:
 	$$(SLOT) --log $$(@D)/C_prime.log -- $(PYTHON) sgd_nesterov_run.py --preset $(PRESET) --seed $(1) \
 		--out $(ROOT)/ctrl_s$(1) --no-progress
-	touch $$@
+	$$(STAMPS) write $$@
 $(ROOT)/ctrl_s$(1)/.stages/%.done:
 	$$(SLOT) --log $$(@D)/$$*.log -- $(PYTHON) sgd_control.py --preset $(PRESET) --seed $(1) --out $(ROOT)/ctrl_s$(1) \
 		--runs $$* --no-progress
-	touch $$@
+	$$(STAMPS) write $$@
 $(ROOT)/ctrl_s$(1)/.stages/analysis.done: $(foreach r,$(CONTROL_RUNS),$(ROOT)/ctrl_s$(1)/.stages/$(r).done)
 	$$(SLOT) --log $$(@D)/analysis.log -- sh -c '$(PYTHON) sgd_control_analysis.py $(ROOT)/ctrl_s$(1) && \
 		$(PYTHON) sgd_matched_valloss.py $(ROOT)/ctrl_s$(1) && $(PYTHON) trajectory_nulls.py $(ROOT)/ctrl_s$(1) --controls'
-	touch $$@
+	$$(STAMPS) write $$@
 endef
 $(foreach s,$(SEEDS),$(eval $(call MAIN_RUN,$(s))))
 $(foreach s,$(SEEDS),$(foreach lr,$(REHEAT_LRS),$(eval $(call REHEAT_RUN,$(s),$(lr)))))
 $(foreach s,$(BETA2_SEEDS),$(eval $(call BETA2_SET,$(s))))
 $(foreach s,$(CONTROL_SEEDS),$(eval $(call CONTROL_SET,$(s))))
+
+# Every stamp is also checked against its outputs when make looks at it (second expansion: only then, one Python
+# start per stamp); a stamp that disagrees gets FORCE as a prerequisite, so its target is redone.
+stage_stamps = $(foreach s,$(or $(STAGES_$(basename $(notdir $(1)))),$(basename $(notdir $(1)))),$(dir $(1))$(s).done)
+stale = $(if $(wildcard $(1)),$(shell $(STAMPS) check $(call stage_stamps,$(1)) >&2 || echo FORCE))
+ALL_STAMPS = $(STAMP_TRAIN) $(STAMP_REHEAT) $(STAMP_FINAL) \
+	$(foreach d,$(MAIN_DIRS),$(d)/.stages/fisher.done $(d)/.stages/reheat.done)
+.SECONDEXPANSION:
+$(ALL_STAMPS): $$(call stale,$$@)
+FORCE:
 
 controls: $(foreach d,$(CTRL_DIRS),$(d)/.stages/analysis.done) $(foreach d,$(BETA2_DIRS),$(d)/.stages/table.done)
 

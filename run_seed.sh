@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The per-seed pipeline: train, every analysis, reheating, figures. Each stage leaves a completion marker in
-# <run>/.stages/, so a rerun skips finished stages and resumes a killed training run.
+# The per-seed pipeline: train, every analysis, reheating, figures. Each stage leaves a stamp in <run>/.stages/
+# listing its outputs with their digests; a rerun skips a stage while its outputs match its stamp, redoes it (saying
+# why) when one is missing or changed or an input stage was redone, and resumes a killed training run.
 #
 #   ./run_seed.sh 42                          # cpu preset -> runs/cpu_s42
 #   ./run_seed.sh 42 --preset paper           # the paper's pipeline on a GPU -> runs/paper_s42
@@ -11,7 +12,7 @@
 # A new seed's config must differ from the reference seed's (42, same preset, same parent directory) only in the seed.
 set -euo pipefail
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 [[ $# -ge 1 ]] || usage 2
 [[ "$1" == "-h" || "$1" == "--help" ]] && usage 0
 SEED="$1"; shift
@@ -48,11 +49,15 @@ on_signal() {
 trap 'on_signal INT' INT
 trap 'on_signal TERM' TERM
 
-stage() {  # stage NAME COMMAND...: run once, mark done; on failure name the stage and stop
-  local name="$1"; shift
+stage() {  # stage NAME COMMAND...: run unless its stamp agrees with its outputs, then stamp; on failure stop
+  local name="$1" stamp="$RUN/.stages/$1.done" note rc=0; shift
   if [[ " $SKIP " == *" $name "* ]]; then echo "== [$name] skipped (--skip)"; return; fi
   if [[ -n "$ONLY" && " $ONLY " != *" $name "* ]]; then return; fi
-  if [[ -f "$RUN/.stages/$name.done" ]]; then echo "== [$name] already done"; return; fi
+  # done only while the stamp lists the stage's outputs as they are (drift/run/stages.py declares them)
+  note="$("$PY" -m drift.run.stages check "$stamp")" || rc=$?
+  [[ $rc -le 1 ]] || { echo "run_seed.sh: error: cannot check stage '$name' of $RUN" >&2; exit 1; }
+  [[ -n "$note" ]] && echo "== [$name] $note"
+  if [[ $rc -eq 0 ]]; then echo "== [$name] already done"; return; fi
   echo "== [$name] $*"
   "$@" &  # in the background, so that a signal reaches the trap while the stage runs
   CHILD=$!
@@ -60,7 +65,7 @@ stage() {  # stage NAME COMMAND...: run once, mark done; on failure name the sta
     CHILD=""; echo "run_seed.sh: error: stage '$name' failed for $RUN; fix it and rerun to continue" >&2; exit 1
   fi
   CHILD=""
-  date -u +%FT%TZ > "$RUN/.stages/$name.done"
+  "$PY" -m drift.run.stages write "$stamp" || exit 1
 }
 
 check_reference() {  # the new seed's config must equal the reference seed's but for the seed

@@ -5,7 +5,8 @@ Examples:
     python train.py --preset cpu --seed 42 --out runs/cpu_s42          # minutes on 2 cores, offline
     python train.py --preset paper --seed 42 --out runs/paper_s42      # the paper's run (GPU, TinyStories, GPT-2 BPE)
     python train.py --resume runs/cpu_s42                              # continue a run that was killed
-    python train.py --restart runs/cpu_s42                             # start it over from step 0 (same config)
+    python train.py --restart runs/cpu_s42                             # start it over from step 0 (same config;
+                                                                       # deletes its checkpoints and analyses)
     python train.py --preset cpu --out runs/reheat lr=6e-4 --init-from runs/cpu_s42/ckpt_001000.pt
     torchrun --standalone --nproc_per_node=2 train.py --preset paper --seed 42 --out runs/paper_s42   # 2 GPUs
 
@@ -21,6 +22,7 @@ from drift.train import distributed as dist
 from drift.run.checkpoint import RunError, read_json
 from drift.run.kinds import run_kind
 from drift.config import Config, ConfigError, add_config_args, resolve
+from drift.train.lifecycle import DERIVED_OUTPUTS, RUN_FILES
 from drift.train.trainer import DivergedError, train
 
 
@@ -64,8 +66,10 @@ def main(argv=None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     group.add_argument("--restart", metavar="RUN_DIR",
-                       help="start the run in RUN_DIR over from step 0 with its run.json config (removes its "
-                            "checkpoints, metrics and resume point)")
+                       help="start the run in RUN_DIR over from step 0 with its run.json config; first deletes "
+                            f"its checkpoints, {', '.join(RUN_FILES)} and everything made from them, now stale: "
+                            f"{', '.join(DERIVED_OUTPUTS)} (the analyses "
+                            "with the Gram cache, figures, reheating runs, stage stamps, environment snapshot)")
     parser.add_argument("--init-from", metavar="CKPT", help="start from these weights with a fresh optimizer")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)

@@ -6,6 +6,7 @@ Run: pytest tests/test_run_seed.py
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -15,7 +16,9 @@ def test_run_seed_forwards_term_to_its_stage(tmp_path):
     """kill (TERM) of run_seed.sh stops the trainer it started instead of leaving it writing the run."""
     fake = tmp_path / "fakepython"
     pidfile = tmp_path / "stage.pid"
-    fake.write_text(f"#!/usr/bin/env bash\n[[ \"$1\" == train.py ]] || exit 0\necho $$ > {pidfile}\nexec sleep 60\n")
+    # stamps are checked and written by the real interpreter; every other stage but training does nothing
+    fake.write_text(f"#!/usr/bin/env bash\n[[ \"$1 $2\" == '-m drift.run.stages' ]] && exec {sys.executable} \"$@\"\n"
+                    f"[[ \"$1\" == train.py ]] || exit 0\necho $$ > {pidfile}\nexec sleep 60\n")
     fake.chmod(0o755)
     proc = subprocess.Popen(["bash", "run_seed.sh", "1", "--preset", "tiny", "--out", str(tmp_path / "r")],
                             env={**os.environ, "PYTHON": str(fake)}, stdout=subprocess.DEVNULL,

@@ -14,12 +14,15 @@ global figure state or GUI backend is involved and scripts can run headless.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Sequence
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+
+from drift.atomic import atomic_path
 
 # Colour-blind-safe (Okabe-Ito); one colour per concept so every figure reads the same way.
 PALETTE = {
@@ -78,12 +81,18 @@ def figure_paths(path_stem) -> list[Path]:
 
 
 def save_figure(fig: Figure, path_stem) -> list[Path]:
-    """Write figure_paths(path_stem) (parent directories created); returns both paths."""
+    """Write figure_paths(path_stem) (parent directories created); returns both paths. Each file is drawn into a
+    temporary name and both are renamed only once both are written (drift.atomic), so a full disk or a crash
+    leaves the previous figure whole, never a truncated PDF or a PDF of one build beside a PNG of another."""
     paths = figure_paths(path_stem)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
-    for path in paths:
-        # no creation date in the PDF: regenerating an unchanged figure leaves the committed file unchanged
-        fig.savefig(path, metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
+    with contextlib.ExitStack() as stack:
+        for path in paths:
+            tmp = stack.enter_context(atomic_path(path))
+            # the temporary's name has no .pdf/.png suffix, so the format is named; no creation date in the PDF:
+            # regenerating an unchanged figure leaves the committed file unchanged
+            fig.savefig(tmp, format=path.suffix[1:],
+                        metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
     return paths
 
 

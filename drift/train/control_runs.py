@@ -28,6 +28,7 @@ from drift.run import checkpoint as ck
 from drift.run import kinds
 from drift.run.info import DONE
 from drift.run.kinds import CONTROL_RUNS
+from drift.run.stages import beta2_run_name, reheat_run_name  # noqa: F401 (the run names, beside their stamps)
 from drift.config import SAME_EXPERIMENT, Config, apply_overrides, config_fields, resolve, validate
 from drift.paper import PAPER_MAIN_STEPS, PAPER_MAX_VAL, PAPER_MIN_P_OOD, PAPER_VOCAB
 
@@ -111,14 +112,6 @@ def control_config(preset: str, seed: int | None, run: str, overrides: list[str]
     return cfg
 
 
-def beta2_run_name(beta2: float, p_probe: float | None = None, default_p_probe: float | None = None) -> str:
-    """b0.99, b0.9, b0.0; with `_p0.20` appended when p_probe differs from the preset's default."""
-    name = f"b{float(beta2)!r}"
-    if p_probe is not None and (default_p_probe is None or not math.isclose(p_probe, default_p_probe)):
-        name += f"_p{p_probe:.2f}"
-    return name
-
-
 def beta2_config(preset: str, seed: int | None, beta2: float, p_probe: float | None = None,
                  overrides: list[str] | dict | None = None) -> Config:
     """Run A's config with beta2 (and optionally p_probe) changed (PROTOCOL E3)."""
@@ -141,10 +134,6 @@ def reheat_config(main: Config, lr: float, overrides: list[str] | dict | None = 
     apply_overrides(cfg, overrides or [])
     validate(cfg)
     return cfg
-
-
-def reheat_run_name(lr: float) -> str:
-    return f"lr{lr:g}"
 
 
 # --------------------------------------------------------------------------------------------------------------

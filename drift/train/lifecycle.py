@@ -2,8 +2,9 @@
 checkpoints and eval records.
 
 Before anything is written, --out / --resume are checked (read only); then the directory is created and locked for
-the whole training (drift.run.lock), stale temporaries are removed, a restart clears the run's files, and the checks
-are repeated under the lock. run.json is the run's record: its provenance at the start, "running" again on resume,
+the whole training (drift.run.lock), stale temporaries are removed, a restart clears the run's files and everything
+derived from them (DERIVED_OUTPUTS: analyses, figures, reheating runs, stage stamps), and the checks are repeated
+under the lock. run.json is the run's record: its provenance at the start, "running" again on resume,
 the final status at the end, "diverged" / "interrupted" / "failed" when it stops early. resume.pt holds the
 optimizer, RNG and loop state; resuming truncates metrics.jsonl to its step.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -34,8 +36,12 @@ from drift.run.info import COMPLETED
 from drift.run.lock import RunLock, refuse_if_held, remove_stale_temps
 from drift.train import distributed as dist
 
-# Files a training run writes at the top of its directory; --restart removes them (analysis/ and figures/ stay).
+# Files a training run writes at the top of its directory; --restart removes them and the checkpoints.
 RUN_FILES = ("run.json", "metrics.jsonl", "codewords.json", "resume.pt")
+# What was made from those files, stale once the run starts over, so --restart removes it too: the analyses (with
+# the Gram and directions caches in analysis/), the figures, the reheating runs started from the last checkpoint,
+# the stage stamps (with make's job logs) and run_seed.sh's environment snapshot.
+DERIVED_OUTPUTS = ("analysis/", "figures/", "reheat/", ".stages/", "environment.txt")  # "/": a directory
 FINAL = COMPLETED  # a run that reached its end or its early stop: `--resume` has nothing left to do
 
 
@@ -93,10 +99,23 @@ def locked_run(cfg: Config, run_dir: Path, resume: bool, restart: bool):
 
 
 def clear_run(run_dir: Path) -> list[str]:
-    gone = [p for p in run_dir.iterdir() if p.name in RUN_FILES or ck.CKPT_RE.match(p.name)]
+    """Remove the run's files, checkpoints and DERIVED_OUTPUTS (rank 0, run lock held); returns what went, e.g.
+    ["analysis/", "run.json", "8 checkpoints"]. A reheating run still training (its own lock held) is refused
+    before anything is removed."""
+    reheat = run_dir / "reheat"
+    for sub in sorted(reheat.iterdir()) if reheat.is_dir() and not reheat.is_symlink() else ():
+        if sub.is_dir():
+            refuse_if_held(sub)
+    named = {p: p.name + "/" if p.is_dir() else p.name for p in run_dir.iterdir()}
+    gone = [p for p, name in named.items() if name in RUN_FILES or name in DERIVED_OUTPUTS or ck.CKPT_RE.match(name)]
+    names = sorted(named[p] for p in gone if not ck.CKPT_RE.match(p.name))
+    n_ckpt = len(gone) - len(names)
     for p in gone:
-        p.unlink()
-    return sorted(p.name for p in gone)
+        if p.is_dir() and not p.is_symlink():  # a symlinked directory: the link goes, not what it points to
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    return names + ([f"{n_ckpt} checkpoint{'s' * (n_ckpt != 1)}"] if n_ckpt else [])
 
 
 def _make_run_dir(run_dir: Path) -> None:
