@@ -20,6 +20,7 @@ from drift.analysis import gram_stream
 from drift.config import resolve
 from drift.run.params import scope_keys
 from drift.run.info import load_run
+from helpers import dense
 
 TOP_KEYS = {"setup", "trunk", "blocks", "rolling", "phases", "power_laws", "correlations", "switching", "series"}
 SHAPES = {"attn.qkv.weight": (24, 8), "attn.out_proj.weight": (8, 8), "mlp.w_up.weight": (16, 8),
@@ -201,17 +202,41 @@ def test_streaming_gram_equals_dense(tiny_run, monkeypatch):
         np.testing.assert_array_equal(fallback[scope], grams[scope])
 
 
-def test_analyze_tiny_run_keys_and_finite(tiny_run_copy):
+def test_analyze_tiny_run_equals_a_dense_svd_of_its_checkpoints(tiny_run_copy):
+    """Every A1-A5 number of the tiny run against numpy's SVD of the explicit checkpoint matrices (tests/helpers/
+    dense.py): rows theta_s - theta_1 for s = 5 ... 30, windows of 3 rows, the phase split at step 10."""
     r = bb.analyze_run(tiny_run_copy, window=3, progress=False)
     assert set(r) == TOP_KEYS
-    assert r["setup"]["row_steps"] == [5, 10, 15, 20, 25, 30] and r["setup"]["split_step"] == 10
-    finite = [r["trunk"][k] for k in ("pc1_rownorm_top10", "pc1_rownorm_full", "pc2_rownorm_full", "pc1_raw_full",
-                                      "f_b_final", "f_b_mean")]
-    finite += r["blocks"]["pc1"]["block"] + r["blocks"]["pc1"]["block+ln"] + r["series"]["a"] + r["series"]["rho"]
-    finite += [r["phases"]["abs_cos"], r["rolling"]["trunk"]["rho_mean"]]
-    assert all(math.isfinite(x) for x in finite)
-    assert 0 < r["trunk"]["pc1_rownorm_full"] <= 1 and r["trunk"]["pc1_raw_full"] >= r["trunk"]["pc1_rownorm_full"] - 0.2
-    assert len(r["series"]["p_ood"]) == len(r["series"]["steps"]) == len(r["series"]["r_norm"])
+    steps = [1, 5, 10, 15, 20, 25, 30]
+    assert r["setup"]["row_steps"] == steps[1:] and r["setup"]["split_step"] == 10
+    theta = dense.thetas(tiny_run_copy, steps)
+    X = theta[1:] - theta[0]
+    rn, raw = dense.shares(X, normalize=True), dense.shares(X)
+    t = r["trunk"]
+    close = dict(rel=1e-9)
+    assert (t["pc1_rownorm_full"], t["pc2_rownorm_full"], t["pc1_raw_full"]) == pytest.approx((rn[0], rn[1], raw[0]),
+                                                                                               **close)
+    assert t["pc1_rownorm_top10"] == pytest.approx(rn[0], **close)       # 6 rows: the top 10 are all of them
+    a = X @ dense.pc1(X, normalize=True)                                  # A3 on the row-normalized v_b
+    f_b = a ** 2 / np.sum(X ** 2, axis=1)
+    np.testing.assert_allclose(r["series"]["a"], a, rtol=1e-9)
+    np.testing.assert_allclose(r["series"]["r_norm"], np.sqrt(np.sum(X ** 2, axis=1) - a ** 2), rtol=1e-6)
+    assert (t["f_b_final"], t["f_b_mean"]) == pytest.approx((f_b[-1], f_b.mean()), **close)
+    for l in range(2):
+        for fam, suffix in (("block", ""), ("block+ln", "+ln")):
+            B = dense.thetas(tiny_run_copy, steps, f"block{l}{suffix}")
+            assert r["blocks"]["pc1"][fam][l] == pytest.approx(dense.shares(B[1:] - B[0])[0], **close), (fam, l)
+    # A4: windows of 3 consecutive rows, drifts from the window's first, row-normalized; rho = adjacent |cos|
+    dirs = [dense.pc1(theta[i + 2:i + 4] - theta[i + 1], normalize=True) for i in range(len(steps) - 3)]
+    rho = [abs(dirs[i] @ dirs[i + 1]) for i in range(len(dirs) - 1)]
+    np.testing.assert_allclose(r["series"]["rho"], rho, rtol=1e-9)
+    assert r["rolling"]["trunk"]["rho_mean"] == pytest.approx(np.mean(rho), **close)
+    # A5: v_E over (1, 10] from step 1, v_L over the later rows from step 10
+    early, late = theta[1:3] - theta[0], theta[3:] - theta[2]
+    ph = r["phases"]
+    assert ph["abs_cos"] == pytest.approx(abs(dense.pc1(early, True) @ dense.pc1(late, True)), **close)
+    assert (ph["early_pc1_full"], ph["late_pc1_full"]) == pytest.approx(
+        (dense.shares(early, True)[0], dense.shares(late, True)[0]), **close)
 
 
 def test_script_writes_json_and_figures(tiny_run_copy, capsys):
@@ -221,7 +246,8 @@ def test_script_writes_json_and_figures(tiny_run_copy, capsys):
     assert doc["inputs"]["steps"] == [1, 5, 10, 15, 20, 25, 30] and doc["params"]["window"] == 3
     for stem in ("explained_variance", "backbone_residual", "rho", "phase_alignment"):
         for ext in ("pdf", "png"):
-            assert (tiny_run_copy / "figures" / f"trajectory_{stem}.{ext}").stat().st_size > 0
+            head = (tiny_run_copy / "figures" / f"trajectory_{stem}.{ext}").read_bytes()[:8]
+            assert head.startswith(b"%PDF-" if ext == "pdf" else b"\x89PNG\r\n\x1a\n"), (stem, ext, head)
     assert "trunk PC1 row-norm" in capsys.readouterr().out
 
 
