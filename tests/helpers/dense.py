@@ -14,7 +14,7 @@ from drift.run import checkpoint as ck
 MATRICES = ("attn.qkv.weight", "attn.out_proj.weight", "mlp.w_up.weight", "mlp.w_down.weight")
 
 
-def _keys(state: dict, scope: str) -> list[str]:
+def param_keys(state: dict, scope: str) -> list[str]:
     """"trunk" (the four matrices of every block), "block<l>" (those of block l) or "block<l>+ln" (every
     parameter of block l); sorted, though no test quantity depends on the column order."""
     if scope == "trunk":
@@ -28,7 +28,7 @@ def _keys(state: dict, scope: str) -> list[str]:
 
 
 def flat(state: dict, scope: str) -> np.ndarray:
-    return np.concatenate([state[k].detach().double().reshape(-1).numpy() for k in _keys(state, scope)])
+    return np.concatenate([state[k].detach().double().reshape(-1).numpy() for k in param_keys(state, scope)])
 
 
 def thetas(run_dir, steps, scope: str = "trunk") -> np.ndarray:
