@@ -78,11 +78,77 @@ RULE_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(RULE_CASES))
+# The same rules at their thresholds (PROTOCOL section 6, fixed before any result): each pair is (arguments exactly
+# on the threshold, or just inside it, that hold; the same arguments moved just across it, that do not). Values
+# are chosen so the products and sums the rules form are exact in binary (3 x 0.125, 10 x 0.25, 5 x 0.05 ...), so
+# ">=" against ">" and a moved threshold both show.
+C8_CENTRES = [400, 500, 601]       # switch 400, T 1000: 400 counts as before, the handoff range is (400, 600]
+BOUNDARY_CASES = {
+    "c2_0.5": (rules.rule_c2, ([0.5, 0.9],), ([0.4999, 0.9],)),
+    "c3_3x": (rules.rule_c3, (0.375, 0.125, 0.5), (0.375, 0.1250001, 0.5)),
+    "c3_raw_strict": (rules.rule_c3, (0.375, 0.125, 0.3750001), (0.375, 0.125, 0.375)),
+    "c4_0.99": (rules.rule_c4, ([0.99, 1.0],), ([0.9899, 1.0],)),
+    "c5_0.5": (rules.rule_c5, (0.5,), (0.4999,)),
+    "c6_switch": (rules.rule_c6, (400, 400, 1000), (399, 400, 1000)),
+    "c6_0.2T": (rules.rule_c6, (600, 400, 1000), (601, 400, 1000)),
+    "c7_n3_strict": (rules.rule_c7, (0.6, 0.8, 0.3, 0.3000001), (0.6, 0.8, 0.3, 0.3)),
+    "c7_late_strict": (rules.rule_c7, (0.6, 0.6000001, 0.3, 0.4), (0.6, 0.6, 0.3, 0.4)),
+    "c8_0.2T": (rules.rule_c8, (C8_CENTRES, [0.6, 0.1, 0.9], [0.1, 0.6, 0.0], 400, 1000),
+                ([400, 500, 600], [0.6, 0.1, 0.9], [0.1, 0.6, 0.0], 400, 1000)),
+    "c9_gamma_1": (rules.rule_c9, ([1.0 + 2 ** -20, 1.0], 0.8), ([1.0, 1.0], 0.8)),
+    "c9_r2_0.8": (rules.rule_c9, ([2.0, 1.0], 0.8), ([2.0, 1.0], 0.7999)),
+    "c9_tol_0.1": (rules.rule_c9, ([2.0, 1.5, 1.6], 0.9), ([2.0, 1.5, 1.6001], 0.9)),
+    "c10_signs": (rules.rule_c10, (1e-9, -1e-9), (0.0, -0.5)),
+    "c10_late": (rules.rule_c10, (0.5, -1e-9), (0.5, 0.0)),
+    "c11_switch": (rules.rule_c11, (400, 400, 0.3, 0.1), (399, 400, 0.3, 0.1)),
+    "c11_weaker_strict": (rules.rule_c11, (400, 400, 0.3, 0.2999), (400, 400, 0.3, 0.3)),
+    "c12_10x": (rules.rule_c12, (2.5, 0.25, 0.05), (2.4999, 0.25, 0.05)),
+    "c12_5x_floor": (rules.rule_c12, (2.5, 0.25, 0.05), (2.5, 0.25, 0.0499)),
+    "c13_rise_10": (rules.rule_c13, ([1.0, 10.0], [0.5, 1.5], [100, 400], 400, [0.1, 0.89]),
+                    ([1.0, 9.99], [0.5, 1.5], [100, 400], 400, [0.1, 0.89])),
+    "c13_alpha_1": (rules.rule_c13, ([1.0, 10.0], [0.5, 1.0001], [100, 400], 400, [0.1, 0.89]),
+                    ([1.0, 10.0], [0.5, 1.0], [100, 400], 400, [0.1, 0.89])),
+    "c13_after_switch": (rules.rule_c13, ([1.0, 10.0], [0.5, 1.5], [100, 400], 400, [0.1, 0.89]),
+                         ([1.0, 10.0], [0.5, 1.5], [100, 399], 400, [0.1, 0.89])),
+    "c13_u1_0.9": (rules.rule_c13, ([1.0, 10.0], [0.5, 1.5], [100, 400], 400, [0.1, 0.8999]),
+                   ([1.0, 10.0], [0.5, 1.5], [100, 400], 400, [0.1, 0.9])),
+    "c15_95": (rules.rule_c15, ({"A": 60.0, "B": 95.0, "C": 95.0}, {"A": 2, "B": 1, "C": 1}, {"A": 1.5, "B": 2.5}),
+               ({"A": 60.0, "B": 95.0, "C": 94.99}, {"A": 2, "B": 1, "C": 1}, {"A": 1.5, "B": 2.5})),
+    "c15_k95_A": (rules.rule_c15, ({"A": 60.0, "B": 95.0, "C": 95.0}, {"A": 2, "B": 1, "C": 1}, {"A": 1.5, "B": 2.5}),
+                  ({"A": 60.0, "B": 95.0, "C": 95.0}, {"A": 1, "B": 1, "C": 1}, {"A": 1.5, "B": 2.5})),
+    "c15_1nat": (rules.rule_c15, ({"A": 60.0, "B": 95.0, "C": 95.0}, {"A": 2, "B": 1, "C": 1}, {"A": 1.5, "B": 2.5}),
+                 ({"A": 60.0, "B": 95.0, "C": 95.0}, {"A": 2, "B": 1, "C": 1}, {"A": 1.5, "B": 2.4999})),
+    "c16_95": (rules.rule_c16, ([(95.0, 1)], 2.0, 20.0), ([(94.99, 1)], 2.0, 20.0)),
+    "c16_0.1x": (rules.rule_c16, ([(95.0, 1)], 2.0, 20.0), ([(95.0, 1)], 2.0001, 20.0)),
+    "c17_tol": (rules.rule_c17, ([70.0, 71.0, 68.5], [0.5, 0.52, 0.47], 10.0, False),
+                ([70.0, 71.0001, 68.5], [0.5, 0.52, 0.47], 10.0, False)),
+    "c17_net_fall": (rules.rule_c17, ([70.0, 68.9999], [0.5, 0.47], 10.0, False),
+                     ([70.0, 69.0], [0.5, 0.47], 10.0, False)),
+    "c17_p_tol": (rules.rule_c17, ([70.0, 71.0, 68.5], [0.5, 0.52, 0.47], 10.0, False),
+                  ([70.0, 71.0, 68.5], [0.5, 0.5201, 0.47], 10.0, False)),
+    "c17_blowup_10": (rules.rule_c17, ([70.0, 68.5], [0.5, 0.47], 10.0, False), ([70.0, 68.5], [0.5, 0.47], 9.99, False)),
+    "c20_reentry": (rules.rule_c20, (0.25, [0.3], [0.25], [0.1], [0.2]), (0.25, [0.2999], [0.2499], [0.1], [0.2])),
+    "c20_decay": (rules.rule_c20, (0.25, [0.3], [0.25], [0.1], [0.2]), (0.25, [0.3], [0.2501], [0.1], [0.2])),
+    "c20_a_below_r": (rules.rule_c20, (0.25, [0.3], [0.25], [0.1999], [0.2]), (0.25, [0.3], [0.25], [0.2], [0.2])),
+    "c21_0.25": (rules.rule_c21, ([0.1, 0.25],), ([0.1, 0.2501],)),
+    "c22_2pp": (rules.rule_c22, ({"s42": [70.0, 80.0], "s271": [72.0, 79.0]},),
+                ({"s42": [70.0, 80.0], "s271": [72.01, 79.0]},)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RULE_CASES) + sorted(BOUNDARY_CASES))
 def test_decision_rule_holds_and_fails(case):
-    rule, held_args, failed_args = RULE_CASES[case]
-    assert rule(*held_args) is True or rule(*held_args) == True  # noqa: E712 (numpy bools)
-    assert not rule(*failed_args)
+    rule, held_args, failed_args = {**RULE_CASES, **BOUNDARY_CASES}[case]
+    assert rule(*held_args) == True and not rule(*failed_args)  # noqa: E712 (numpy bools)
+
+
+def test_val_loss_falls_by_spearman_and_last_below_first():
+    steps = [1, 2, 3, 4, 5]
+    assert rules.val_falls(steps, [5, 4, 2, 3, 1])          # squared rank differences 38: Spearman -0.9 <= -0.8
+    assert not rules.val_falls(steps, [5, 3, 2, 4, 1])      # 34: Spearman -0.7
+    falling = list(range(40, 1, -1))                          # 40 evals: one rise at the end keeps Spearman at
+    assert rules.val_falls(range(40), falling + [1])          # -0.854, but the last loss is then above the first
+    assert not rules.val_falls(range(40), falling + [41])
 
 
 def test_c22_needs_two_seeds():
