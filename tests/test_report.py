@@ -168,12 +168,42 @@ def test_oscillation_drop_must_beat_sampling_noise():
     assert rules.oscillation_drops(p, 100_000) == pytest.approx([0.1])
 
 
-def test_every_claim_has_a_declared_test_and_the_paper_value():
-    ids = [c.id for c in cl.CLAIMS]
-    assert ids == [f"C{i}" for i in range(1, 23)]
+# PROTOCOL section 6, claim by claim: its tag, a paper value quoted there, and the thresholds its pre-declared rule
+# must state (the numbers of rules.THRESHOLDS, as written when the rules were fixed).
+CLAIM_SPEC = {
+    "C1": ("Q+S", "0.40-0.78", ("prominence rule (0.03)", "3 binomial std", "Spearman(step, val) <= -0.8")),
+    "C2": ("Q+S", "78-81%", ("PC1 >= 0.5 in every block",)),
+    "C3": ("Q+S", "71.4/71.7%", ("raw PC1 > row-normalized PC1", "PC1 >= 3 x PC2")),
+    "C4": ("S", "0.997-0.998", ("|cos| >= 0.99 in every block",)),
+    "C5": ("S", "68-72%", ("last checkpoint >= 0.5",)),
+    "C6": ("Q+S", "0.749/0.702", ("[switch, switch + 0.2 T]",)),
+    "C7": ("Q+S", "0.323", ("late PC1 > early PC1", "N3 band")),
+    "C8": ("Q+S", ".83 .61 .02", ("(switch, switch + 0.2 T]",)),
+    "C9": ("Q+S", "+2.07", ("> 1 with R^2 >= 0.8", "up to +0.1")),
+    "C10": ("Q+S", "+0.61/+0.45", ("(0, 0.4T] > 0", "(0.6T, T] < 0")),
+    "C11": ("Q+S", "5100", ("at or after the switch",)),
+    "C12": ("Q+S", "4e-4", (">= 10 x mean |cos(g, v_b)|", "<= 5 x sqrt(2/(pi D))")),
+    "C13": ("Q+S", "2.4e-6", ("q_b(first) >= 10", "max alpha > 1", "< 0.9 at every checkpoint")),
+    "C14": ("S", "68.1 / 68.4 / 66.3 / 63.4 / 51.6", ("above +1 point", "net fall of more than 1 point")),
+    "C15": ("Q+S", "A 61.5% k95 9", ("PC1 >= 95% with k95 = 1", "k95 >= 2", "final val(A) + 1")),
+    "C16": ("Q+S", "drift 0.26", ("PC1 >= 95% with k95 = 1", "<= 0.1 x")),
+    "C17": ("Q+S", "68.8 / 68.3 / 66.7 / 63.8 / 52.5", ("+1 point (PC1)", "+0.02 (p_ood)", ">= 10 x drift(0.95)")),
+    "C18": ("Q+S", "1.97 / 1.94 / 1.93 / 1.98 / 2.45", ("> 1 with R^2 >= 0.8",)),
+    "C19": ("Q+S", ".368 / .363 / .343 / .328 / .269", ("above +0.01", "larger than 0.01")),
+    "C20": ("Q+S", ".782 @1000", ("peak >= start + 0.05", "end <= peak - 0.05")),
+    "C21": ("Q+S", ".20-.25", ("c^2 <= 0.25",)),
+    "C22": ("S", "1-2%", ("<= 2 points",)),
+}
+
+
+def test_every_claim_has_its_protocol_tag_paper_value_thresholds_and_reader():
+    from drift.report import readers
+    assert [c.id for c in cl.CLAIMS] == list(CLAIM_SPEC)
     for c in cl.CLAIMS:
-        assert c.test and c.paper and c.text and c.kind in ("Q", "S", "Q+S")
-        assert c.read is not None, f"{c.id} has no reader"
+        kind, paper, thresholds = CLAIM_SPEC[c.id]
+        assert c.kind == kind and paper in c.paper, c.id
+        assert all(t in c.test for t in thresholds), (c.id, c.test)
+        assert c.read is getattr(readers, f"read_{c.id.lower()}"), c.id      # each claim read by its own reader
 
 
 # ---------------------------------------------------------------------------------------------------------------
