@@ -147,14 +147,13 @@ def test_directions_round_trip_and_signs(synthetic_run, tmp_path, monkeypatch):
     expected = {"trunk_rownorm_pc1", "trunk_raw_pc1", "trunk_raw_pc2", "trunk_switch"} | \
         {f"block{l}{s}_raw_pc1" for l in range(2) for s in ("", "+ln")}
     assert expected <= set(vec) and d["switch_pair"] == [PEAK, TROUGH] and d["ref_step"] == 1
-    first, last = ck.load_checkpoint(run_dir, 1)["model"], ck.load_checkpoint(run_dir, 200)["model"]
     for name in expected - {"trunk_switch"}:
-        scope = d["scopes"][name]
-        drift = gram_stream.flat_vector(last, scope) - gram_stream.flat_vector(first, scope)
-        assert vec[name].dtype == torch.float32 and vec[name].numel() == drift.numel()
+        theta = dense.thetas(run_dir, [1] + STEPS[2:], d["scopes"][name])
+        assert vec[name].dtype == torch.float32 and vec[name].numel() == theta.shape[1]
         assert float(vec[name].norm()) == pytest.approx(1.0, abs=1e-5)
-        if "pc1" in name:
-            assert float(drift @ vec[name]) > 0  # sign convention: a(t_last) > 0
+        if "pc1" in name:  # numpy's PC1 of the drifts from step 1, signed so that a(t_last) > 0
+            want = dense.pc1(theta[1:] - theta[0], normalize="rownorm" in name)
+            np.testing.assert_allclose(vec[name].double().numpy(), want, rtol=0, atol=1e-6, err_msg=name)
     v = torch.tensor(synthetic_run["v"][synthetic_run["trunk"]], dtype=torch.float32)
     assert float(vec["trunk_raw_pc1"] @ v) > 0.999
     peak, trough = (gram_stream.flat_vector(ck.load_checkpoint(run_dir, s)["model"], "trunk") for s in (PEAK, TROUGH))

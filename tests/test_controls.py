@@ -1,6 +1,7 @@
 """Optimizer controls, beta2 sweep and reheating: the configs equal PROTOCOL E2-E4 (paper) and scale by the
 documented rule (cpu/tiny); the early-stop rule and the matched-loss search on crafted metrics; every script end
 to end on the tiny preset, including a forced divergence and a refused mismatched comparison."""
+import csv
 import json
 import math
 import shutil
@@ -23,6 +24,7 @@ from helpers.runs import set_info
 PAPER_CKPTS = [1, 200, 400] + list(range(600, 2001, 50)) + list(range(2100, 4001, 100))
 # Cheaper evals, and one thread: on a shared 2-core machine two threads per run thrash far more than they help.
 SMALL = ["n_probe_eval=16", "val_batches=1", "threads=1"]
+PNG = b"\x89PNG\r\n\x1a\n"
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")   # the runs set torch's thread count
 
 
@@ -181,7 +183,10 @@ def test_control_scripts_end_to_end(tmp_path, capsys):
     assert rows["C"]["pc1"] == pytest.approx(c_pc1, rel=1e-9) and rows["C"]["k95"] == dense.k_for(fr, 0.95)
     assert rows["C"]["drift"] == pytest.approx(np.linalg.norm(theta[-1] - theta[0]), rel=1e-9)
     assert rows["C_prime"]["early_stop"]["fires"] is False
-    assert (root / "analysis" / "sgd_control.csv").exists() and (root / "figures" / "sgd_control.png").exists()
+    with open(root / "analysis" / "sgd_control.csv", newline="") as f:
+        csv_rows = {r["run"]: r for r in csv.DictReader(f)}
+    assert list(csv_rows) == ["A", "C", "C_prime"] and csv_rows["C"]["pc1"] == f"{c_pc1:.6g}"
+    assert (root / "figures" / "sgd_control.png").read_bytes()[:8] == PNG
     assert sgd_matched_valloss.main([str(root)]) == 0
     matched = json.loads((root / "analysis" / "sgd_matched_valloss.json").read_text())["results"]
     c_evals = ck.read_metrics(root / "C")
@@ -280,7 +285,7 @@ def test_reheat_end_to_end(tmp_path):
     a_end = x @ dense.pc1(theta[1:] - theta[0], normalize=True)
     assert (row["coords"]["a"][0], res["main_end_coords"]["a"][0]) == pytest.approx((a_end, a_end), rel=1e-6)
     assert row["coords"]["residual_norm"][0] == pytest.approx(math.sqrt(x @ x - a_end ** 2), rel=1e-5)
-    assert (main / "figures" / "reheat.png").exists()
+    assert (main / "figures" / "reheat.png").read_bytes()[:8] == PNG
 
 
 @pytest.mark.parametrize("script", ["sgd_control", "sgd_nesterov_run", "sgd_control_analysis",

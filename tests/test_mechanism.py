@@ -245,6 +245,6 @@ def test_scripts_end_to_end(tiny_run_copy, capsys, restore_torch_threads):
         assert r["alpha"] == pytest.approx(r["q"]["v_b"] / np.mean(r["q_random"]), rel=1e-12)
         assert r["seconds"] == pytest.approx(r["seconds_gradients"] + r["seconds_readouts"], rel=1e-9)
     for name in ("update_alignment", "gradient_alignment", "fisher"):
-        assert (run / "figures" / f"{name}.png").exists()
+        assert (run / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert backbone_fisher_analysis.main([str(run), "--steps", "7"]) == 2  # no such checkpoint
     assert "error" in capsys.readouterr().err
