@@ -20,6 +20,7 @@ from drift.analysis import gram_stream
 from drift.config import resolve
 from drift.run.params import scope_keys
 from drift.run.info import load_run
+from helpers import dense
 from helpers.runs import rewrite_checkpoint
 
 TOP_KEYS = {"setup", "trunk", "blocks", "rolling", "phases", "power_laws", "correlations", "switching", "series"}
@@ -150,14 +151,13 @@ def test_directions_round_trip_and_signs(synthetic_run, tmp_path, monkeypatch):
     expected = {"trunk_rownorm_pc1", "trunk_raw_pc1", "trunk_raw_pc2", "trunk_switch"} | \
         {f"block{l}{s}_raw_pc1" for l in range(2) for s in ("", "+ln")}
     assert expected <= set(vec) and d["switch_pair"] == [PEAK, TROUGH] and d["ref_step"] == 1
-    first, last = ck.load_checkpoint(run_dir, 1)["model"], ck.load_checkpoint(run_dir, 200)["model"]
     for name in expected - {"trunk_switch"}:
-        scope = d["scopes"][name]
-        drift = gram_stream.flat_vector(last, scope) - gram_stream.flat_vector(first, scope)
-        assert vec[name].dtype == torch.float32 and vec[name].numel() == drift.numel()
+        theta = dense.thetas(run_dir, [1] + STEPS[2:], d["scopes"][name])
+        assert vec[name].dtype == torch.float32 and vec[name].numel() == theta.shape[1]
         assert float(vec[name].norm()) == pytest.approx(1.0, abs=1e-5)
-        if "pc1" in name:
-            assert float(drift @ vec[name]) > 0  # sign convention: a(t_last) > 0
+        if "pc1" in name:  # numpy's PC1 of the drifts from step 1, signed so that a(t_last) > 0
+            want = dense.pc1(theta[1:] - theta[0], normalize="rownorm" in name)
+            np.testing.assert_allclose(vec[name].double().numpy(), want, rtol=0, atol=1e-6, err_msg=name)
     v = torch.tensor(synthetic_run["v"][synthetic_run["trunk"]], dtype=torch.float32)
     assert float(vec["trunk_raw_pc1"] @ v) > 0.999
     peak, trough = (gram_stream.flat_vector(ck.load_checkpoint(run_dir, s)["model"], "trunk") for s in (PEAK, TROUGH))
@@ -204,17 +204,41 @@ def test_streaming_gram_equals_dense(tiny_run, monkeypatch):
         np.testing.assert_array_equal(fallback[scope], grams[scope])
 
 
-def test_analyze_tiny_run_keys_and_finite(tiny_run_copy):
+def test_analyze_tiny_run_equals_a_dense_svd_of_its_checkpoints(tiny_run_copy):
+    """Every A1-A5 number of the tiny run against numpy's SVD of the explicit checkpoint matrices (tests/helpers/
+    dense.py): rows theta_s - theta_1 for s = 5 ... 30, windows of 3 rows, the phase split at step 10."""
     r = bb.analyze_run(tiny_run_copy, window=3, progress=False)
     assert set(r) == TOP_KEYS
-    assert r["setup"]["row_steps"] == [5, 10, 15, 20, 25, 30] and r["setup"]["split_step"] == 10
-    finite = [r["trunk"][k] for k in ("pc1_rownorm_top10", "pc1_rownorm_full", "pc2_rownorm_full", "pc1_raw_full",
-                                      "f_b_final", "f_b_mean")]
-    finite += r["blocks"]["pc1"]["block"] + r["blocks"]["pc1"]["block+ln"] + r["series"]["a"] + r["series"]["rho"]
-    finite += [r["phases"]["abs_cos"], r["rolling"]["trunk"]["rho_mean"]]
-    assert all(math.isfinite(x) for x in finite)
-    assert 0 < r["trunk"]["pc1_rownorm_full"] <= 1 and r["trunk"]["pc1_raw_full"] >= r["trunk"]["pc1_rownorm_full"] - 0.2
-    assert len(r["series"]["p_ood"]) == len(r["series"]["steps"]) == len(r["series"]["r_norm"])
+    steps = [1, 5, 10, 15, 20, 25, 30]
+    assert r["setup"]["row_steps"] == steps[1:] and r["setup"]["split_step"] == 10
+    theta = dense.thetas(tiny_run_copy, steps)
+    X = theta[1:] - theta[0]
+    rn, raw = dense.shares(X, normalize=True), dense.shares(X)
+    t = r["trunk"]
+    close = dict(rel=1e-9)
+    assert (t["pc1_rownorm_full"], t["pc2_rownorm_full"], t["pc1_raw_full"]) == pytest.approx((rn[0], rn[1], raw[0]),
+                                                                                               **close)
+    assert t["pc1_rownorm_top10"] == pytest.approx(rn[0], **close)       # 6 rows: the top 10 are all of them
+    a = X @ dense.pc1(X, normalize=True)                                  # A3 on the row-normalized v_b
+    f_b = a ** 2 / np.sum(X ** 2, axis=1)
+    np.testing.assert_allclose(r["series"]["a"], a, rtol=1e-9)
+    np.testing.assert_allclose(r["series"]["r_norm"], np.sqrt(np.sum(X ** 2, axis=1) - a ** 2), rtol=1e-6)
+    assert (t["f_b_final"], t["f_b_mean"]) == pytest.approx((f_b[-1], f_b.mean()), **close)
+    for l in range(2):
+        for fam, suffix in (("block", ""), ("block+ln", "+ln")):
+            B = dense.thetas(tiny_run_copy, steps, f"block{l}{suffix}")
+            assert r["blocks"]["pc1"][fam][l] == pytest.approx(dense.shares(B[1:] - B[0])[0], **close), (fam, l)
+    # A4: windows of 3 consecutive rows, drifts from the window's first, row-normalized; rho = adjacent |cos|
+    dirs = [dense.pc1(theta[i + 2:i + 4] - theta[i + 1], normalize=True) for i in range(len(steps) - 3)]
+    rho = [abs(dirs[i] @ dirs[i + 1]) for i in range(len(dirs) - 1)]
+    np.testing.assert_allclose(r["series"]["rho"], rho, rtol=1e-9)
+    assert r["rolling"]["trunk"]["rho_mean"] == pytest.approx(np.mean(rho), **close)
+    # A5: v_E over (1, 10] from step 1, v_L over the later rows from step 10
+    early, late = theta[1:3] - theta[0], theta[3:] - theta[2]
+    ph = r["phases"]
+    assert ph["abs_cos"] == pytest.approx(abs(dense.pc1(early, True) @ dense.pc1(late, True)), **close)
+    assert (ph["early_pc1_full"], ph["late_pc1_full"]) == pytest.approx(
+        (dense.shares(early, True)[0], dense.shares(late, True)[0]), **close)
 
 
 def test_script_writes_json_and_figures(tiny_run_copy, capsys):
@@ -224,7 +248,8 @@ def test_script_writes_json_and_figures(tiny_run_copy, capsys):
     assert doc["inputs"]["steps"] == [1, 5, 10, 15, 20, 25, 30] and doc["params"]["window"] == 3
     for stem in ("explained_variance", "backbone_residual", "rho", "phase_alignment"):
         for ext in ("pdf", "png"):
-            assert (tiny_run_copy / "figures" / f"trajectory_{stem}.{ext}").stat().st_size > 0
+            head = (tiny_run_copy / "figures" / f"trajectory_{stem}.{ext}").read_bytes()[:8]
+            assert head.startswith(b"%PDF-" if ext == "pdf" else b"\x89PNG\r\n\x1a\n"), (stem, ext, head)
     assert "trunk PC1 row-norm" in capsys.readouterr().out
 
 

@@ -13,6 +13,8 @@ Run: pytest tests/test_beta2_nulls.py
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import shutil
@@ -25,6 +27,7 @@ from drift.run import checkpoint as ck
 from drift.report import claims as cl, inputs as inp, null_verdicts as nv
 from drift.nulls import trajectory as nulls
 from drift.geometry.trajectory import Trajectory
+from helpers import dense
 
 STEPS = [1] + list(range(5, 121, 5))
 D = 2000
@@ -154,21 +157,54 @@ def test_trajectory_nulls_beta2_end_to_end(tiny_sweep, tmp_path, capsys):
              ["rows"]}
     assert res["groups"] == {"0.1": ["b0.9", "b0.5", "b0.0"]} and res["set_aside"] == ["b0.9_p0.20"]
     assert res["common_last_step"] == 8 and res["runs"]["b0.0"]["spans"]["common"] == [1, 8, 8]
-    for name, row in table.items():   # the same code as the table, so the same numbers
+    # every statistic, in the nulls and in the table, against numpy on the checkpoints (tests/helpers/dense.py):
+    # the tiny sweep keeps every step (to 12; the diverged b0.0 to 8), PCA rows start at ckpt_every = 5 (from
+    # step 1), the common span ends at 8, C14's window is steps 2..6 (anchored at 2), and at this scale the update
+    # lag (paper 200) is 1 step and T/2 = 6, so gamma_a fits |a(t)| over t = 2..6
+    want = {}
+    for name, last in (("b0.9", 12), ("b0.5", 12), ("b0.0", 8)):
+        th = dense.thetas(tiny_sweep / name, range(1, last + 1))
+        v = dense.pc1(th[4:] - th[0], normalize=True)
+        U = np.diff(th[:6], axis=0)
+        a = (th[1:6] - th[0]) @ v
+        want[name] = {"pc1_common": 100 * dense.shares(th[4:8] - th[0], normalize=True)[0],
+                      "window_pc1": 100 * dense.shares(th[2:6] - th[1], normalize=True)[0],
+                      "gamma_a": np.polyfit(np.log(np.arange(2, 7)), np.log(np.abs(a)), 1)[0],
+                      "early_abs_cos": np.mean(np.abs(U @ v) / np.linalg.norm(U, axis=1))}
+    want["b0.9_p0.20"] = want["b0.9"]
+    for name, row in table.items():
         st = res["runs"][name]["statistics"]
         reported = {"pc1_common": row["pc1_common"], "window_pc1": row["window_pc1"],
                     "gamma_a": row["gamma_a"][0]["gamma"], "early_abs_cos": row["early_abs_cos"]}
-        for stat, value in reported.items():
-            assert st[stat]["observed"] == pytest.approx(value, rel=1e-12), (name, stat)
-            assert all(st[stat][k]["n"] == 20 and st[stat][k]["lo"] <= st[stat][k]["hi"] for k in nulls.NULLS)
+        for stat, value in want[name].items():
+            assert (st[stat]["observed"], reported[stat]) == pytest.approx((value, value), rel=1e-9), (name, stat)
+            assert all(st[stat][k]["n"] == 20 for k in nulls.NULLS)
     # the relabelled copy has b0.9's Gram but draws of its own
     assert res["runs"]["b0.9_p0.20"]["draws"]["N1"]["gamma_a"] != res["runs"]["b0.9"]["draws"]["N1"]["gamma_a"]
-    e = res["trends"]["0.1"]["pc1_common"]
-    assert e["observed"] == pytest.approx(table["b0.9"]["pc1_common"] - table["b0.0"]["pc1_common"], rel=1e-12)
+    trends = res["trends"]["0.1"]
+    for stat in ("pc1_common", "window_pc1", "early_abs_cos"):   # the net fall from beta2 0.9 to beta2 0
+        assert trends[stat]["observed"] == pytest.approx(want["b0.9"][stat] - want["b0.0"][stat], rel=1e-9), stat
+    # the verdicts read from this nulls.json: beyond iff above the N1 band (every run's own band for C18), and
+    # the band's upper end itself is still within
     ev = inp.load_evidence([], beta2=tiny_sweep)
     rows = {r["id"]: r for r in cl.evaluate_claims(ev)}
-    for cid in ("C14", "C17", "C18", "C19"):
-        assert rows[cid]["null"] in (nulls.BEYOND, nulls.WITHIN), (cid, rows[cid])
+    above = lambda e: e["observed"] > e["N1"]["hi"]     # noqa: E731
+    for cid, stat in (("C14", "window_pc1"), ("C17", "pc1_common"), ("C19", "early_abs_cos")):
+        assert rows[cid]["null"] == (nulls.BEYOND if above(trends[stat]) else nulls.WITHIN), (cid, rows[cid])
+    gammas = [res["runs"][n]["statistics"]["gamma_a"] for n in res["groups"]["0.1"]]
+    assert rows["C18"]["null"] == (nulls.BEYOND if all(map(above, gammas)) else nulls.WITHIN), rows["C18"]
+    planted = copy.deepcopy(ev.beta2_nulls)
+    e = planted["trends"]["0.1"]["pc1_common"]
+    e["observed"] = e["N1"]["hi"]
+    assert nv.null_outcome(dataclasses.replace(ev, beta2_nulls=planted), "C17")["null"] == nulls.WITHIN
+    e["observed"] = np.nextafter(e["N1"]["hi"], np.inf)
+    assert nv.null_outcome(dataclasses.replace(ev, beta2_nulls=planted), "C17")["null"] == nulls.BEYOND
+    for n in res["groups"]["0.1"]:
+        g = planted["runs"][n]["statistics"]["gamma_a"]
+        g["observed"] = g["N1"]["hi"] + 0.1
+    assert nv.null_outcome(dataclasses.replace(ev, beta2_nulls=planted), "C18")["null"] == nulls.BEYOND
+    g["observed"] = g["N1"]["hi"]                           # the last run falls back onto its band's edge
+    assert nv.null_outcome(dataclasses.replace(ev, beta2_nulls=planted), "C18")["null"] == nulls.WITHIN
     write_report(ev, tmp_path / "gen")
     tex = (tmp_path / "gen" / "beta2.tex").read_text()
     assert r"$\gamma_a$ N1 band" in tex and "Net falls at $p_{probe}$ 0.1" in tex

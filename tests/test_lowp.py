@@ -1,9 +1,10 @@
 """bf16 shadow weights (amp=bf16_shadow): float32 master, bf16 copy refreshed once per step."""
+import pytest
 import torch
 import torch.nn.functional as F
 
 from drift.config import ModelConfig
-from drift.train.lowp import BF16Shadow, bf16_matmul_speedup
+from drift.train.lowp import BF16Shadow
 from drift.model import GPT
 
 
@@ -48,8 +49,23 @@ def test_shadow_gradients_track_float32_ones():
     assert F.cosine_similarity(ref, low, dim=0) > 0.99
 
 
-def test_speed_probe_returns_a_positive_ratio():
-    assert bf16_matmul_speedup(n=64, k=64, reps=2) > 0
+def test_speed_probe_is_the_best_float32_time_over_the_best_bf16_time(monkeypatch):
+    """A planted clock: three float32 timings of 0.3, 0.2, 0.25 s, then three bf16 ones of 0.05, 0.04, 0.1 s.
+    The probe keeps the best of each (0.2 and 0.04) and reports float32 / bf16 = 5."""
+    import types
+
+    import drift.train.lowp as lowp
+    ticks, now = iter([0.3, 0.2, 0.25, 0.05, 0.04, 0.1]), [0.0]
+
+    def perf_counter():          # called twice per timing: the start, then the start plus the planted duration
+        perf_counter.calls += 1
+        if perf_counter.calls % 2 == 0:
+            now[0] += next(ticks)
+        return now[0]
+    perf_counter.calls = 0
+    monkeypatch.setattr(lowp, "time", types.SimpleNamespace(perf_counter=perf_counter))
+    assert lowp.bf16_matmul_speedup(n=8, k=8, reps=1) == pytest.approx(5.0, rel=1e-12)
+    assert perf_counter.calls == 12
 
 
 def test_trainer_with_shadow_tracks_float32(tmp_path):
@@ -66,7 +82,7 @@ def test_trainer_with_shadow_tracks_float32(tmp_path):
         train(resolve("tiny", 5, [f"amp={amp}"]), run, progress=False)
         recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         losses[amp] = [r["train_loss"] for r in recs if "train_loss" in r]
+        assert [r["step"] for r in recs if "train_loss" in r] == [1, 5, 10, 15, 20, 25, 30]   # every eval step
     state = load_checkpoint_file(run / "ckpt_000030.pt")["model"]
     assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
-    assert len(losses["off"]) == len(losses["bf16_shadow"]) > 3
     assert max(abs(a - b) for a, b in zip(losses["off"], losses["bf16_shadow"])) < 0.05

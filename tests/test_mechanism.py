@@ -26,6 +26,7 @@ from drift.model import GPT
 from drift.run.params import flatten, scope_keys
 from drift.train.trainer import composite_loss
 from drift.analysis.gram_stream import flat_vector
+from helpers import dense
 
 SMALL = ModelConfig(n_layer=2, d_model=16, n_head=2, d_ff=32, seq_len=12, vocab_size=50)
 
@@ -59,6 +60,12 @@ def test_least_squares_fisher_through_the_gradient_path():
     evals, evecs = np.linalg.eigh(F)
     assert out["lambda_1"] == pytest.approx(evals[-1], rel=1e-5)
     assert out["u1_overlap"]["v_b"] == pytest.approx(abs(evecs[0, -1]), abs=1e-5)
+    # D - 1 = 4 random directions orthogonal to v_b = e_0 span its whole complement, whatever the draw: their
+    # quotients add up to trace(F) - F_00, so alpha = F_00 / ((trace F - F_00) / 4)
+    full = fm.fisher_readouts(G, {"v_b": torch.from_numpy(e[0])}, n_random=D - 1, seed=5)
+    rest = np.trace(F) - F[0, 0]
+    assert sum(full["q_random"]) == pytest.approx(rest, rel=1e-5)
+    assert full["alpha"] == pytest.approx(F[0, 0] / (rest / (D - 1)), rel=1e-5)
 
 
 def test_gradient_and_direction_share_the_canonical_order():
@@ -131,7 +138,8 @@ def test_update_alignment_matches_dense_computation():
     assert out["consecutive"]["mid_steps"] == [5.5, 15, 25, 35, 45]
     U2 = thetas[3:] - thetas[1:4]  # (10, 30), (20, 40), (30, 50): step 1 has no partner 20 steps earlier
     np.testing.assert_allclose(out["overlapping"]["cos"], U2 @ v / np.linalg.norm(U2, axis=1), atol=1e-9)
-    assert out["consecutive_summary"]["mean_abs_cos"] > 0.8  # a planted common direction
+    assert out["consecutive_summary"]["mean_abs_cos"] == pytest.approx(np.mean(np.abs(U @ v) / np.linalg.norm(U, axis=1)),
+                                                                        rel=1e-9)
 
 
 def _fake_run(total, every, switch, p_ood=None):
@@ -174,7 +182,32 @@ def test_help(module, capsys):
     assert e.value.code == 0 and "usage" in capsys.readouterr().out
 
 
-def test_scripts_end_to_end(tiny_run_copy, capsys):
+def _autograd_gradients(run_dir, step: int, stream: int, n: int, scope: str) -> np.ndarray:
+    """(n, D) gradients of the composite loss (training lambda, eval mode) for the first n batches of `stream` at
+    `step`, by one torch.autograd.grad per batch, flattened over the scope's sorted keys (tests/helpers/dense.py,
+    the order its checkpoint vectors use)."""
+    from drift.data.context import build_context
+    from drift.run.checkpoint import load_checkpoint
+    from drift.run.info import load_run
+    from drift.train.optim import lambda_at
+    cfg = load_run(run_dir).config
+    ctx = build_context(cfg, run_dir, stream=stream)
+    model = GPT(ctx.model_cfg)
+    state = load_checkpoint(run_dir, step)["model"]
+    model.load_state_dict(state)
+    model.eval()
+    named = dict(model.named_parameters())
+    params = [named[k] for k in dense.param_keys(state, scope)]
+    rows = []
+    for micro in range(n):
+        x, y, mask = ctx.train_batches.get(max(step, 1), micro)
+        lm, probe = composite_loss(model(x), y, mask)
+        grads = torch.autograd.grad(lm + lambda_at(step, cfg.train) * probe, params)
+        rows.append(torch.cat([t.reshape(-1) for t in grads]).double().numpy())
+    return np.stack(rows)
+
+
+def test_scripts_end_to_end(tiny_run_copy, capsys, restore_torch_threads):
     import backbone_fisher_analysis
     import backbone_gradient_analysis
     import backbone_update_analysis
@@ -187,13 +220,31 @@ def test_scripts_end_to_end(tiny_run_copy, capsys):
                                             "--no-progress"]) == 0
     grad = json.loads((run / "analysis" / "gradient_alignment.json").read_text())["results"]
     assert [r["step"] for r in grad["steps"]] == [1, 30] and grad["steps"][0]["composite"]["abs_cos"]["n"] == 3
-    assert grad["summary"]["update_over_grad"] > 0
+    # C12's numbers recomputed without the analysis code: v_b = block 0's raw PC1 by numpy's SVD of the checkpoints,
+    # the updates between regular checkpoints, and plain autograd gradients of the same fresh batches (stream 101)
+    steps = [1, 5, 10, 15, 20, 25, 30]
+    B = dense.thetas(run, steps, "block0")
+    v = dense.pc1(B[1:] - B[0])
+    U = np.diff(B, axis=0)
+    u = np.mean(np.abs(U @ v) / np.linalg.norm(U, axis=1))
+    g = np.mean([np.mean(np.abs(G @ v) / np.linalg.norm(G, axis=1))
+                 for G in (_autograd_gradients(run, s, 101, 3, "block0") for s in (1, 30))])
+    s = grad["summary"]
+    assert s["update_mean_abs_cos"] == pytest.approx(u, rel=1e-9)
+    assert (s["grad_mean_abs_cos"], s["update_over_grad"]) == pytest.approx((g, u / g), rel=1e-5)
     assert backbone_fisher_analysis.main([str(run), "--steps", "5", "30", "--m", "4", "--k", "3",
                                           "--no-progress"]) == 0
     fis = json.loads((run / "analysis" / "fisher.json").read_text())["results"]
     assert len(fis["steps"]) == 2 and fis["steps"][0]["M"] == 4 and len(fis["steps"][0]["q_random"]) == 3
-    assert all(r["alpha"] > 0 and r["seconds"] > 0 and r["module_order"]["alpha"] > 0 for r in fis["steps"])
+    # q(v_b) = mean_i <g_i, v_b>^2 over 4 batches of stream 102, v_b the trunk's raw PC1 by numpy
+    T = dense.thetas(run, steps, "trunk")
+    v = dense.pc1(T[1:] - T[0])
+    for r, step in zip(fis["steps"], (5, 30)):
+        G = _autograd_gradients(run, step, 102, 4, "trunk")
+        assert r["q"]["v_b"] == pytest.approx(np.mean((G @ v) ** 2), rel=1e-5), step
+        assert r["alpha"] == pytest.approx(r["q"]["v_b"] / np.mean(r["q_random"]), rel=1e-12)
+        assert r["seconds"] == pytest.approx(r["seconds_gradients"] + r["seconds_readouts"], rel=1e-9)
     for name in ("update_alignment", "gradient_alignment", "fisher"):
-        assert (run / "figures" / f"{name}.png").exists()
+        assert (run / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert backbone_fisher_analysis.main([str(run), "--steps", "7"]) == 2  # no such checkpoint
     assert "error" in capsys.readouterr().err

@@ -26,6 +26,7 @@ from drift.nulls import trajectory as nulls
 from drift.config import resolve
 from drift.run.params import all_scopes
 from drift.run.info import RunInfo
+from helpers import dense
 
 N_ROWS = 50
 
@@ -201,12 +202,21 @@ def test_trajectory_nulls_script(tiny_run_copy, capsys):
     assert trajectory_nulls.main([str(tiny_run_copy), "--draws", "20"]) == 0
     res = inp.load_run_evidence(tiny_run_copy).results("nulls")
     assert set(res["nulls"]) == set(nulls.NULLS) and res["nulls"]["N1"]["n_draws"] == 20
-    e = res["statistics"]["trunk_pc1_raw"]
-    traj = inp.load_run_evidence(tiny_run_copy).results("trajectory_pca")
-    assert e["observed"] == pytest.approx(traj["trunk"]["pc1_raw_full"], rel=1e-12)   # same code, same number
-    assert all(e[k]["n"] == 20 and e[k]["lo"] <= e[k]["median"] <= e[k]["hi"] for k in nulls.NULLS)
-    assert len(res["draws"]["N3"]["trunk_pc1_raw"]) == 20
-    assert (tiny_run_copy / "figures" / "nulls_spectrum.png").stat().st_size > 1000
+    # the observed values against numpy's SVD of the checkpoints (rows theta_s - theta_1, s = 5 ... 30)
+    theta = dense.thetas(tiny_run_copy, [1, 5, 10, 15, 20, 25, 30])
+    X = theta[1:] - theta[0]
+    st = res["statistics"]
+    assert st["trunk_pc1_raw"]["observed"] == pytest.approx(dense.shares(X)[0], rel=1e-9)
+    assert st["trunk_pc1_rownorm"]["observed"] == pytest.approx(dense.shares(X, normalize=True)[0], rel=1e-9)
+    # each band is the median and central 95% of the draws written beside it: for 20 sorted draws d, numpy's
+    # linear rule puts the 2.5% point at 0.475 of the way from d[0] to d[1] and the 97.5% one at 0.525 from d[18]
+    for k in nulls.NULLS:
+        d = np.sort(res["draws"][k]["trunk_pc1_raw"])
+        assert d.size == 20 and np.ptp(d) > 0, k                  # 20 draws, not one value repeated
+        want = [(d[9] + d[10]) / 2, d[0] + 0.475 * (d[1] - d[0]), d[18] + 0.525 * (d[19] - d[18]), 20]
+        b = st["trunk_pc1_raw"][k]
+        assert [b["median"], b["lo"], b["hi"], b["n"]] == pytest.approx(want, rel=1e-12), k
+    assert (tiny_run_copy / "figures" / "nulls_spectrum.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # like every analysis: a run whose run.json says running is refused unless --allow-running
     info = json.loads((tiny_run_copy / "run.json").read_text())
     (tiny_run_copy / "run.json").write_text(json.dumps({**info, "status": "running"}))
