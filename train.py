@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from drift.train import distributed as dist
-from drift.run.checkpoint import RunError, read_json
+from drift.run.checkpoint import RunError, read_json, run_config
 from drift.config import Config, ConfigError, add_config_args, resolve
 from drift.train.trainer import DivergedError, train
 
@@ -39,7 +39,7 @@ def continued_config(args) -> tuple[Config, str]:
     if args.overrides or args.init_from:
         raise ConfigError(f"{flag} takes the config from the run's run.json; drop the overrides and --init-from")
     info = read_json(f"{run_dir}/run.json", "run file", f"nothing to continue; start the run without {flag}")
-    cfg = Config.from_dict(info["config"])
+    cfg = run_config(info, f"{run_dir}/run.json")
     if args.seed is not None and args.seed != cfg.train.seed:
         raise ConfigError(f"{flag} {run_dir}: --seed {args.seed} disagrees with the run's seed "
                           f"{cfg.train.seed}; drop --seed (the run keeps its own)")

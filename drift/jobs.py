@@ -132,9 +132,20 @@ def compare_roots(root_a: Path, root_b: Path) -> tuple[list[str], list[str]]:
     diffs = [f"{p}: only under {root_a}" for p in sorted(files_a - files_b)]
     diffs += [f"{p}: only under {root_b}" for p in sorted(files_b - files_a)]
     for rel in sorted(files_a & files_b):
-        a, b = (json.loads((r / rel).read_text()) for r in (root_a, root_b))
+        a, b = (_load(r / rel) for r in (root_a, root_b))
         diff_values(a, b, str(rel), str(root_a), str(root_b), diffs)
     return sorted(str(p) for p in files_a & files_b), diffs
+
+
+class CompareError(RuntimeError):
+    """An analysis file that cannot be read; the message names it."""
+
+
+def _load(path: Path):
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: invalid JSON or UTF-8
+        raise CompareError(f"{path} cannot be read as JSON ({type(e).__name__}); rebuild it") from None
 
 
 def main(argv=None) -> int:
@@ -164,7 +175,11 @@ def main(argv=None) -> int:
             print(f"drift.jobs compare: error: {r} is not a directory; build it first (make analyses ROOT={r})",
                   file=sys.stderr)
             return 2
-    files, diffs = compare_roots(root_a, root_b)
+    try:
+        files, diffs = compare_roots(root_a, root_b)
+    except CompareError as e:
+        print(f"drift.jobs compare: error: {e}", file=sys.stderr)
+        return 2
     if not files:
         print(f"drift.jobs compare: error: no analysis/*.json under {root_a}; nothing was compared", file=sys.stderr)
         return 2

@@ -133,7 +133,7 @@ def load_beta2_runs(root, allow_missing: bool = False, allow_running: bool = Fal
     """The runs under a sweep directory, by decreasing beta2, checked (runinfo.check_run) and of one setup."""
     root = Path(root)
     dirs = sorted((p for p in root.iterdir() if (p / "run.json").exists()),
-                  key=lambda p: (-ck.read_json(p / "run.json")["config"]["train"]["beta2"], p.name))
+                  key=lambda p: (-ck.read_config(p).train.beta2, p.name))
     if not dirs:
         raise ck.RunError(f"{root} holds no beta2 runs; run beta2_sweep.py first")
     runs = [check_run(load_run(d, require_steps=1), allow_missing, allow_running) for d in dirs]

@@ -90,7 +90,7 @@ class Evidence:
 def _results(path: Path) -> dict | None:
     if not path.exists():
         return None
-    return ck.read_json(path, "analysis")["results"]
+    return ck.read_json(path, "analysis")["results"]  # a file without "results" is a one-line RunError
 
 
 def load_run_evidence(run_dir) -> RunEvidence:
@@ -109,8 +109,8 @@ def _same_model(sweep_dir: Path, main_run: Path) -> bool:
     """Whether the runs under a control/beta2 directory share the main run's model and data (so that a tiny main
     run is never reported next to cpu-scale controls)."""
     def key(run_json: Path) -> tuple:
-        cfg = ck.read_json(run_json)["config"]
-        return (cfg["model"], cfg["train"]["data_source"], cfg["train"]["tokenizer"])
+        cfg = ck.read_config(run_json.parent)
+        return (cfg.model, cfg.train.data_source, cfg.train.tokenizer)
     subs = sorted(sweep_dir.glob("*/run.json"))
     return bool(subs) and key(subs[0]) == key(main_run / "run.json")
 

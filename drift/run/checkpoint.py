@@ -19,6 +19,7 @@ from typing import Iterable, Iterator
 import torch
 
 from drift.atomic import atomic_path
+from drift.config import Config, ConfigError, validate
 from drift.run import digests
 
 CKPT_RE = re.compile(r"^ckpt_(\d{6,})\.pt$")
@@ -92,14 +93,75 @@ def atomic_write_json(obj, path: str | os.PathLike) -> None:
     atomic_write_text(json.dumps(_clean(json.loads(json.dumps(obj, default=_json_default))), indent=1) + "\n", path)
 
 
+class MissingKeyError(RunError, KeyError):
+    """A key a file lacks: a RunError (one line naming the file), and a KeyError for code that expects one."""
+    __str__ = RunError.__str__  # KeyError's would quote the message
+
+
+class FileObject(dict):
+    """A JSON object read from a file. A missing key raises MissingKeyError naming the file, so a damaged or foreign
+    file is reported as such wherever its reader looks, not as a KeyError deep in that reader."""
+    __slots__ = ("source",)
+
+    def __missing__(self, key):
+        raise MissingKeyError(f"{self.source} has no {key!r} where one is expected; the file is damaged or was "
+                              f"written by other code: regenerate it")
+
+
+def _json_kind(value) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
 def read_json(path: str | os.PathLike, what: str = "file", hint: str = "") -> dict:
+    """A JSON object from a file, or a one-line RunError naming the file: missing, unreadable, not UTF-8, not JSON,
+    not an object. Its objects are FileObjects: a key the file lacks is reported the same way."""
     path = Path(path)
     if not path.exists():
         raise RunError(f"{path} not found{': ' + hint if hint else ''}")
+
+    def hook(pairs: dict) -> FileObject:
+        obj = FileObject(pairs)
+        obj.source = path
+        return obj
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise RunError(f"{what} {path} is not valid JSON ({e}); regenerate it") from None
+        data = json.loads(path.read_bytes().decode("utf-8"), object_hook=hook)
+    except UnicodeDecodeError as e:
+        raise RunError(f"{what} {path} is not UTF-8 text (a bad byte at offset {e.start}); it is damaged: "
+                       f"regenerate it") from None
+    except (ValueError, RecursionError) as e:  # json.JSONDecodeError is a ValueError
+        raise RunError(f"{what} {path} is not valid JSON ({' '.join(str(e).split())[:120]}); regenerate it") from None
+    except OSError as e:
+        raise RunError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{what} {path} holds a JSON {_json_kind(data)}, not an object; it is damaged: regenerate it")
+    return data
+
+
+def run_config(info: dict, path: str | os.PathLike) -> Config:
+    """The Config recorded in a run.json (`info`, read from `path`), checked as drift.config checks a new one: a
+    field of another type, an unknown field or a value outside the rules is a RunError naming the file. A field
+    added after the run was made reads as its default."""
+    cfg = info.get("config")
+    parts = cfg if isinstance(cfg, dict) else {}
+    if not all(isinstance(parts.get(k), dict) for k in ("model", "train")):
+        raise RunError(f"run file {path} has no config (\"config\": {{\"model\": ..., \"train\": ...}}); it is "
+                       f"damaged: regenerate it by training the run again")
+    try:
+        config = Config.from_dict(cfg)
+    except TypeError as e:  # an unknown field
+        raise RunError(f"run file {path}: its config does not fit this code ({e}); it is damaged or from another "
+                       f"version") from None
+    try:
+        validate(config)
+    except ConfigError as e:
+        raise RunError(f"run file {path}: its config is invalid ({e}); it is damaged or was edited") from None
+    return config
+
+
+def read_config(run_dir) -> Config:
+    """The checked Config of a run directory's run.json (run_config)."""
+    path = Path(run_dir) / "run.json"
+    return run_config(read_json(path, "run file", f"{run_dir} is not a training run directory"), path)
 
 
 def list_steps(run_dir: str | os.PathLike) -> list[int]:
@@ -166,17 +228,24 @@ def read_run(run_dir) -> dict:
 
 
 def read_metrics(run_dir) -> list[dict]:
-    """Eval records in step order; a torn last line (crash mid-write) is ignored."""
+    """Eval records in step order; a torn last line (crash mid-write) is ignored, and so is any line that is not a
+    JSON object with an integer step."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         raise RunError(f"{path} not found; the run has not evaluated yet")
+    try:
+        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()  # a damaged byte spoils its line
+    except OSError as e:
+        raise RunError(f"cannot read {path}: {e.strerror or e}") from None
     records = []
-    for line in path.read_text().splitlines():
+    for line in lines:
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
             continue
-    return sorted((r for r in records if "step" in r), key=lambda r: r["step"])
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and not isinstance(record["step"], bool):
+            records.append(record)
+    return sorted(records, key=lambda r: r["step"])
 
 
 def append_jsonl(path, record: dict) -> None:

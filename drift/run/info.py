@@ -74,7 +74,7 @@ def load_run(run_dir, require_steps: int = 2) -> RunInfo:
         metrics = [r for r in ck.read_metrics(run_dir) if "val_loss" in r]
     except ck.RunError:
         metrics = []
-    return RunInfo(run_dir, info, Config.from_dict(info["config"]), steps, metrics)
+    return RunInfo(run_dir, info, ck.run_config(info, run_dir / "run.json"), steps, metrics)
 
 
 def check_same_setup(a: RunInfo, b: RunInfo, ignore: tuple[str, ...] = ()) -> None:

@@ -17,10 +17,10 @@ from drift.run.digests import FIELD, first_mismatch, state_digests, stored
 
 def _retrain_hint(run_dir: Path) -> str:
     """The train.py command recorded in run.json, pointed at a fresh directory (training is deterministic)."""
-    import json
     try:
-        argv = list(json.loads((run_dir / "run.json").read_text()).get("argv") or [])
-    except (OSError, ValueError):
+        argv = ck.read_json(run_dir / "run.json").get("argv")
+        argv = [str(a) for a in argv] if isinstance(argv, list) else []
+    except ck.RunError:
         argv = []
     generic = (f"retrain the run into a new directory with the command recorded in {run_dir / 'run.json'} "
                f"(\"argv\"), then replace the damaged files")

@@ -195,8 +195,8 @@ def _plan_run(cfg: Config, run_dir: Path) -> tuple[str, dict | None]:
     Reads only."""
     if not (run_dir / "run.json").exists():
         return "trained", None
-    info = ck.read_json(run_dir / "run.json")
-    saved = Config.from_dict(info["config"])
+    info = ck.read_json(run_dir / "run.json", "run file")
+    saved = ck.run_config(info, run_dir / "run.json")
     if config_fields(saved, _NOT_COMPARED) != config_fields(cfg, _NOT_COMPARED):
         raise ck.RunError(f"{run_dir} holds a run with a different config; choose another --out or delete it")
     if info.get("status") in DONE:  # killed, interrupted or failed: continue it

@@ -58,7 +58,7 @@ def check_run_dir(cfg: Config, run_dir: Path, resume: bool, locked: bool = False
         if not run_json.exists():
             raise ck.RunError(f"--resume: {run_dir} holds no run.json; start it without --resume")
         # through Config, so a field added after the run started reads as its default (not as a difference)
-        saved, current = Config.from_dict(ck.read_json(run_json)["config"]).to_dict(), cfg.to_dict()
+        saved, current = ck.read_config(run_dir).to_dict(), cfg.to_dict()
         for d in (saved, current):  # DERIVED fields are set when the run starts; all else must agree
             for part in d.values():
                 for k in DERIVED:
