@@ -362,14 +362,3 @@ def parse_dense(spec: str) -> list[tuple[int, int, int]]:
             raise ConfigError(f"dense_ckpt window {part!r} needs end >= start and every > 0")
         windows.append((start, end, every))
     return windows
-
-
-def add_config_args(parser, default_preset: str | None = "cpu") -> None:
-    """The CLI shared by every training script: --preset, --seed, and key=value overrides. default_preset=None
-    leaves --preset None when it is not given (train.py: so --resume can tell a given --preset from the default;
-    it then means cpu)."""
-    parser.add_argument("--preset", default=default_preset, choices=sorted(PRESETS),
-                        help=f"named hyper-parameter set (default: {default_preset or 'cpu'})")
-    parser.add_argument("--seed", type=int, default=None, help="run seed (default: the preset's, 42)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="override any ModelConfig/TrainConfig field, e.g. total_steps=200 lr=3e-4")

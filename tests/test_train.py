@@ -162,7 +162,7 @@ def test_resume_refuses_mismatched_seed_preset_and_out(tiny_run_copy, tmp_path, 
 # Checked before anything is written: the seed, the bounds, --init-from; the loop lists no schedule
 # ---------------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv, message", [(["--seed", "-1"], "seed=-1: must lie in [0, 4294967295]"),
+@pytest.mark.parametrize("argv, message", [(["--seed", "-1"], "--seed -1: must be a whole number in [0, 4294967295]"),
                                            (["seed=-1"], "seed=-1: must lie in [0, 4294967295]")])
 def test_a_bad_seed_writes_nothing(argv, message, tmp_path, capsys):
     """Before: numpy refused the seed at the first step, after run.json and ckpt_000000.pt were written, leaving a
@@ -219,3 +219,27 @@ def test_init_from_is_checked_before_writing(tiny_run, tmp_path, capsys):
     assert train_script.main(base + ["--init-from", str(tiny_run / "ckpt_000030.pt")]) == 0
     start = ck.load_checkpoint(out, 0)["model"]
     assert all(torch.equal(v, ck.load_checkpoint(tiny_run, 30)["model"][k]) for k, v in start.items())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Ctrl-C: one line, run.json "interrupted", and the run continues with --resume
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_ctrl_c_is_one_line_and_the_run_resumes(tmp_path):
+    """Before: a 26-line KeyboardInterrupt traceback and exit status -2 (run.json was already marked)."""
+    import signal
+    import time
+    out = tmp_path / "c"
+    proc = subprocess.Popen([sys.executable, "train.py", "--preset", "tiny", "--seed", "1", "--out", str(out),
+                             "--no-progress", "total_steps=100000", "ckpt_every=5"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "resume.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1].strip().splitlines()
+    assert proc.returncode == 130, err
+    assert [line for line in err if "data split" not in line] == [
+        f"train.py: interrupted (Ctrl-C); {out}/run.json says interrupted; continue with "
+        f"`python train.py --resume {out}`"], err
+    info = ck.read_json(out / "run.json")
+    assert info["status"] == "interrupted" and info["error"] == "KeyboardInterrupt (Ctrl-C)"

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from drift import cli
 from drift.run import checkpoint as ck
 from drift.run.info import RunInfo, load_run
 
@@ -98,6 +99,16 @@ def load_run_evidence(run_dir) -> RunEvidence:
     ev = RunEvidence(**{f.name: getattr(run, f.name) for f in fields(RunInfo)})
     ev.analyses = {name: _results(ev.run_dir / "analysis" / f"{name}.json") for name in RUN_ANALYSES}
     return ev
+
+
+def add_evidence_args(p, out: str) -> None:
+    """--runs, --controls, --beta2 and --out (default `out`): what the report and the figures are built from."""
+    p.add_argument("--runs", nargs="*", type=cli.path("a run directory"), default=None,
+                   help="main run directories, one per seed")
+    p.add_argument("--controls", type=cli.path("a directory"), default=None,
+                   help="optimizer-control directory (holding A, B, C, C_prime)")
+    p.add_argument("--beta2", type=cli.path("a directory"), default=None, help="beta2-sweep directory")
+    p.add_argument("--out", type=cli.path("a directory"), default=out, help=f"output directory (default: {out})")
 
 
 DEFAULT_RUN_SETS = (("runs/paper_s42", "runs/paper_s271"), ("runs/cpu_s42", "runs/cpu_s271"))

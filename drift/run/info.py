@@ -238,13 +238,14 @@ def check_sweep_matches(sweep_dir, main_dir, option: str) -> None:
 def _main(argv=None) -> int:
     """python -m drift.run.info same-but-seed REF_RUN RUN: exit 1 (listing the fields) unless the two configs
     differ only in the seed. run_seed.sh uses it to keep seeds comparable."""
-    import argparse
     import sys
-    parser = argparse.ArgumentParser(prog="python -m drift.run.info", description=_main.__doc__)
+
+    from drift import cli
+    parser = cli.parser("python -m drift.run.info", _main.__doc__)
     parser.add_argument("command", choices=["same-but-seed"])
-    parser.add_argument("ref_run")
-    parser.add_argument("run")
-    args = parser.parse_args(argv)
+    parser.add_argument("ref_run", type=cli.path("a run directory"))
+    parser.add_argument("run", type=cli.path("a run directory"))
+    args = cli.parse(parser, argv)
     try:
         diffs = differences_but_seed(args.ref_run, args.run)
     except ck.RunError as e:
@@ -258,4 +259,5 @@ def _main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main())
+    from drift import cli
+    raise SystemExit(cli.run(_main, "python -m drift.run.info"))

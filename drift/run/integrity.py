@@ -6,11 +6,11 @@ checkpoints written before they existed; a damaged run gets the train.py command
 """
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.run import checkpoint as ck
 from drift.run.digests import FIELD, first_mismatch, state_digests, stored
 
@@ -59,11 +59,12 @@ def check_run(run_dir, add: bool = False) -> tuple[list[str], list[str], list[st
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", type=Path, help="run directory holding ckpt_*.pt")
+    p = cli.parser("python -m drift.run.integrity", __doc__)
+    p.add_argument("run_dir", type=cli.path("a run directory"), help="run directory holding ckpt_*.pt")
     p.add_argument("--add", action="store_true", help="store digests in checkpoints that have none (trusting "
                    "their current contents)")
-    args = p.parse_args(argv)
+    args = cli.parse(p, argv)
+    args.run_dir = Path(args.run_dir)
     try:
         ok, corrupt, unverified = check_run(args.run_dir, add=args.add)
     except ck.RunError as e:
@@ -83,4 +84,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, "python -m drift.run.integrity"))

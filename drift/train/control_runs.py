@@ -151,6 +151,8 @@ def reheat_run_name(lr: float) -> str:
 # --------------------------------------------------------------------------------------------------------------
 
 _NOT_COMPARED = SAME_EXPERIMENT  # a control set found on disk is reused when it is the same experiment
+# What the scripts that train through ensure_run say after a Ctrl-C.
+RERUN_HINT = "rerun the same command: finished runs are skipped, interrupted ones resumed"
 
 
 def run_summary(run_dir) -> dict:

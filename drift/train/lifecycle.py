@@ -180,9 +180,10 @@ def mark_resumed(run_dir: Path, info: dict) -> None:
 
 def mark_stopped(run_dir: Path, status: str, error: BaseException) -> None:
     """Best effort: on a read-only disk run.json cannot be rewritten either (analyses then see no lock holder)."""
+    what = "KeyboardInterrupt (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
     try:
         info = ck.read_json(run_dir / "run.json")
-        info.update(status=status, error=f"{type(error).__name__}: {error}"[:300],
+        info.update(status=status, error=what[:300],
                     end_time=time.strftime("%Y-%m-%dT%H:%M:%S"))
         ck.atomic_write_json(info, run_dir / "run.json")
     except (ck.RunError, OSError, ValueError):
