@@ -21,6 +21,7 @@ from pathlib import Path
 
 from drift import cli
 from drift.analysis.backbone import prepare
+from drift.run import checkpoint as ck
 from drift.run.checkpoint import RunError
 from drift.config import ConfigError
 from drift.nulls.beta2 import beta2_nulls
@@ -111,8 +112,14 @@ def main(argv=None) -> int:
         run = checked_run(args.run_dir, args)  # a running or holed run is refused, as in every analysis
         traj = read_analysis(run.run_dir, "trajectory_pca", "trajectory_pca_uncentered.py")
         prm, inp = traj["params"], traj["inputs"]
-        su = prepare(run, prm["ref_step"], inp["steps"], prm["split_step"], prm["stride"], progress=False)
-        res = null_statistics(su, args.draws, args.seed, prm["window"], args.nulls, args.workers,
+        # read back from a file and fed into the computation: checked as the options that produced them were
+        ref, steps, split, stride, window = (ck.field(prm, "ref_step", "int", at_least=0),
+                                             ck.field(inp, "steps", "ints", at_least=0),
+                                             ck.field(prm, "split_step", "int", at_least=0),
+                                             ck.field(prm, "stride", "int", at_least=1),
+                                             ck.field(prm, "window", "int", at_least=2))
+        su = prepare(run, ref, steps, split, stride, progress=False)
+        res = null_statistics(su, args.draws, args.seed, window, args.nulls, args.workers,
                               log=lambda m: print(m, flush=True))
         path = write_analysis(run.run_dir, "nulls", res, {"draws": args.draws, "seed": args.seed,
                                                           "nulls": args.nulls, "window": prm["window"]},

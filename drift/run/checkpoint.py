@@ -13,6 +13,8 @@ import json
 import math
 import os
 import re
+import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -108,6 +110,31 @@ class FileObject(dict):
                               f"written by other code: regenerate it")
 
 
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# What field() checks a value read back from a file against, and how the refusal names it.
+KINDS = {"int": (_whole, "a whole number"),
+         "ints": (lambda v: isinstance(v, list) and all(map(_whole, v)), "a list of whole numbers")}
+
+
+def field(obj: dict, key: str, kind: str, default=..., at_least: int | None = None):
+    """obj[key] (obj.get(key, default) when a default is given), checked to be of `kind` (KINDS), each number
+    >= at_least, before it is fed back into a computation; anything else is a RunError naming the file (a
+    FileObject's source)."""
+    value = obj[key] if default is ... else obj.get(key, default)
+    if default is not ... and value is default:
+        return value
+    ok, what = KINDS[kind]
+    if not ok(value) or (at_least is not None and min(value if isinstance(value, list) else [value],
+                                                      default=at_least) < at_least):
+        bound = "" if at_least is None else f" >= {at_least}"
+        raise RunError(f"{getattr(obj, 'source', 'a file')} holds {key}={repr(value)[:40]}, not {what}{bound}; the "
+                       f"file is damaged: regenerate it")
+    return value
+
+
 def _json_kind(value) -> str:
     return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 
@@ -193,20 +220,46 @@ def load_checkpoint_file(path, step: int | None = None, mmap: bool = False, veri
     if not path.exists():
         raise RunError(f"checkpoint {path} is missing; {_ckpt_hint(path)}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        with warnings.catch_warnings(record=True) as said:  # a garbled file also makes torch warn (pickle protocol)
+            warnings.simplefilter("always")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as e:  # torch raises several types for truncated or garbled files
-        raise RunError(f"checkpoint {path} is corrupt ({type(e).__name__}: {str(e)[:80]}); delete it and "
-                       f"{_ckpt_hint(path)}") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or (step is not None and ckpt.get("step") != step):
+        raise RunError(f"checkpoint {path} is corrupt ({type(e).__name__}: {' '.join(str(e).split())[:80]}); "
+                       f"delete it and {_ckpt_hint(path)}") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict) or \
+            not all(isinstance(t, torch.Tensor) for t in ckpt["model"].values()) or \
+            (step is not None and ckpt.get("step") != step):
         raise RunError(f"checkpoint {path} does not hold {'a' if step is None else f'step {step}'} model "
                        f"written by this project")
+    found = digests.stored(ckpt)
+    # Names are checked on every read (verify=False too: the streaming reader hashes the bytes itself), so a
+    # damaged tensor name is reported here and not as a missing key deep in a reader.
+    names = set(found[1]) if found is not None and isinstance(found[1], dict) else None
+    if found is not None and names != set(ckpt["model"]):
+        odd = sorted(map(str, (names or set()) ^ set(ckpt["model"])))
+        raise RunError(digests.corrupt_message(path, odd[0] if odd else "(the digest table)"))
     if verify:
-        found = digests.stored(ckpt)
         if found is None:
             digests.warn_unverified(path)
         elif (bad := digests.first_mismatch(ckpt["model"], found[1], algo=found[0])) is not None:
             raise RunError(digests.corrupt_message(path, bad))
+    for w in said:  # the file passed every check: what torch had to say about it is not about damage
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return ckpt
+
+
+def check_same_tensors(paths: list[Path], states: list[dict]) -> None:
+    """Every checkpoint of a trajectory holds the same tensor names; the odd one out (against the names most of
+    them hold) is named. A damaged name passes the digests: torch's pickle stores a repeated string once, so the
+    digest table's key is damaged with it."""
+    names = [frozenset(s) for s in states]
+    usual = Counter(names).most_common(1)[0][0] if names else frozenset()
+    for path, have in zip(paths, names):
+        if have != usual:
+            odd = sorted(map(repr, have ^ usual))
+            raise RunError(f"checkpoint {path} holds other tensors than the rest of the run ({', '.join(odd[:2])}): "
+                           f"it is damaged or from another model; list every damaged checkpoint with: "
+                           f"python -m drift.run.integrity {path.parent}")
 
 
 def load_checkpoint(run_dir, step: int, mmap: bool = False, verify: bool = True) -> dict:
@@ -215,9 +268,14 @@ def load_checkpoint(run_dir, step: int, mmap: bool = False, verify: bool = True)
 
 def iter_checkpoints(run_dir, steps: Iterable[int], mmap: bool = True,
                      verify: bool = True) -> Iterator[tuple[int, dict]]:
-    """Yield (step, state_dict) one checkpoint at a time, so memory stays near one checkpoint."""
+    """Yield (step, state_dict) one checkpoint at a time, so memory stays near one checkpoint; each holds the first
+    one's tensor names (check_same_tensors)."""
+    first = None
     for step in steps:
-        yield step, load_checkpoint(run_dir, step, mmap=mmap, verify=verify)["model"]
+        state = load_checkpoint(run_dir, step, mmap=mmap, verify=verify)["model"]
+        first = first or (ckpt_path(run_dir, step), dict.fromkeys(state))
+        check_same_tensors([first[0], ckpt_path(run_dir, step)], [first[1], state])
+        yield step, state
 
 
 def read_run(run_dir) -> dict:

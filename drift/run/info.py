@@ -105,7 +105,7 @@ def status_text(info: dict) -> str:
 def schedule_holes(info: dict, steps: list[int]) -> list[int]:
     """Steps of the run's own checkpoint schedule with no file on disk: up to the schedule's end for a finished
     run, else up to the last checkpoint the run reached (a killed or diverged run is short, not holed)."""
-    schedule = info.get("ckpt_steps") or []
+    schedule = ck.field(info, "ckpt_steps", "ints", None) or []
     if not schedule:
         return []
     limit = max(schedule) if info.get("status") == "finished" or not steps else max(steps)
