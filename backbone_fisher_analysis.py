@@ -17,10 +17,10 @@ Writes analysis/fisher.json and figures/fisher.{pdf,png} (Fig 3).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.analysis.fisher import fisher_analysis
 from drift.paper import PAPER_C13
 from drift.report.figures import figure_fisher
@@ -31,15 +31,17 @@ PROG = "backbone_fisher_analysis.py"
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", help="run directory (runs/<name>)")
-    p.add_argument("--steps", type=int, nargs="+", default=None, help="checkpoint steps (default: see above)")
-    p.add_argument("--m", type=int, default=32, help="mini-batches (rows of G) per checkpoint (default: 32)")
-    p.add_argument("--k", type=int, default=10, help="random directions orthogonal to v_b (default: 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random directions (default: 0)")
+    p = cli.parser(PROG, __doc__)
+    p.add_argument("run_dir", type=cli.path("a run directory"), help="run directory (runs/<name>)")
+    p.add_argument("--steps", type=cli.STEP, nargs="+", default=None, help="checkpoint steps (default: see above)")
+    p.add_argument("--m", type=cli.whole(1, cli.MAX_DRAWS, "e.g. 32"), default=32,
+                   help="mini-batches (rows of G) per checkpoint (default: 32)")
+    p.add_argument("--k", type=cli.whole(1, cli.MAX_DRAWS, "e.g. 10"), default=10,
+                   help="random directions orthogonal to v_b (default: 10)")
+    p.add_argument("--seed", type=cli.SEED, default=0, help="seed of the random directions (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_check_args(p)
-    return p.parse_args(argv)
+    return cli.parse(p, argv)
 
 
 def _fmt(x) -> str:
@@ -71,4 +73,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG))

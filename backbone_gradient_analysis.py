@@ -23,10 +23,10 @@ analysis/gradient_horizon.json; about (s' - s) training steps of compute per che
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.analysis.gradients import gradient_alignment_analysis
 from drift.analysis.horizon import horizon_analysis
 from drift.paper import PAPER_C12
@@ -39,19 +39,20 @@ PROG = "backbone_gradient_analysis.py"
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", help="run directory (runs/<name>)")
-    p.add_argument("--steps", type=int, nargs="+", default=None, help="checkpoint steps (default: see above)")
-    p.add_argument("--n-batches", type=int, default=8, help="mini-batches per checkpoint (default: 8)")
-    p.add_argument("--scope", default="block0", help="block<l>, block<l>+ln or trunk (default: block0)")
-    p.add_argument("--n-random", type=int, default=32,
+    p = cli.parser(PROG, __doc__)
+    p.add_argument("run_dir", type=cli.path("a run directory"), help="run directory (runs/<name>)")
+    p.add_argument("--steps", type=cli.STEP, nargs="+", default=None, help="checkpoint steps (default: see above)")
+    p.add_argument("--n-batches", type=cli.whole(1, cli.MAX_DRAWS, "e.g. 8"), default=8,
+                   help="mini-batches per checkpoint (default: 8)")
+    p.add_argument("--scope", type=cli.SCOPE, default="block0", help="block<l>, block<l>+ln or trunk (default: block0)")
+    p.add_argument("--n-random", type=cli.whole(1, cli.MAX_DRAWS, "e.g. 32"), default=32,
                    help="random directions for the empirical floor (default: 32)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random directions (default: 0)")
+    p.add_argument("--seed", type=cli.SEED, default=0, help="seed of the random directions (default: 0)")
     p.add_argument("--equal-horizon", action="store_true",
                    help="compare updates with the same steps' summed gradients (see above)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_check_args(p)
-    return p.parse_args(argv)
+    return cli.parse(p, argv)
 
 
 def report(results: dict) -> None:
@@ -103,4 +104,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG))

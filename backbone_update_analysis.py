@@ -15,32 +15,34 @@ Writes analysis/update_alignment.json and figures/update_alignment.{pdf,png}.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
+from drift import cli
 from drift.analysis.updates import update_alignment_analysis
 from drift.paper import PAPER_C11
 from drift.report.run_figures import figure_update_alignment, run_script
+from drift.config import MAX_STEPS
 from drift.run.info import add_check_args, checked_run
 
 PROG = "backbone_update_analysis.py"
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", help="run directory (runs/<name>)")
-    p.add_argument("--scope", nargs="+", default=None,
+    p = cli.parser(PROG, __doc__)
+    p.add_argument("run_dir", type=cli.path("a run directory"), help="run directory (runs/<name>)")
+    p.add_argument("--scope", type=cli.SCOPE, nargs="+", default=None,
                    help="parameter scopes: trunk, block<l>, block<l>+ln (default: trunk, every block, every block+ln)")
-    p.add_argument("--lag", type=int, default=None,
+    p.add_argument("--lag", type=cli.whole(1, MAX_STEPS, "a lag in steps, e.g. the run's ckpt_every"), default=None,
                    help="overlapping-update lag in steps (default: the run's ckpt_every, used when it has dense "
                         "checkpoints)")
-    p.add_argument("--early-step", type=float, default=None,
+    p.add_argument("--early-step", type=cli.number(0, MAX_STEPS, "a step of the run"), default=None,
                    help="'early' mean |C| over updates ending at or before this step (default: half the run)")
-    p.add_argument("--persist", type=int, default=2, help="points a sign flip must persist (default: 2)")
+    p.add_argument("--persist", type=cli.whole(1, cli.MAX_DRAWS, "e.g. 2"), default=2,
+                   help="points a sign flip must persist (default: 2)")
     p.add_argument("--backbone-rows", choices=("regular", "all"), default="regular",
                    help="drift rows of v_b: the regular checkpoints (default) or every checkpoint (beta2 sweep)")
     add_check_args(p)
-    return p.parse_args(argv)
+    return cli.parse(p, argv)
 
 
 def report(results: dict) -> None:
@@ -72,4 +74,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG))

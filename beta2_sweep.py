@@ -15,16 +15,16 @@ Examples:
     python beta2_sweep.py --preset cpu --seed 42 --out runs/beta2_s42 --beta2 0.8 --train-only   # one run (make -j)
     torchrun --standalone --nproc_per_node=2 beta2_sweep.py --preset paper --out runs/beta2_s42   # 2 GPUs per run
 """
-import argparse
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.train import distributed as dist
 from drift.report import plotting as pl
 from drift.report.figures import figure_beta2
 from drift.run.checkpoint import RunError, list_steps
-from drift.config import ConfigError, add_config_args, resolve
-from drift.train.control_runs import beta2_config, beta2_run_name, ensure_run
+from drift.config import ConfigError, resolve
+from drift.train.control_runs import RERUN_HINT, beta2_config, beta2_run_name, ensure_run
 from drift.analysis.beta2 import beta2_table
 from drift.analysis.table_csv import flat_row, write_csv
 from drift.run.info import add_check_args, analysis_dir, figures_dir, run_block, write_analysis
@@ -36,11 +36,15 @@ COLUMNS = ["name", "beta2", "p_probe", "status", "marker", "final_val", "best_p_
            "paper_early_abs_cos", "paper_early_corr", "paper_window_pc1", "paper_window_abs_cos"]
 
 
+PROG = "beta2_sweep.py"
+
+
 def run_sweep(args, argv) -> None:
+    """Train (or resume, or skip) every run; every run's config is checked before the first one trains."""
     default_p = resolve(args.preset, args.seed).train.p_probe
-    for beta2 in args.beta2:
-        cfg = beta2_config(args.preset, args.seed, beta2, args.p_probe, args.overrides)
-        run_dir = Path(args.out) / beta2_run_name(beta2, args.p_probe, default_p)
+    configs = {Path(args.out) / beta2_run_name(beta2, args.p_probe, default_p):
+               beta2_config(args.preset, args.seed, beta2, args.p_probe, args.overrides) for beta2 in args.beta2}
+    for run_dir, cfg in configs.items():
         res = ensure_run(cfg, run_dir, progress=not args.no_progress, argv=argv, kind="beta2")
         extra = f" at step {res['diverged_step']}" if res["status"] == "diverged" else ""
         if dist.is_main():
@@ -49,20 +53,22 @@ def run_sweep(args, argv) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    parser.add_argument("--out", help="sweep directory (default: runs/beta2_s<seed>)")
-    parser.add_argument("--beta2", nargs="+", type=float, default=[0.99, 0.95, 0.90, 0.80, 0.0])
-    parser.add_argument("--p-probe", type=float, default=None,
+    parser = cli.parser(PROG, __doc__)
+    cli.add_config_args(parser)
+    parser.add_argument("--out", type=cli.path("a directory"), help="sweep directory (default: runs/beta2_s<seed>)")
+    parser.add_argument("--beta2", nargs="+", type=cli.number(0, 1, "Adam's beta2, e.g. 0.95", hi_open=True),
+                        default=[0.99, 0.95, 0.90, 0.80, 0.0], help="beta2 of each run (default: 0.99 0.95 0.9 0.8 0)")
+    parser.add_argument("--p-probe", type=cli.number(0, 1, "a probability, e.g. 0.2"), default=None,
                         help="probe rate of the sweep runs (default: the preset's p_probe: 0.10 for paper, 0.20 for "
                              "cpu; the paper's sweep probably used 0.20)")
-    parser.add_argument("--analyze-only", action="store_true", help="no training; tabulate the runs under --out")
-    parser.add_argument("--train-only", action="store_true",
-                        help="train (or resume) the runs and stop; no table (parallel jobs, then --analyze-only)")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--analyze-only", action="store_true", help="no training; tabulate the runs under --out")
+    only.add_argument("--train-only", action="store_true",
+                      help="train (or resume) the runs and stop; no table (parallel jobs, then --analyze-only)")
     parser.add_argument("--no-figure", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
     add_check_args(parser)
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
     args.seed = 42 if args.seed is None else args.seed
     args.out = args.out or f"runs/beta2_s{args.seed}"
     try:
@@ -72,7 +78,7 @@ def main(argv=None) -> int:
             return 0
         results = beta2_table(args.out, args.allow_missing, args.allow_running)
     except (ConfigError, RunError) as e:
-        print(f"beta2_sweep.py: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     path = write_analysis(args.out, "beta2_sweep", results, params={"scope": "trunk", "ref_step": 1},
                           inputs={r["name"]: r["run_dir"] for r in results["rows"]},
@@ -91,4 +97,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG, RERUN_HINT))

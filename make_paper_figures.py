@@ -22,12 +22,12 @@ Examples:
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.run.checkpoint import RunError
-from drift.report.inputs import Evidence, default_inputs, load_evidence
+from drift.report.inputs import Evidence, add_evidence_args, default_inputs, load_evidence
 from drift.config import ConfigError
 from drift.report.figures import FIGURES, missing_inputs
 from drift.report.plotting import figure_paths, save_figure
@@ -36,15 +36,11 @@ PROG = "make_paper_figures.py"
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", nargs="*", default=None, help="main run directories, one per seed")
-    p.add_argument("--controls", nargs="+", default=None,
-                   help="optimizer-control directories, one per seed (the figures draw the first)")
-    p.add_argument("--beta2", nargs="+", default=None, help="beta2-sweep directories, one per seed (the first is drawn)")
-    p.add_argument("--out", default="paper/figures", help="output directory (default: paper/figures)")
+    p = cli.parser(PROG, __doc__)
+    add_evidence_args(p, "paper/figures")
     p.add_argument("--only", nargs="+", choices=sorted(FIGURES), default=None,
                    help="draw only these figures (each then becomes required)")
-    return p.parse_args(argv)
+    return cli.parse(p, argv)
 
 
 def gather(args) -> Evidence:
@@ -103,4 +99,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG))

@@ -21,11 +21,11 @@ Examples:
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
+from drift import cli
 from drift.run.checkpoint import RunError
-from drift.report.inputs import check_kinds, default_inputs, load_evidence
+from drift.report.inputs import add_evidence_args, check_kinds, default_inputs, load_evidence
 from drift.config import ConfigError
 from drift.report.tables import write_report
 from drift.run.info import check_seed_set, check_sweep_matches
@@ -34,14 +34,10 @@ PROG = "make_report.py"
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", nargs="*", default=None, help="main run directories, one per seed")
-    p.add_argument("--controls", nargs="+", default=None,
-                   help="optimizer-control directories (each holding A, B, B0, C, C_prime), one per seed")
-    p.add_argument("--beta2", nargs="+", default=None, help="beta2-sweep directories, one per seed")
-    p.add_argument("--out", default="paper/generated", help="output directory (default: paper/generated)")
+    p = cli.parser(PROG, __doc__)
+    add_evidence_args(p, "paper/generated")
     p.add_argument("--quiet", action="store_true", help="do not print the claims")
-    args = p.parse_args(argv)
+    args = cli.parse(p, argv)
     runs, controls, beta2 = default_inputs(args.runs)
     try:
         if not runs:
@@ -74,4 +70,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG))

@@ -17,17 +17,17 @@ Examples:
     python reheat.py runs/cpu_s42 --lrs 6e-4 --train-only          # one run, no table (parallel make jobs)
     torchrun --standalone --nproc_per_node=2 reheat.py runs/paper_s42   # 2 GPUs per run
 """
-import argparse
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.run import checkpoint as ck
 from drift.run import provenance
 from drift.train import distributed as dist
 from drift.report import plotting as pl
 from drift.report.figures import figure_reheat
-from drift.config import Config, ConfigError
-from drift.train.control_runs import ensure_run, reheat_config, reheat_run_name
+from drift.config import ConfigError
+from drift.train.control_runs import RERUN_HINT, ensure_run, reheat_config, reheat_run_name
 from drift.analysis.reheat import reheat_start, reheat_table
 from drift.analysis.table_csv import flat_row, write_csv
 from drift.run.info import add_check_args, analysis_dir, checked_run, figures_dir, write_analysis
@@ -36,6 +36,9 @@ from drift.run.kinds import require_kind
 COLUMNS = ["lr", "name", "status", "start_p_ood", "step1", "peak", "peak_step", "first_above", "end", "end_step",
            "a_start", "a_end", "r_start", "r_end", "wall_s", "paper_peak", "paper_peak_step", "paper_first_060",
            "paper_end"]
+
+
+PROG = "reheat.py"
 
 
 def check_reheat_start(run_dir: Path, init: str) -> None:
@@ -48,44 +51,46 @@ def check_reheat_start(run_dir: Path, init: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", help="the main run directory")
+    parser = cli.parser(PROG, __doc__)
+    parser.add_argument("run", type=cli.path("a run directory"), help="the main run directory")
     parser.add_argument("--from", dest="start", default="auto",
+                        type=cli.matching(r"auto|last|\d+", "auto, last or a checkpoint step", "e.g. 4000"),
                         help="start checkpoint: auto (default, see above), last, or a step")
-    parser.add_argument("--lrs", nargs="+", type=float, default=[1e-3, 6e-4, 3e-4], help="peak learning rates")
-    parser.add_argument("--threshold", type=float, default=0.60, help="re-entry threshold on p_ood (default 0.60)")
-    parser.add_argument("--analyze-only", action="store_true", help="no training; tabulate existing reheat runs")
-    parser.add_argument("--train-only", action="store_true", help="train (or resume) the runs and stop; no table")
+    parser.add_argument("--lrs", nargs="+", type=cli.number(0, None, "a peak learning rate, e.g. 6e-4", lo_open=True),
+                        default=[1e-3, 6e-4, 3e-4], help="peak learning rates")
+    parser.add_argument("--threshold", type=cli.number(0, 1, "a p_ood level, e.g. 0.6"), default=0.60,
+                        help="re-entry threshold on p_ood (default 0.60)")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--analyze-only", action="store_true", help="no training; tabulate existing reheat runs")
+    only.add_argument("--train-only", action="store_true", help="train (or resume) the runs and stop; no table")
     parser.add_argument("--no-figure", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
     add_check_args(parser)
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for the reheat runs")
-    args = parser.parse_intermixed_args(argv)  # overrides may follow options
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides for the reheat runs (anywhere on the line)")
+    args = cli.parse(parser, argv)
     main_dir = Path(args.run)
     try:
         require_kind(main_dir, "main", "reheat.py")  # before anything is trained into it
         main_run = checked_run(main_dir, args)
-        if args.start not in ("auto", "last") and not args.start.isdigit():
-            raise ConfigError(f"--from {args.start!r}: use auto, last or a checkpoint step")
         start, reason = reheat_start(main_run, args.start)
         init = str(ck.ckpt_path(main_dir, start))
         if dist.is_main():
             print(f"reheat.py: starting from {reason}")
         dirs = {lr: main_dir / "reheat" / reheat_run_name(lr) for lr in args.lrs}
-        for lr, d in dirs.items():
+        for d in dirs.values():
             check_reheat_start(d, init)
-            if not args.analyze_only:
-                cfg = reheat_config(Config.from_dict(main_run.info["config"]), lr, args.overrides)
-                res = ensure_run(cfg, d, init_from=init, progress=not args.no_progress,
-                                 argv=sys.argv if argv is None else argv, kind="reheat")
-                if dist.is_main():
-                    print(f"reheat.py: lr {lr:g}: {res['action']}, {res['status']}, "
-                          f"loop time {res['wall_s'] or 0:.0f} s")
+        configs = {} if args.analyze_only else {lr: reheat_config(main_run.config, lr, args.overrides) for lr in dirs}
+        for lr, cfg in configs.items():  # every config is checked before the first run trains
+            res = ensure_run(cfg, dirs[lr], init_from=init, progress=not args.no_progress,
+                             argv=sys.argv if argv is None else argv, kind="reheat")
+            if dist.is_main():
+                print(f"{PROG}: lr {lr:g}: {res['action']}, {res['status']}, loop time {res['wall_s'] or 0:.0f} s")
         if args.train_only or not dist.is_main():  # the table is written once, by rank 0
             return 0
         results = reheat_table(main_dir, dirs, args.threshold, start, reason)
     except (ConfigError, ck.RunError) as e:
-        print(f"reheat.py: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     path = write_analysis(main_dir, "reheat", results,
                           params={"lrs": args.lrs, "threshold": args.threshold, "init_from": init,
@@ -110,4 +115,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG, RERUN_HINT))

@@ -12,21 +12,22 @@ Examples:
 
 Then: python sgd_control_analysis.py runs/ctrl_s42 ; python sgd_matched_valloss.py runs/ctrl_s42
 """
-import argparse
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.train import distributed as dist
 from drift.run.checkpoint import RunError
-from drift.config import ConfigError, add_config_args
-from drift.train.control_runs import RUN_LABELS, control_config, ensure_run
+from drift.config import ConfigError
+from drift.train.control_runs import RERUN_HINT, RUN_LABELS, control_config, ensure_run
 
 
 def train_controls(preset: str, seed: int | None, out: Path, runs: list[str], overrides: list[str],
                    progress: bool, argv: list[str], script: str) -> int:
-    """Train (or resume, or skip) each control run; prints one status line per run."""
-    for run in runs:
-        cfg = control_config(preset, seed, run, overrides)
+    """Train (or resume, or skip) each control run; prints one status line per run. Every run's config is checked
+    before the first one trains."""
+    configs = {run: control_config(preset, seed, run, overrides) for run in runs}
+    for run, cfg in configs.items():
         res = ensure_run(cfg, out / run, progress=progress, argv=argv, kind="controls")
         wall = f"{res['wall_s']:.0f} s" if res["wall_s"] is not None else "?"
         extra = f" at step {res['diverged_step']}" if res["status"] == "diverged" else ""
@@ -36,23 +37,27 @@ def train_controls(preset: str, seed: int | None, out: Path, runs: list[str], ov
     return 0
 
 
+PROG = "sgd_control.py"
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    parser.add_argument("--out", help="directory of the control runs (default: runs/ctrl_s<seed>)")
+    parser = cli.parser(PROG, __doc__)
+    cli.add_config_args(parser)
+    parser.add_argument("--out", type=cli.path("a directory"),
+                        help="directory of the control runs (default: runs/ctrl_s<seed>)")
     parser.add_argument("--runs", nargs="+", default=["A", "B", "B0", "C"], choices=["A", "B", "B0", "C"],
                         help="which controls to train (default: A B B0 C; B0 = plain SGD with weight decay 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
     try:
         seed = args.seed if args.seed is not None else 42
         out = Path(args.out or f"runs/ctrl_s{seed}")
         return train_controls(args.preset, seed, out, args.runs, args.overrides, not args.no_progress,
-                              sys.argv if argv is None else argv, "sgd_control.py")
+                              sys.argv if argv is None else argv, PROG)
     except (ConfigError, RunError) as e:
-        print(f"sgd_control.py: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG, RERUN_HINT))

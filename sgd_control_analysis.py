@@ -11,10 +11,10 @@ Examples:
     python sgd_control_analysis.py runs/ctrl_s42
     python sgd_control_analysis.py runs/ctrl_s42 --no-figure
 """
-import argparse
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.report import plotting as pl
 from drift.report.figures import figure_sgd_control
 from drift.run.checkpoint import RunError, list_steps
@@ -28,16 +28,20 @@ COLUMNS = ["run", "optimizer", "status", "marker", "final_step", "final_val", "b
            "paper_k95", "paper_drift"]
 
 
+PROG = "sgd_control_analysis.py"
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", help="directory holding the control runs A, B, C, C_prime")
+    parser = cli.parser(PROG, __doc__)
+    parser.add_argument("root", type=cli.path("a directory"),
+                        help="directory holding the control runs A, B, C, C_prime")
     parser.add_argument("--no-figure", action="store_true", help="skip the figure")
     add_check_args(parser)
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
     try:
         results = control_table(args.root, args.allow_missing, args.allow_running)
     except (ConfigError, RunError) as e:
-        print(f"sgd_control_analysis.py: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     root = Path(args.root)
     path = write_analysis(root, "sgd_control", results, params={"window": "first dense_ckpt window",
@@ -56,4 +60,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG))

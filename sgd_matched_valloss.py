@@ -10,10 +10,10 @@ Examples:
     python sgd_matched_valloss.py runs/ctrl_s42
     python sgd_matched_valloss.py runs/ctrl_s42 --target 5.1 --rel-tol 0.05
 """
-import argparse
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.run.checkpoint import RunError, list_steps
 from drift.config import ConfigError
 from drift.analysis.matched import matched_table
@@ -41,19 +41,24 @@ def csv_rows(results: dict) -> list[dict]:
     return out
 
 
+PROG = "sgd_matched_valloss.py"
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", help="directory holding the control runs A, B, C, C_prime")
-    parser.add_argument("--target", type=float, default=None,
+    parser = cli.parser(PROG, __doc__)
+    parser.add_argument("root", type=cli.path("a directory"),
+                        help="directory holding the control runs A, B, C, C_prime")
+    parser.add_argument("--target", type=cli.number(0, None, "a validation loss, e.g. 5.1", lo_open=True),
+                        default=None,
                         help="val loss to match (default: the final val loss of run C)")
-    parser.add_argument("--rel-tol", type=float, default=0.02,
+    parser.add_argument("--rel-tol", type=cli.number(0, 1, "a fraction of the target, e.g. 0.02"), default=0.02,
                         help="a checkpoint matches if |val - target| <= rel_tol * target (default 0.02)")
     add_check_args(parser)
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
     try:
         results = matched_table(args.root, args.target, args.rel_tol, args.allow_missing, args.allow_running)
     except (ConfigError, RunError) as e:
-        print(f"sgd_matched_valloss.py: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     root = Path(args.root)
     path = write_analysis(root, "sgd_matched_valloss", results,
@@ -77,4 +82,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG))

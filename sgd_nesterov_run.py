@@ -9,22 +9,26 @@ Examples:
     python sgd_nesterov_run.py --preset cpu --seed 42 --out runs/ctrl_s42 early_stop_max_val=4.0
     python sgd_nesterov_run.py --preset paper --seed 42 --out runs/ctrl_s42
 """
-import argparse
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.train import distributed as dist
 from drift.run.checkpoint import RunError, read_metrics
-from drift.config import ConfigError, add_config_args
-from drift.train.control_runs import control_config, early_stop_decision, ensure_run
+from drift.config import ConfigError
+from drift.train.control_runs import RERUN_HINT, control_config, early_stop_decision, ensure_run
+
+
+PROG = "sgd_nesterov_run.py"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    parser.add_argument("--out", help="directory of the control runs (default: runs/ctrl_s<seed>)")
+    parser = cli.parser(PROG, __doc__)
+    cli.add_config_args(parser)
+    parser.add_argument("--out", type=cli.path("a directory"),
+                        help="directory of the control runs (default: runs/ctrl_s<seed>)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
     try:
         seed = args.seed if args.seed is not None else 42
         run_dir = Path(args.out or f"runs/ctrl_s{seed}") / "C_prime"
@@ -35,7 +39,7 @@ def main(argv=None) -> int:
         rule = early_stop_decision(read_metrics(run_dir), t.early_stop_step, t.early_stop_max_val,
                                    t.early_stop_min_p_ood)
     except (ConfigError, RunError) as e:
-        print(f"sgd_nesterov_run.py: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     if not dist.is_main():  # under torchrun every rank trains; one reports
         return 0
@@ -48,4 +52,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG, RERUN_HINT))

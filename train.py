@@ -12,16 +12,16 @@ Examples:
 
 Writes run.json, metrics.jsonl (one line per eval), codewords.json and ckpt_XXXXXX.pt into the run directory.
 """
-import argparse
 import os
 import signal
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.train import distributed as dist
-from drift.run.checkpoint import RunError, read_json
+from drift.run.checkpoint import RunError, read_json, run_config
 from drift.run.kinds import run_kind
-from drift.config import Config, ConfigError, add_config_args, resolve
+from drift.config import Config, ConfigError, resolve
 from drift.train.lifecycle import DERIVED_OUTPUTS, RUN_FILES
 from drift.train.trainer import DivergedError, train
 
@@ -42,7 +42,7 @@ def continued_config(args) -> tuple[Config, str]:
     if args.overrides or args.init_from:
         raise ConfigError(f"{flag} takes the config from the run's run.json; drop the overrides and --init-from")
     info = read_json(f"{run_dir}/run.json", "run file", f"nothing to continue; start the run without {flag}")
-    cfg = Config.from_dict(info["config"])
+    cfg = run_config(info, f"{run_dir}/run.json")
     if args.seed is not None and args.seed != cfg.train.seed:
         raise ConfigError(f"{flag} {run_dir}: --seed {args.seed} disagrees with the run's seed "
                           f"{cfg.train.seed}; drop --seed (the run keeps its own)")
@@ -59,22 +59,39 @@ def _stop_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)  # unwinds: the run lock is released and run.json says "interrupted"
 
 
+PROG = "train.py"
+
+
+def after_interrupt(out) -> str:
+    """What an interrupted run directory allows next (the trainer has marked its run.json "interrupted")."""
+    d = Path(out) if out else None
+    if d is not None and (d / "resume.pt").exists():
+        return f"{d}/run.json says interrupted; continue with `python train.py --resume {d}`"
+    if d is not None and (d / "run.json").exists():
+        return f"it stopped before its first resume point; start it over with `python train.py --restart {d}`"
+    return "nothing was written"
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser, default_preset=None)
-    parser.add_argument("--out", help="run directory to create (default: runs/<preset>_s<seed>)")
+    parser = cli.parser(PROG, __doc__)
+    cli.add_config_args(parser, default_preset=None)
+    parser.add_argument("--out", type=cli.path("a run directory"),
+                        help="run directory to create (default: runs/<preset>_s<seed>)")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    group.add_argument("--restart", metavar="RUN_DIR",
+    group.add_argument("--resume", metavar="RUN_DIR", type=cli.path("a run directory"),
+                       help="continue the run in RUN_DIR from its last checkpoint")
+    group.add_argument("--restart", metavar="RUN_DIR", type=cli.path("a run directory"),
                        help="start the run in RUN_DIR over from step 0 with its run.json config; first deletes "
                             f"its checkpoints, {', '.join(RUN_FILES)} and everything made from them, now stale: "
                             f"{', '.join(DERIVED_OUTPUTS)} (the analyses "
                             "with the Gram cache, figures, reheating runs, stage stamps, environment snapshot)")
-    parser.add_argument("--init-from", metavar="CKPT", help="start from these weights with a fresh optimizer")
+    parser.add_argument("--init-from", metavar="CKPT", type=cli.path("a checkpoint file"),
+                        help="start from these weights with a fresh optimizer")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
     if argv is None:
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    out = args.resume or args.restart or args.out
     try:
         kind = "main"
         if args.resume or args.restart:
@@ -88,8 +105,10 @@ def main(argv=None) -> int:
         info = train(cfg, out, resume=bool(args.resume), restart=bool(args.restart), init_from=args.init_from,
                      argv=sys.argv if argv is None else argv, progress=not args.no_progress, preset=preset,
                      kind=kind)
+    except KeyboardInterrupt:  # the trainer has marked run.json "interrupted" (when it was written)
+        return cli.interrupted(PROG, after_interrupt(out))
     except (ConfigError, RunError, DivergedError, RuntimeError, ValueError, OSError) as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     if dist.is_main():
         print(f"{out}: {info['status']}")

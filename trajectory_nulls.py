@@ -16,11 +16,12 @@ component}, "draws": {null: {name: [value per draw]}}}} and figures/nulls_spectr
 --controls and --beta2 write their own layouts (controls_main, beta2_main; drift/nulls/beta2.py states the beta2
 rule).
 """
-import argparse
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.analysis.backbone import prepare
+from drift.run import checkpoint as ck
 from drift.run import provenance
 from drift.run.checkpoint import RunError
 from drift.config import ConfigError
@@ -95,13 +96,14 @@ def beta2_main(args) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", help="run directory with analysis/trajectory_pca.json (with --controls / --beta2: the "
-                                   "control or beta2-sweep directory)")
-    p.add_argument("--draws", type=int, default=200, help="draws per null (default 200; at least 20)")
-    p.add_argument("--seed", type=int, default=0, help="base seed of the draws (default 0)")
+    p = cli.parser(PROG, __doc__)
+    p.add_argument("run_dir", type=cli.path("a run directory"),
+                   help="run directory with analysis/trajectory_pca.json (with --controls / --beta2: the control or "
+                        "beta2-sweep directory)")
+    p.add_argument("--draws", type=cli.DRAWS, default=200, help="draws per null (default 200; at least 20)")
+    p.add_argument("--seed", type=cli.SEED, default=0, help="base seed of the draws (default 0)")
     p.add_argument("--nulls", nargs="+", default=list(NULLS), choices=NULLS, help="which nulls (default all)")
-    p.add_argument("--workers", type=int, default=1, help="processes sharing the draws (results do not change)")
+    p.add_argument("--workers", type=cli.WORKERS, default=1, help="processes sharing the draws (results do not change)")
     p.add_argument("--no-figures", action="store_true", help="write the JSON only")
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--controls", action="store_true",
@@ -109,9 +111,7 @@ def main(argv=None) -> int:
     kind.add_argument("--beta2", action="store_true",
                       help="run_dir is a beta2-sweep directory: bands of the statistics of C14 and C17-C19 instead")
     add_check_args(p)
-    args = p.parse_args(argv)
-    if args.draws < 20 or args.workers < 1:
-        p.error("--draws must be >= 20 (a 95%% band needs them) and --workers >= 1")
+    args = cli.parse(p, argv)
     if args.controls:
         return controls_main(args)
     if args.beta2:
@@ -121,8 +121,14 @@ def main(argv=None) -> int:
         traj = read_analysis(run.run_dir, "trajectory_pca", "trajectory_pca_uncentered.py")
         traj_digest = provenance.analysis_digest(run.run_dir / "analysis" / "trajectory_pca.json")
         prm, inp = traj["params"], traj["inputs"]
-        su = prepare(run, prm["ref_step"], inp["steps"], prm["split_step"], prm["stride"], progress=False)
-        res = null_statistics(su, args.draws, args.seed, prm["window"], args.nulls, args.workers,
+        # read back from a file and fed into the computation: checked as the options that produced them were
+        ref, steps, split, stride, window = (ck.field(prm, "ref_step", "int", at_least=0),
+                                             ck.field(inp, "steps", "ints", at_least=0),
+                                             ck.field(prm, "split_step", "int", at_least=0),
+                                             ck.field(prm, "stride", "int", at_least=1),
+                                             ck.field(prm, "window", "int", at_least=2))
+        su = prepare(run, ref, steps, split, stride, progress=False)
+        res = null_statistics(su, args.draws, args.seed, window, args.nulls, args.workers,
                               log=lambda m: print(m, flush=True))
         path = write_analysis(run.run_dir, "nulls", res, {"draws": args.draws, "seed": args.seed,
                                                           "nulls": args.nulls, "window": prm["window"]},
@@ -142,4 +148,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG))

@@ -11,15 +11,15 @@ Reads run.json, metrics.jsonl and the checkpoints (the regular ones after --ref-
 writes analysis/trajectory_pca.json (layout: drift/analysis/backbone.py), analysis/gram_cache.npz (reused by the other
 analyses) and figures/trajectory_*.pdf|png, and prints a short summary.
 """
-import argparse
 import math
 import sys
 
+from drift import cli
 from drift.analysis.backbone import analyze_run, save_directions
 from drift.report.run_figures import draw_figures
 from drift.run import provenance
 from drift.run.checkpoint import RunError
-from drift.config import ConfigError
+from drift.config import MAX_STEPS, ConfigError
 from drift.run.info import add_check_args, checked_run, write_analysis
 
 
@@ -62,20 +62,26 @@ def summary_lines(r: dict) -> list[str]:
     return lines
 
 
+PROG = "trajectory_pca_uncentered.py"
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", help="run directory (run.json, metrics.jsonl, ckpt_*.pt)")
-    p.add_argument("--ref-step", type=int, default=1, help="reference checkpoint theta_ref (default 1)")
-    p.add_argument("--window", type=int, default=10, help="rolling-window length in checkpoints (default 10)")
-    p.add_argument("--split-step", type=int, help="phase split (default: the lambda switch from run.json)")
-    p.add_argument("--stride", type=int, help="step stride of the A1 subsampled variant (default 2 x ckpt_every)")
-    p.add_argument("--steps", type=int, nargs="+", help="analysis steps (default: the regular checkpoints)")
+    p = cli.parser(PROG, __doc__)
+    p.add_argument("run_dir", type=cli.path("a run directory"),
+                   help="run directory (run.json, metrics.jsonl, ckpt_*.pt)")
+    p.add_argument("--ref-step", type=cli.STEP, default=1, help="reference checkpoint theta_ref (default 1)")
+    p.add_argument("--window", type=cli.WINDOW, default=10, help="rolling-window length in checkpoints (default 10)")
+    p.add_argument("--split-step", type=cli.whole(1, MAX_STEPS, "a step inside the run"),
+                   help="phase split (default: the lambda switch from run.json)")
+    p.add_argument("--stride", type=cli.whole(1, MAX_STEPS, "a multiple of the run's ckpt_every"),
+                   help="step stride of the A1 subsampled variant (default 2 x ckpt_every)")
+    p.add_argument("--steps", type=cli.STEP, nargs="+", help="analysis steps (default: the regular checkpoints)")
     p.add_argument("--no-figures", action="store_true", help="write the JSON only")
     p.add_argument("--save-directions", action="store_true",
                    help="also write analysis/directions.pt (one more pass over the checkpoints)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_check_args(p)
-    args = p.parse_args(argv)
+    args = cli.parse(p, argv)
     try:
         run = checked_run(args.run_dir, args)
         results = analyze_run(run, ref_step=args.ref_step, window=args.window, split_step=args.split_step,
@@ -93,7 +99,7 @@ def main(argv=None) -> int:
             save_directions(run.run_dir, args.ref_step, results["setup"]["analysis_steps"],
                             progress=not args.no_progress)
     except (RunError, ConfigError) as e:
-        print(f"trajectory_pca_uncentered.py: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     print("\n".join(summary_lines(results)))
     print(f"wrote {path}")
@@ -101,4 +107,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG))

@@ -125,15 +125,16 @@ def summarize(levers, results, args, peak: float, full_steps: int, full_evals: i
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from drift.config import add_config_args, resolve
-    add_config_args(parser)
+    from drift import cli
+    from drift.config import resolve
+    cli.add_config_args(parser)
     parser.add_argument("--steps", type=int, default=40, help="steps per timed run (default 40; even)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     parser.add_argument("--levers", nargs="+", default=["glibc", "fp32", "compile", "fused_ce", "autocast"],
                         choices=list(LEVERS))
     parser.add_argument("--all", action="store_true", help="run the bf16 levers even when bf16 is slower here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
     if args.rounds < 1 or args.steps < 4 or args.steps % 2:
         parser.error("--rounds must be >= 1 and --steps an even number >= 4")
     if args.worker:

@@ -12,15 +12,16 @@ import sys
 import tempfile
 import time
 
-from drift.config import add_config_args, resolve
+from drift import cli
+from drift.config import resolve
 from drift.train.trainer import train
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
+    cli.add_config_args(parser)
     parser.add_argument("--steps", type=int, default=200, help="steps to time (default 200)")
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
     cfg = resolve(args.preset, args.seed, args.overrides)
     cfg.train.total_steps = args.steps
     with tempfile.TemporaryDirectory() as tmp:

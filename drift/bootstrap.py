@@ -1,7 +1,7 @@
 """What a fresh machine needs before anything else runs, checked with the standard library only.
 
-This module must import nothing outside the standard library (drift.atomic is standard library only): it runs before
-the requirements are installed.
+This module must import nothing outside the standard library (drift.atomic, drift.cli and drift.config are standard
+library only): it runs before the requirements are installed.
 
     python3 -m drift.bootstrap python     # install requirements.txt unless every pin is already satisfied
     python3 -m drift.bootstrap tex        # the PDF toolchain; on Debian as root (or with sudo) apt-get installs it
@@ -12,7 +12,6 @@ Every refusal is one line on stderr naming the command to run, and exit status 1
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.metadata
 import os
@@ -24,6 +23,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from drift import cli
 from drift.atomic import atomic_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,12 +227,11 @@ def fetch_gpt2_ranks(dest: Path | None = None) -> Path:
 # --- CLI -------------------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m drift.bootstrap", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser("python3 -m drift.bootstrap", __doc__)
     parser.add_argument("what", choices=("python", "tex", "gpt2"), help="what to check or provide")
     parser.add_argument("--no-install", action="store_true",
                         help="refuse instead of installing (also DRIFT_NO_INSTALL=1)")
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
     install = not (args.no_install or _no_install())
     try:
         if args.what == "python":
@@ -248,4 +247,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, "python3 -m drift.bootstrap"))

@@ -94,7 +94,13 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
-        return cls(model=ModelConfig(**d["model"]), train=TrainConfig(**d["train"]))
+        """From to_dict's layout. A float field that is JSON null reads as inf: run.json writes non-finite numbers
+        as null (drift/run/checkpoint.py), and inf is a real setting (grad_clip=inf turns clipping off); any other
+        field's null is left for validate to refuse."""
+        def part(kind, values: dict):
+            floats = {f.name for f in dataclasses.fields(kind) if type(f.default) is float}
+            return kind(**{k: (math.inf if v is None and k in floats else v) for k, v in values.items()})
+        return cls(model=part(ModelConfig, d["model"]), train=part(TrainConfig, d["train"]))
 
     def json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -214,9 +220,62 @@ def resolve(preset: str, seed: int | None = None, overrides: list[str] | dict | 
 
 
 OPTIMIZERS = ("adamw", "sgd", "sgd_momentum", "nesterov_sgdw")
+
+# Upper bounds: far beyond any run of this project (the paper: 10,000 steps, 51 checkpoints, 25M parameters), low
+# enough that a typo (total_steps=1e20, d_model=1e9) is refused at once instead of filling memory or disk for hours.
+SEED_MAX = 2**32 - 1          # numpy's and torch's seed range; the data streams derive their seeds from it
+MAX_STEPS = 10_000_000        # 1,000 x the paper's run
+MAX_CHECKPOINTS = 100_000     # run.json lists them; at the paper's size (100 MB each) 10 TB
+MAX_EVALS = 100_000           # run.json lists them
+MAX_PARAMS = 10_000_000_000   # 40 GB of float32 weights, before the optimizer's state
+MAX_WIDTH = 1 << 20           # d_model, d_ff, seq_len, vocab_size, micro_batch, val_batch_size
+MAX_COUNT = 100_000_000       # stories, codewords, probe examples, validation batches, grad_accum
 TOKENIZERS = ("gpt2", "embedded")
 AMP_MODES = ("auto", "bf16", "bf16_shadow", "off")
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def n_params_estimate(m: ModelConfig) -> int:
+    """Weights of the GPT (drift/model.py): 4 d^2 attention + 2 d d_ff MLP per block, tied embeddings, positions."""
+    return m.n_layer * (4 * m.d_model ** 2 + 2 * m.d_model * m.d_ff) + (m.vocab_size + m.seq_len) * m.d_model
+
+
+def _count(lo: int, hi: int, every: int) -> int:
+    """How many of lo, lo + every, ... are <= hi, without listing them."""
+    return 0 if hi < lo else (hi - lo) // every + 1
+
+
+def n_checkpoints(t: TrainConfig) -> int:
+    """The schedule's checkpoints (drift/train/trainer.py ckpt_schedule), counted, not listed (dense windows that
+    overlap the regular ones count twice: an upper bound)."""
+    n = 1 + (t.ckpt_every != 1) + _count(t.ckpt_every, t.total_steps, t.ckpt_every) + (t.total_steps % t.ckpt_every != 0)
+    return n + sum(_count(start, min(end, t.total_steps), every) for start, end, every in parse_dense(t.dense_ckpt))
+
+
+def _bounds(m: ModelConfig, t: TrainConfig) -> list[tuple[bool, str]]:
+    """Upper bounds (see MAX_*): checked after the ranges, so every count here is positive."""
+    big = [(k, getattr(m, k)) for k in ("d_model", "d_ff", "seq_len", "vocab_size")] + \
+          [(k, getattr(t, k)) for k in ("micro_batch", "val_batch_size")]
+    many = [(k, getattr(t, k)) for k in ("n_train_stories", "n_val_stories", "n_codewords", "n_probe_eval",
+                                         "val_batches", "grad_accum", "gap_ood_max")]
+    steps = [(k, getattr(t, k)) for k in ("total_steps", "warmup_steps", "schedule_steps", "lambda_switch_step",
+                                          "early_stop_step")]
+    rules = [(v <= MAX_WIDTH, f"{k}={v}: at most {MAX_WIDTH:,}") for k, v in big]
+    rules += [(v <= MAX_COUNT, f"{k}={v}: at most {MAX_COUNT:,}") for k, v in many]
+    rules += [(v <= MAX_STEPS, f"{k}={v}: at most {MAX_STEPS:,} steps") for k, v in steps]
+    rules += [
+        (m.n_layer <= 1024, f"n_layer={m.n_layer}: at most 1,024"),
+        (t.threads <= 4096, f"threads={t.threads}: at most 4,096"),
+        (n_params_estimate(m) <= MAX_PARAMS, f"the model would have about {n_params_estimate(m):.3g} weights; at "
+                                             f"most {MAX_PARAMS:.0e}: lower n_layer, d_model or d_ff"),
+        (n_checkpoints(t) <= MAX_CHECKPOINTS, f"total_steps={t.total_steps} with ckpt_every={t.ckpt_every} (and "
+                                              f"dense_ckpt) saves about {n_checkpoints(t):,} checkpoints; at most "
+                                              f"{MAX_CHECKPOINTS:,}: raise ckpt_every"),
+        (t.total_steps // t.eval_every <= MAX_EVALS, f"total_steps={t.total_steps} with eval_every={t.eval_every} "
+                                                     f"evaluates about {t.total_steps // t.eval_every:,} times; at "
+                                                     f"most {MAX_EVALS:,}: raise eval_every"),
+    ]
+    return rules
 
 
 def _rules(m: ModelConfig, t: TrainConfig) -> list[tuple[bool, str]]:
@@ -265,6 +324,7 @@ def _rules(m: ModelConfig, t: TrainConfig) -> list[tuple[bool, str]]:
         (bool(DEVICE_RE.match(t.device)), f"device={t.device!r}; choose auto, cpu, cuda, cuda:N or mps"),
         (t.amp in AMP_MODES, f"amp={t.amp!r}; choose {', '.join(AMP_MODES)} (anything else would mean no autocast)"),
         (t.threads >= 0, f"threads={t.threads}: must be >= 0 (0 = torch's default)"),
+        (0 <= t.seed <= SEED_MAX, f"seed={t.seed}: must lie in [0, {SEED_MAX}] (an unsigned 32-bit integer)"),
         (not (t.fused_ce and (t.compile or t.amp == "bf16_shadow")),
          "fused_ce=true computes the head itself: use it with compile=false and amp other than bf16_shadow"),
     ]
@@ -273,10 +333,27 @@ def _rules(m: ModelConfig, t: TrainConfig) -> list[tuple[bool, str]]:
 def validate(cfg: Config) -> None:
     """Every field's range and the relations between fields; the first violation is a one-line ConfigError.
     (That the probe items fit seq_len depends on the tokenizer: drift.data.context.check_probe_fits.)"""
+    _check_types(cfg)
     for holds, message in _rules(cfg.model, cfg.train):
         if not holds:
             raise ConfigError(message)
     parse_dense(cfg.train.dense_ckpt)
+    for holds, message in _bounds(cfg.model, cfg.train):
+        if not holds:
+            raise ConfigError(message)
+
+
+def _check_types(cfg: Config) -> None:
+    """Every field holds its declared type (a config read from a file may not; an int is a float here, a bool is not
+    an int), so the rules compare numbers with numbers."""
+    for part in (cfg.model, cfg.train):
+        for f in dataclasses.fields(part):
+            value, kind = getattr(part, f.name), type(f.default)
+            ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+            if kind is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not ok:
+                raise ConfigError(f"{f.name}={value!r}: expected a {kind.__name__}")
 
 
 def parse_dense(spec: str) -> list[tuple[int, int, int]]:
@@ -291,14 +368,3 @@ def parse_dense(spec: str) -> list[tuple[int, int, int]]:
             raise ConfigError(f"dense_ckpt window {part!r} needs end >= start and every > 0")
         windows.append((start, end, every))
     return windows
-
-
-def add_config_args(parser, default_preset: str | None = "cpu") -> None:
-    """The CLI shared by every training script: --preset, --seed, and key=value overrides. default_preset=None
-    leaves --preset None when it is not given (train.py: so --resume can tell a given --preset from the default;
-    it then means cpu)."""
-    parser.add_argument("--preset", default=default_preset, choices=sorted(PRESETS),
-                        help=f"named hyper-parameter set (default: {default_preset or 'cpu'})")
-    parser.add_argument("--seed", type=int, default=None, help="run seed (default: the preset's, 42)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="override any ModelConfig/TrainConfig field, e.g. total_steps=200 lr=3e-4")

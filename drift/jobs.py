@@ -26,6 +26,10 @@ import sys
 import time
 from pathlib import Path
 
+from drift import cli
+
+PROG = "python -m drift.jobs"
+
 # Keys whose values measure time or record when something ran, not what was computed (and any "seconds*" key,
 # e.g. the Fisher analysis's seconds_gradients).
 TIMING_KEYS = {"created", "wall_s", "timers", "start_time", "end_time", "elapsed_s", "seconds"}
@@ -132,31 +136,44 @@ def compare_roots(root_a: Path, root_b: Path) -> tuple[list[str], list[str]]:
     diffs = [f"{p}: only under {root_a}" for p in sorted(files_a - files_b)]
     diffs += [f"{p}: only under {root_b}" for p in sorted(files_b - files_a)]
     for rel in sorted(files_a & files_b):
-        a, b = (json.loads((r / rel).read_text()) for r in (root_a, root_b))
+        a, b = (_load(r / rel) for r in (root_a, root_b))
         diff_values(a, b, str(rel), str(root_a), str(root_b), diffs)
     return sorted(str(p) for p in files_a & files_b), diffs
 
 
+class CompareError(RuntimeError):
+    """An analysis file that cannot be read; the message names it."""
+
+
+def _load(path: Path):
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: invalid JSON or UTF-8
+        raise CompareError(f"{path} cannot be read as JSON ({type(e).__name__}); rebuild it") from None
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = cli.parser(PROG, __doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=cli.Parser)
     s = sub.add_parser("slot", help="run a command in a free GPU / CPU slot")
-    s.add_argument("--gpus", help="comma-separated GPU ids, one slot each (e.g. 0,1,2,3,4,5,6,7)")
-    s.add_argument("--threads", type=int, help="CPU threads per job (without --gpus: slots = cores // threads)")
-    s.add_argument("--lock-dir", default="runs/.slots", help="where the slot lock files live (default runs/.slots)")
-    s.add_argument("--log", help="append the command's output to this file instead of the terminal")
+    s.add_argument("--gpus", type=cli.matching(r"\d+(,\d+)*", "comma-separated GPU ids", "e.g. 0,1,2,3"),
+                   help="comma-separated GPU ids, one slot each (e.g. 0,1,2,3,4,5,6,7)")
+    s.add_argument("--threads", type=cli.whole(1, 4096, "threads per job, e.g. 2"),
+                   help="CPU threads per job (without --gpus: slots = cores // threads)")
+    s.add_argument("--lock-dir", type=cli.path("a directory"), default="runs/.slots",
+                   help="where the slot lock files live (default runs/.slots)")
+    s.add_argument("--log", type=cli.path("a file"),
+                   help="append the command's output to this file instead of the terminal")
     s.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command and its arguments")
     c = sub.add_parser("compare", help="check two roots hold the same analysis numbers")
-    c.add_argument("root_a")
-    c.add_argument("root_b")
-    args = parser.parse_args(argv)
+    c.add_argument("root_a", type=cli.path("a directory"))
+    c.add_argument("root_b", type=cli.path("a directory"))
+    args = cli.parse(parser, argv)
     if args.command == "slot":
         cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
         if not cmd:
             parser.error("slot: give the command after --, e.g. python -m drift.jobs slot --threads 2 -- make x")
-        if args.threads is not None and args.threads < 1:
-            parser.error("slot: --threads must be at least 1")
         return run_in_slot(cmd, Path(args.lock_dir), gpus, args.threads, Path(args.log) if args.log else None)
     root_a, root_b = Path(args.root_a), Path(args.root_b)
     for r in (root_a, root_b):
@@ -164,7 +181,11 @@ def main(argv=None) -> int:
             print(f"drift.jobs compare: error: {r} is not a directory; build it first (make analyses ROOT={r})",
                   file=sys.stderr)
             return 2
-    files, diffs = compare_roots(root_a, root_b)
+    try:
+        files, diffs = compare_roots(root_a, root_b)
+    except CompareError as e:
+        print(f"drift.jobs compare: error: {e}", file=sys.stderr)
+        return 2
     if not files:
         print(f"drift.jobs compare: error: no analysis/*.json under {root_a}; nothing was compared", file=sys.stderr)
         return 2
@@ -175,4 +196,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG))

@@ -76,3 +76,67 @@ def test_read_only_metrics_append_is_one_line_and_run_json_not_running(tmp_path,
     assert one_line_error(capsys, "train.py") == (f"train.py: error: cannot write {run / 'metrics.jsonl'}: "
                                                    f"{os.strerror(code)}")
     assert ck.read_json(run / "run.json")["status"] == "failed"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Damaged run.json and analysis JSON: one line naming the file, in every reader
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_read_json_names_the_file_for_every_kind_of_damage(tmp_path):
+    f = tmp_path / "x.json"
+    for content, message in ((b'{"a": "\xff"}', "is not UTF-8 text"), (b'{"a": 1', "is not valid JSON"),
+                             (b"[1, 2]", "holds a JSON array, not an object"), (b"null", "holds a JSON null"),
+                             (b"[" * 100_000, "is not valid JSON")):  # deeper than the parser's recursion limit
+        f.write_bytes(content)
+        with pytest.raises(ck.RunError, match=message) as e:
+            ck.read_json(f, "analysis")
+        assert str(f) in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ck.RunError, match="cannot read"):
+        ck.read_json(tmp_path)  # a directory
+    f.write_text('{"results": {"trunk": {}}}')
+    data = ck.read_json(f)
+    with pytest.raises(ck.RunError, match=f"{f} has no 'pc1' where one is expected") as e:
+        data["results"]["trunk"]["pc1"]
+    assert isinstance(e.value, KeyError) and data.get("nope") is None  # code that expects a KeyError still works
+
+
+BROKEN_CONFIGS = [{"config": None}, {"config": {"model": {}, "train": []}}, {"config": {"model": {"n_layers": 2},
+                  "train": {}}}, {"config": {"model": {"n_layer": "two"}, "train": {}}},
+                  {"config": {"model": {}, "train": {"seed": -1}}}]
+
+
+@pytest.mark.parametrize("info", BROKEN_CONFIGS, ids=["null", "train-not-object", "unknown-field", "wrong-type",
+                                                      "out-of-range"])
+def test_a_broken_config_in_run_json_is_one_line_everywhere(info, tiny_run_copy, tmp_path, capsys):
+    """Before: a TypeError or AttributeError traceback from every reader of run.json."""
+    import json
+    import backbone_update_analysis
+    import make_report
+    import trajectory_pca_uncentered
+    run = tiny_run_copy
+    (run / "run.json").write_text(json.dumps({**ck.read_json(run / "run.json"), **info}))
+    for module, prog, argv in (
+            (trajectory_pca_uncentered, "trajectory_pca_uncentered.py", [str(run), "--no-figures", "--no-progress"]),
+            (backbone_update_analysis, "backbone_update_analysis.py", [str(run)]),
+            (make_report, "make_report.py", ["--runs", str(run), "--out", str(tmp_path / "gen"), "--quiet"]),
+            (train_script, "train.py", ["--resume", str(run), "--no-progress"])):
+        assert module.main(argv) == 2
+        line = one_line_error(capsys, prog)
+        assert f"{run / 'run.json'}" in line, line
+    assert not (run / "analysis").exists() and not (tmp_path / "gen").exists()
+
+
+def test_an_analysis_json_that_is_not_utf8_is_one_line(tiny_run_copy, tmp_path, capsys):
+    """Before: a UnicodeDecodeError traceback from trajectory_nulls.py and make_report.py."""
+    import make_report
+    import trajectory_nulls
+    import trajectory_pca_uncentered
+    run = tiny_run_copy
+    assert trajectory_pca_uncentered.main([str(run), "--no-figures", "--no-progress"]) == 0
+    analysis = run / "analysis" / "trajectory_pca.json"
+    analysis.write_bytes(analysis.read_bytes()[:200] + b"\xc3\x28" + analysis.read_bytes()[202:])
+    for module, argv in ((trajectory_nulls, [str(run), "--draws", "20", "--no-figures"]),
+                         (make_report, ["--runs", str(run), "--out", str(tmp_path / "gen"), "--quiet"])):
+        assert module.main(argv) == 2
+        assert f"analysis {analysis} is not UTF-8 text" in one_line_error(capsys, f"{module.__name__}.py")
+    assert not (run / "analysis" / "nulls.json").exists() and not (tmp_path / "gen").exists()

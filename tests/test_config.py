@@ -2,7 +2,7 @@
 import pytest
 
 import train as train_script
-from drift.config import Config, ConfigError, parse_dense, resolve, validate
+from drift.config import PRESETS, Config, ConfigError, parse_dense, resolve, validate
 from helpers.runs import one_line_error
 
 
@@ -102,3 +102,69 @@ def test_one_home_for_fields_that_do_not_change_the_experiment(tmp_path):
     for other in (["lr=0.5"], ["ckpt_every=7"], ["seed=4"]):
         with pytest.raises(ck.RunError, match="different config"):
             _plan_run(resolve("tiny", 3, other), tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Upper bounds and types: a typo is refused at once, before anything is built
+# ---------------------------------------------------------------------------------------------------------------
+
+TOO_BIG = {  # before: all accepted; total_steps=1e20 then grew to 22 GB listing its checkpoint steps
+    "total_steps=100000000000000000000": "total_steps=100000000000000000000: at most 10,000,000 steps",
+    "seed=-1": "seed=-1: must lie in [0, 4294967295]",
+    "seed=4294967296": "seed=4294967296: must lie in [0, 4294967295]",
+    "d_model=1e9": "d_model=1000000000: at most 1,048,576",
+    "micro_batch=1e9": "micro_batch=1000000000: at most 1,048,576",
+    "n_layer=100000": "n_layer=100000: at most 1,024",
+    "n_train_stories=1e12": "n_train_stories=1000000000000: at most 100,000,000",
+    "warmup_steps=1e8": "warmup_steps=100000000: at most 10,000,000 steps",
+}
+
+
+@pytest.mark.parametrize("override", list(TOO_BIG))
+def test_upper_bounds_refuse_typos(override):
+    with pytest.raises(ConfigError) as e:
+        resolve("tiny", overrides=[override])
+    assert str(e.value).startswith(TOO_BIG[override])
+
+
+def test_bounds_on_what_a_schedule_lists():
+    """run.json lists the checkpoint and eval steps: their number is bounded, not total_steps alone."""
+    at_most = ["total_steps=10000000", "ckpt_every=200", "eval_every=100"]
+    resolve("tiny", overrides=at_most)  # 50,002 checkpoints (steps 0, 1 and every 200th) and 100,000 evals
+    with pytest.raises(ConfigError, match="saves about 200,002 checkpoints; at most 100,000: raise ckpt_every"):
+        resolve("tiny", overrides=at_most[:1] + ["ckpt_every=50", "eval_every=1000"])
+    with pytest.raises(ConfigError, match="saves about 100,023 checkpoints"):  # dense windows count too
+        resolve("tiny", overrides=at_most[:1] + ["ckpt_every=100", "eval_every=1000", "dense_ckpt=0:20:1"])
+    with pytest.raises(ConfigError, match="evaluates about 10,000,000 times; at most 100,000: raise eval_every"):
+        resolve("tiny", overrides=at_most[:1] + ["ckpt_every=1000000", "eval_every=1"])
+    with pytest.raises(ConfigError, match="about 2.15e\\+12 weights; at most 1e\\+10"):
+        resolve("tiny", overrides=["n_layer=1000", "d_model=1024", "n_head=2", "d_ff=1048576"])
+    for preset in PRESETS:
+        validate(resolve(preset))  # every preset lies far inside
+
+
+def test_a_config_from_a_file_is_type_checked():
+    cfg = resolve("tiny")
+    cfg.model.n_layer = "2"  # what a hand-edited run.json can hold; before: a TypeError inside the rules
+    with pytest.raises(ConfigError, match="n_layer='2': expected a int"):
+        validate(cfg)
+    cfg.model.n_layer, cfg.train.compile = 2, 1
+    with pytest.raises(ConfigError, match="compile=1: expected a bool"):
+        validate(cfg)
+    cfg.train.compile, cfg.train.lr = False, 1  # an int where a float is declared is a number: fine
+    validate(cfg)
+
+
+def test_grad_clip_inf_survives_run_json(tmp_path):
+    """run.json writes inf as null (JSON has no inf); reading it back gives inf again, so a run trained without
+    clipping can be resumed and analysed. Other fields' null is still refused."""
+    from drift.config import resolve
+    from drift.run import checkpoint as ck
+    cfg = resolve("tiny", 1, ["grad_clip=inf"])
+    ck.atomic_write_json({"config": cfg.to_dict()}, tmp_path / "run.json")
+    assert ck.read_json(tmp_path / "run.json")["config"]["train"]["grad_clip"] is None
+    assert ck.read_config(tmp_path).train.grad_clip == float("inf")
+    info = ck.read_json(tmp_path / "run.json")
+    info["config"]["train"]["lr"] = None
+    with pytest.raises(ck.RunError, match="lr=inf"):
+        ck.run_config(info, tmp_path / "run.json")

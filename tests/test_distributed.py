@@ -137,3 +137,30 @@ def test_resume_with_another_number_of_processes(tiny_run, ddp_runs):
     assert max(ck.list_steps(killed)) == 15 and info["status"] == "failed" and info["error"].startswith("Killed")
     train(resolve("tiny", seed=1), killed, resume=True, progress=False)
     _assert_same_run(tiny_run, killed, "2 -> 1 ranks")
+
+
+@pytest.mark.slow  # one torchrun launch, ~10 s of CPU; CI runs it (make test-slow)
+def test_a_lost_rank_is_named_in_one_line(tmp_path):
+    """Rank 1 is SIGKILLed at step 12 (as by the out-of-memory killer). Before: rank 0 printed gloo's "Read error
+    ... Connection reset by peer. This is typically caused by ... GLHF!" without naming any rank, then hung in the
+    process-group teardown until torchrun sent it SIGTERM."""
+    out = tmp_path / "lost"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(ROOT / "tests" / "helpers" / "lost_rank_worker.py"), str(out), "12"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "exitcode  : 2" in proc.stderr, proc.stderr[-3000:]  # rank 0 exits by itself
+    err = [line for line in (tmp_path / "lost.rank0.stderr").read_text().splitlines() if "data split" not in line]
+    assert len(err) == 1 and err[0].startswith("train.py: error: rank 1 (pid "), err
+    assert "of 2 ended during the gradient all_reduce, so rank 0 stops too (gloo: " in err[0]
+    info = ck.read_json(out / "run.json")
+    assert info["status"] == "failed" and info["error"].startswith("RankLostError: rank 1")
+    assert max(ck.list_steps(out)) == 10  # the last checkpoint before step 12 stays; --resume continues from it
+
+
+def test_lost_rank_message_without_a_dead_local_process():
+    error = RuntimeError("[/x/gloo/pair.cc:537] Read error [10.0.0.2]:4242: Connection reset by peer. This is ...")
+    import socket
+    message = dist.lost_ranks_message("barrier", error, 0, [(socket.gethostname(), os.getpid()), ("elsewhere", 1)])
+    assert message == ("rank 0 lost contact with the other ranks during the barrier (gloo: Read error "
+                       "[10.0.0.2]:4242: Connection reset by peer); ranks [1] run on other hosts: look there")

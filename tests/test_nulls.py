@@ -233,4 +233,4 @@ def test_trajectory_nulls_help_and_bad_input(capsys):
     assert e.value.code == 0 and "Examples:" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:
         trajectory_nulls.main(["some_run", "--draws", "5"])
-    assert e.value.code == 2 and "--draws must be >= 20" in capsys.readouterr().err
+    assert e.value.code == 2 and "--draws 5: must be a whole number in [20, " in capsys.readouterr().err

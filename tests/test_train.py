@@ -156,3 +156,90 @@ def test_resume_refuses_mismatched_seed_preset_and_out(tiny_run_copy, tmp_path, 
         assert expect in one_line_error(capsys, "train.py")
     set_info(tiny_run_copy, preset="tiny")
     assert train_script.main(base + ["--preset", "tiny", "--seed", "1"]) == 0  # agreeing options are fine
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checked before anything is written: the seed, the bounds, --init-from; the loop lists no schedule
+# ---------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [(["--seed", "-1"], "--seed -1: must be a whole number in [0, 4294967295]"),
+                                           (["seed=-1"], "seed=-1: must lie in [0, 4294967295]")])
+def test_a_bad_seed_writes_nothing(argv, message, tmp_path, capsys):
+    """Before: numpy refused the seed at the first step, after run.json and ckpt_000000.pt were written, leaving a
+    directory that neither --restart (same seed) nor a new start (a run is there) could use."""
+    out = tmp_path / "neg"
+    try:
+        code = train_script.main(["--preset", "tiny", "--out", str(out), "--no-progress", *argv])
+    except SystemExit as e:  # refused by the command line's checks
+        code = e.code
+    assert code == 2 and message in one_line_error(capsys, "train.py") and not out.exists()
+
+
+def test_total_steps_1e20_is_refused_at_once(tmp_path):
+    """The tester's command: before, the trainer listed every checkpoint step and grew to 22 GB."""
+    out = tmp_path / "huge"
+    done = subprocess.run([sys.executable, "train.py", "--preset", "tiny", "--out", str(out),
+                           "total_steps=100000000000000000000"], capture_output=True, text=True, timeout=60)
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1 and "at most 10,000,000 steps" in err[0], done.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("overrides", [[], ["dense_ckpt=3:11:2,7:30:5"], ["ckpt_every=7", "eval_every=4"],
+                                       ["ckpt_every=100", "eval_every=100"], ["total_steps=1", "ckpt_every=1"]])
+def test_the_loop_asks_the_schedule_arithmetically(overrides, monkeypatch):
+    """is_ckpt_step / is_eval_step agree with the listed schedules (run.json's), which the loop no longer builds."""
+    from drift.train import trainer as tr
+    cfg = resolve("tiny", overrides=overrides)
+    span = range(-2, cfg.train.total_steps + 3)
+    assert [s for s in span if tr.is_ckpt_step(s, cfg)] == tr.ckpt_schedule(cfg)
+    assert [s for s in span if tr.is_eval_step(s, cfg)] == tr.eval_schedule(cfg)
+
+
+def test_the_schedule_is_listed_once_for_run_json(tmp_path, monkeypatch):
+    from drift.train import trainer as tr
+    calls = []
+    for name in ("ckpt_schedule", "eval_schedule"):
+        real = getattr(tr, name)
+        monkeypatch.setattr(tr, name, lambda cfg, real=real, name=name: calls.append(name) or real(cfg))
+    info = train(resolve("tiny", seed=1, overrides=SHORT), tmp_path / "r", progress=False)
+    assert sorted(calls) == ["ckpt_schedule", "eval_schedule"]  # before: once more each, as sets, by the loop
+    assert info["ckpt_steps"] == ck.list_steps(tmp_path / "r") == [0, 1, 5, 6]
+
+
+def test_init_from_is_checked_before_writing(tiny_run, tmp_path, capsys):
+    """Before: a missing file or another model's weights stopped the run after codewords.json was written, the
+    second with torch's multi-line size-mismatch report."""
+    out = tmp_path / "x"
+    base = ["--preset", "tiny", "--out", str(out), "--no-progress", *SHORT]
+    for init, extra, message in ((tmp_path / "none.pt", [], "is missing"),
+                                 (tiny_run / "ckpt_000030.pt", ["n_layer=3"], "holds another model than this")):
+        assert train_script.main(base + extra + ["--init-from", str(init)]) == 2
+        assert message in one_line_error(capsys, "train.py") and not out.exists()
+    assert train_script.main(base + ["--init-from", str(tiny_run / "ckpt_000030.pt")]) == 0
+    start = ck.load_checkpoint(out, 0)["model"]
+    assert all(torch.equal(v, ck.load_checkpoint(tiny_run, 30)["model"][k]) for k, v in start.items())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Ctrl-C: one line, run.json "interrupted", and the run continues with --resume
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_ctrl_c_is_one_line_and_the_run_resumes(tmp_path):
+    """Before: a 26-line KeyboardInterrupt traceback and exit status -2 (run.json was already marked)."""
+    import signal
+    import time
+    out = tmp_path / "c"
+    proc = subprocess.Popen([sys.executable, "train.py", "--preset", "tiny", "--seed", "1", "--out", str(out),
+                             "--no-progress", "total_steps=100000", "ckpt_every=5"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "resume.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1].strip().splitlines()
+    assert proc.returncode == 130, err
+    assert [line for line in err if "data split" not in line] == [
+        f"train.py: interrupted (Ctrl-C); {out}/run.json says interrupted; continue with "
+        f"`python train.py --resume {out}`"], err
+    info = ck.read_json(out / "run.json")
+    assert info["status"] == "interrupted" and info["error"] == "KeyboardInterrupt (Ctrl-C)"

@@ -136,7 +136,7 @@ def load_beta2_runs(root, allow_missing: bool = False, allow_running: bool = Fal
     root = Path(root)
     require_kind(root, "beta2")
     dirs = sorted((p for p in root.iterdir() if (p / "run.json").exists()),
-                  key=lambda p: (-ck.read_json(p / "run.json")["config"]["train"]["beta2"], p.name))
+                  key=lambda p: (-ck.read_config(p).train.beta2, p.name))
     if not dirs:
         raise ck.RunError(f"{root} holds no beta2 runs; run beta2_sweep.py first")
     runs = [check_run(load_run(d, require_steps=1), allow_missing, allow_running) for d in dirs]

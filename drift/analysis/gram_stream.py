@@ -46,6 +46,7 @@ def open_trajectory(run_dir, steps: list[int]) -> tuple[list[dict], list[dict | 
     Returns the states and each file's stored digests (None for files written before digests existed): the
     tensors are verified as they are read, not here, so every byte is read once."""
     ckpts = [ck.load_checkpoint(run_dir, s, mmap=True, verify=False) for s in steps]
+    ck.check_same_tensors([ck.ckpt_path(run_dir, s) for s in steps], [c["model"] for c in ckpts])
     digests = [dg.stored(c) for c in ckpts]
     for s, d in zip(steps, digests):
         if d is None:

@@ -1,6 +1,7 @@
 """`python -m drift.inspect CKPT_DIR --out OUT_DIR`: see drift/inspect/cli.py."""
 import sys
 
-from drift.inspect.cli import main
+from drift import cli
+from drift.inspect.cli import PROG, main
 
-sys.exit(main())
+sys.exit(cli.run(main, PROG))

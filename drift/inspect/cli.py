@@ -32,7 +32,6 @@ a NaN or inf, an unreadable file or a pickle that would run code) stops with one
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shutil
@@ -45,6 +44,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from drift import cli
 from drift.run import checkpoint as ck
 from drift.geometry.jsonable import jsonable
 from drift.inspect import formats as fm
@@ -343,38 +343,40 @@ def publish(out: Path, outcome: Outcome) -> list[Path]:
 # Command line
 # --------------------------------------------------------------------------------------------------------------
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("ckpt_dir", metavar="CKPT_DIR", help="directory holding the checkpoint series")
-    p.add_argument("--out", required=True, metavar="OUT_DIR",
+def parser() -> cli.Parser:
+    p = cli.parser(PROG, __doc__)
+    p.add_argument("ckpt_dir", metavar="CKPT_DIR", type=cli.path("a directory"),
+                   help="directory holding the checkpoint series")
+    p.add_argument("--out", required=True, metavar="OUT_DIR", type=cli.path("a directory"),
                    help="output directory (created; the files it writes replace those of a previous run)")
     p.add_argument("--format", default="auto", choices=("auto", "hf", "torch", "drift"),
                    help="layout of CKPT_DIR (default auto: the one present; two at once is an error)")
-    p.add_argument("--trunk", default="auto",
+    p.add_argument("--trunk", default="auto", type=cli.regex(("auto", *sc.TRUNK_PRESETS)),
                    help=f"trunk definition: {', '.join(sc.TRUNK_PRESETS)}, auto (the preset that matches; default) "
                         "or a regex matched against whole parameter names, its first group the layer index")
-    p.add_argument("--steps", type=int, nargs="+", help="steps to analyse (default: every checkpoint found)")
-    p.add_argument("--ref-step", type=int, help="reference checkpoint theta_ref (default: the first step analysed)")
+    p.add_argument("--steps", type=cli.STEP, nargs="+", help="steps to analyse (default: every checkpoint found)")
+    p.add_argument("--ref-step", type=cli.STEP,
+                   help="reference checkpoint theta_ref (default: the first step analysed)")
     p.add_argument("--step0", default="auto", choices=STEP0,
                    help="initialisation checkpoint: auto (use it if present; default), require, exclude")
     p.add_argument("--allow-missing", action="store_true",
                    help="analyse a series with holes in its checkpoint cadence (the holes are recorded)")
-    p.add_argument("--window", type=int, default=10, help="rolling-window length in checkpoints (default 10)")
-    p.add_argument("--split-step", type=int,
+    p.add_argument("--window", type=cli.WINDOW, default=10, help="rolling-window length in checkpoints (default 10)")
+    p.add_argument("--split-step", type=cli.STEP,
                    help="phase split (default: the lambda switch for this project's runs, else the middle step)")
-    p.add_argument("--draws", type=int, default=DEFAULT_DRAWS, help=f"draws per null (default {DEFAULT_DRAWS}; >= 20)")
-    p.add_argument("--seed", type=int, default=0, help="base seed of the null draws (default 0)")
+    p.add_argument("--draws", type=cli.DRAWS, default=DEFAULT_DRAWS,
+                   help=f"draws per null (default {DEFAULT_DRAWS}; >= 20)")
+    p.add_argument("--seed", type=cli.SEED, default=0, help="base seed of the null draws (default 0)")
     p.add_argument("--nulls", nargs="+", default=list(nl.NULLS), choices=nl.NULLS, help="which nulls (default all)")
-    p.add_argument("--workers", type=int, default=1, help="processes sharing the null draws (results do not change)")
+    p.add_argument("--workers", type=cli.WORKERS, default=1,
+                   help="processes sharing the null draws (results do not change)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
 def main(argv=None) -> int:
     p = parser()
-    args = p.parse_args(argv)
-    if args.draws < 20 or args.workers < 1 or args.window < 2:
-        p.error("--draws must be >= 20 (a 95%% band needs them), --workers >= 1 and --window >= 2")
+    args = cli.parse(p, argv)
     out = Path(args.out)
     try:
         if out.exists() and not out.is_dir():
@@ -391,4 +393,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, PROG))

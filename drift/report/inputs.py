@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from drift import cli
 from drift.run import checkpoint as ck
 from drift.run import provenance
 from drift.run.info import RunInfo, load_run
@@ -148,6 +149,18 @@ def _is_kind(path: Path, kind: str) -> bool:
     return found is not None and found[0] == kind
 
 
+def add_evidence_args(p, out: str) -> None:
+    """--runs, --controls, --beta2 and --out (default `out`): what the report and the figures are built from."""
+    p.add_argument("--runs", nargs="*", type=cli.path("a run directory"), default=None,
+                   help="main run directories, one per seed")
+    p.add_argument("--controls", nargs="+", type=cli.path("a directory"), default=None,
+                   help="optimizer-control directories (each holding A, B, B0, C, C_prime), one per seed; the "
+                        "figures and tables show the first")
+    p.add_argument("--beta2", nargs="+", type=cli.path("a directory"), default=None,
+                   help="beta2-sweep directories, one per seed")
+    p.add_argument("--out", type=cli.path("a directory"), default=out, help=f"output directory (default: {out})")
+
+
 DEFAULT_RUN_SETS = (("runs/paper_s42", "runs/paper_s271"), ("runs/cpu_s42", "runs/cpu_s271"))
 DEFAULT_CONTROLS = ("runs/ctrl_s42",)
 DEFAULT_BETA2 = ("runs/beta2_s42",)
@@ -157,8 +170,8 @@ def _same_model(sweep_dir: Path, main_run: Path) -> bool:
     """Whether the runs under a control/beta2 directory share the main run's model and data (so that a tiny main
     run is never reported next to cpu-scale controls)."""
     def key(run_json: Path) -> tuple:
-        cfg = ck.read_json(run_json)["config"]
-        return (cfg["model"], cfg["train"]["data_source"], cfg["train"]["tokenizer"])
+        cfg = ck.read_config(run_json.parent)
+        return (cfg.model, cfg.train.data_source, cfg.train.tokenizer)
     subs = sorted(sweep_dir.glob("*/run.json"))
     return bool(subs) and key(subs[0]) == key(main_run / "run.json")
 

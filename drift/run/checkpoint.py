@@ -25,13 +25,15 @@ import math
 import os
 import re
 import uuid
+import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import torch
 
 from drift.atomic import atomic_path
-from drift.config import SAME_EXPERIMENT
+from drift.config import SAME_EXPERIMENT, Config, ConfigError, validate
 from drift.run import digests
 
 CKPT_RE = re.compile(r"^ckpt_(\d{6,})\.pt$")
@@ -110,14 +112,100 @@ def atomic_write_json(obj, path: str | os.PathLike) -> None:
     atomic_write_text(json.dumps(_clean(json.loads(json.dumps(obj, default=_json_default))), indent=1) + "\n", path)
 
 
+class MissingKeyError(RunError, KeyError):
+    """A key a file lacks: a RunError (one line naming the file), and a KeyError for code that expects one."""
+    __str__ = RunError.__str__  # KeyError's would quote the message
+
+
+class FileObject(dict):
+    """A JSON object read from a file. A missing key raises MissingKeyError naming the file, so a damaged or foreign
+    file is reported as such wherever its reader looks, not as a KeyError deep in that reader."""
+    __slots__ = ("source",)
+
+    def __missing__(self, key):
+        raise MissingKeyError(f"{self.source} has no {key!r} where one is expected; the file is damaged or was "
+                              f"written by other code: regenerate it")
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# What field() checks a value read back from a file against, and how the refusal names it.
+KINDS = {"int": (_whole, "a whole number"),
+         "ints": (lambda v: isinstance(v, list) and all(map(_whole, v)), "a list of whole numbers")}
+
+
+def field(obj: dict, key: str, kind: str, default=..., at_least: int | None = None):
+    """obj[key] (obj.get(key, default) when a default is given), checked to be of `kind` (KINDS), each number
+    >= at_least, before it is fed back into a computation; anything else is a RunError naming the file (a
+    FileObject's source)."""
+    value = obj[key] if default is ... else obj.get(key, default)
+    if default is not ... and value is default:
+        return value
+    ok, what = KINDS[kind]
+    if not ok(value) or (at_least is not None and min(value if isinstance(value, list) else [value],
+                                                      default=at_least) < at_least):
+        bound = "" if at_least is None else f" >= {at_least}"
+        raise RunError(f"{getattr(obj, 'source', 'a file')} holds {key}={repr(value)[:40]}, not {what}{bound}; the "
+                       f"file is damaged: regenerate it")
+    return value
+
+
+def _json_kind(value) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
 def read_json(path: str | os.PathLike, what: str = "file", hint: str = "") -> dict:
+    """A JSON object from a file, or a one-line RunError naming the file: missing, unreadable, not UTF-8, not JSON,
+    not an object. Its objects are FileObjects: a key the file lacks is reported the same way."""
     path = Path(path)
     if not path.exists():
         raise RunError(f"{path} not found{': ' + hint if hint else ''}")
+
+    def hook(pairs: dict) -> FileObject:
+        obj = FileObject(pairs)
+        obj.source = path
+        return obj
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise RunError(f"{what} {path} is not valid JSON ({e}); regenerate it") from None
+        data = json.loads(path.read_bytes().decode("utf-8"), object_hook=hook)
+    except UnicodeDecodeError as e:
+        raise RunError(f"{what} {path} is not UTF-8 text (a bad byte at offset {e.start}); it is damaged: "
+                       f"regenerate it") from None
+    except (ValueError, RecursionError) as e:  # json.JSONDecodeError is a ValueError
+        raise RunError(f"{what} {path} is not valid JSON ({' '.join(str(e).split())[:120]}); regenerate it") from None
+    except OSError as e:
+        raise RunError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{what} {path} holds a JSON {_json_kind(data)}, not an object; it is damaged: regenerate it")
+    return data
+
+
+def run_config(info: dict, path: str | os.PathLike) -> Config:
+    """The Config recorded in a run.json (`info`, read from `path`), checked as drift.config checks a new one: a
+    field of another type, an unknown field or a value outside the rules is a RunError naming the file. A field
+    added after the run was made reads as its default."""
+    cfg = info.get("config")
+    parts = cfg if isinstance(cfg, dict) else {}
+    if not all(isinstance(parts.get(k), dict) for k in ("model", "train")):
+        raise RunError(f"run file {path} has no config (\"config\": {{\"model\": ..., \"train\": ...}}); it is "
+                       f"damaged: regenerate it by training the run again")
+    try:
+        config = Config.from_dict(cfg)
+    except TypeError as e:  # an unknown field
+        raise RunError(f"run file {path}: its config does not fit this code ({e}); it is damaged or from another "
+                       f"version") from None
+    try:
+        validate(config)
+    except ConfigError as e:
+        raise RunError(f"run file {path}: its config is invalid ({e}); it is damaged or was edited") from None
+    return config
+
+
+def read_config(run_dir) -> Config:
+    """The checked Config of a run directory's run.json (run_config)."""
+    path = Path(run_dir) / "run.json"
+    return run_config(read_json(path, "run file", f"{run_dir} is not a training run directory"), path)
 
 
 def list_steps(run_dir: str | os.PathLike) -> list[int]:
@@ -220,20 +308,45 @@ def load_checkpoint_file(path, step: int | None = None, mmap: bool = False, veri
     if not path.exists():
         raise RunError(f"checkpoint {path} is missing; {_ckpt_hint(path)}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        with warnings.catch_warnings(record=True) as said:  # a garbled file also makes torch warn (pickle protocol)
+            warnings.simplefilter("always")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as e:  # torch raises several types for truncated or garbled files
-        raise RunError(f"checkpoint {path} is corrupt ({type(e).__name__}: {str(e)[:80]}); delete it and "
-                       f"{_ckpt_hint(path)}") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise RunError(f"checkpoint {path} is corrupt ({type(e).__name__}: {' '.join(str(e).split())[:80]}); "
+                       f"delete it and {_ckpt_hint(path)}") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict) or \
+            not all(isinstance(t, torch.Tensor) for t in ckpt["model"].values()):
         raise RunError(f"checkpoint {path} does not hold a model written by this project")
     check_provenance(path, ckpt, step)
+    found = digests.stored(ckpt)
+    # Names are checked on every read (verify=False too: the streaming reader hashes the bytes itself), so a
+    # damaged tensor name is reported here and not as a missing key deep in a reader.
+    names = set(found[1]) if found is not None and isinstance(found[1], dict) else None
+    if found is not None and names != set(ckpt["model"]):
+        odd = sorted(map(str, (names or set()) ^ set(ckpt["model"])))
+        raise RunError(digests.corrupt_message(path, odd[0] if odd else "(the digest table)"))
     if verify:
-        found = digests.stored(ckpt)
         if found is None:
             digests.warn_unverified(path)
         elif (bad := digests.first_mismatch(ckpt["model"], found[1], algo=found[0])) is not None:
             raise RunError(digests.corrupt_message(path, bad))
+    for w in said:  # the file passed every check: what torch had to say about it is not about damage
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return ckpt
+
+
+def check_same_tensors(paths: list[Path], states: list[dict]) -> None:
+    """Every checkpoint of a trajectory holds the same tensor names; the odd one out (against the names most of
+    them hold) is named. A damaged name passes the digests: torch's pickle stores a repeated string once, so the
+    digest table's key is damaged with it."""
+    names = [frozenset(s) for s in states]
+    usual = Counter(names).most_common(1)[0][0] if names else frozenset()
+    for path, have in zip(paths, names):
+        if have != usual:
+            odd = sorted(map(repr, have ^ usual))
+            raise RunError(f"checkpoint {path} holds other tensors than the rest of the run ({', '.join(odd[:2])}): "
+                           f"it is damaged or from another model; list every damaged checkpoint with: "
+                           f"python -m drift.run.integrity {path.parent}")
 
 
 def load_checkpoint(run_dir, step: int, mmap: bool = False, verify: bool = True) -> dict:
@@ -242,9 +355,14 @@ def load_checkpoint(run_dir, step: int, mmap: bool = False, verify: bool = True)
 
 def iter_checkpoints(run_dir, steps: Iterable[int], mmap: bool = True,
                      verify: bool = True) -> Iterator[tuple[int, dict]]:
-    """Yield (step, state_dict) one checkpoint at a time, so memory stays near one checkpoint."""
+    """Yield (step, state_dict) one checkpoint at a time, so memory stays near one checkpoint; each holds the first
+    one's tensor names (check_same_tensors)."""
+    first = None
     for step in steps:
-        yield step, load_checkpoint(run_dir, step, mmap=mmap, verify=verify)["model"]
+        state = load_checkpoint(run_dir, step, mmap=mmap, verify=verify)["model"]
+        first = first or (ckpt_path(run_dir, step), dict.fromkeys(state))
+        check_same_tensors([first[0], ckpt_path(run_dir, step)], [first[1], state])
+        yield step, state
 
 
 def read_run(run_dir) -> dict:
@@ -255,17 +373,24 @@ def read_run(run_dir) -> dict:
 
 
 def read_metrics(run_dir) -> list[dict]:
-    """Eval records in step order; a torn last line (crash mid-write) is ignored."""
+    """Eval records in step order; a torn last line (crash mid-write) is ignored, and so is any line that is not a
+    JSON object with an integer step."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         raise RunError(f"{path} not found; the run has not evaluated yet")
+    try:
+        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()  # a damaged byte spoils its line
+    except OSError as e:
+        raise RunError(f"cannot read {path}: {e.strerror or e}") from None
     records = []
-    for line in path.read_text().splitlines():
+    for line in lines:
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
             continue
-    return sorted((r for r in records if "step" in r), key=lambda r: r["step"])
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and not isinstance(record["step"], bool):
+            records.append(record)
+    return sorted(records, key=lambda r: r["step"])
 
 
 def append_jsonl(path, record: dict) -> None:

@@ -10,11 +10,11 @@ name and renamed, and a stale copy of a file the run no longer has is removed, s
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.atomic import atomic_path
 
 # What a result needs; checkpoints, resume state, caches and figures are left behind (figures are redrawn from JSON).
@@ -73,10 +73,13 @@ def export(root, out) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", type=Path, help="run directories or sets of runs (controls, beta2 sweep)")
-    p.add_argument("--out", type=Path, required=True, help="results directory, e.g. experiments/results/cpu_runs_p20")
-    args = p.parse_args(argv)
+    p = cli.parser("python -m drift.run.export", __doc__)
+    p.add_argument("runs", nargs="+", type=cli.path("a run directory"),
+                   help="run directories or sets of runs (controls, beta2 sweep)")
+    p.add_argument("--out", type=cli.path("a directory"), required=True,
+                   help="results directory, e.g. experiments/results/cpu_runs_p20")
+    args = cli.parse(p, argv)
+    args.runs, args.out = [Path(r) for r in args.runs], Path(args.out)
     try:
         for root in args.runs:
             files = export(root, args.out)
@@ -88,4 +91,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, "python -m drift.run.export"))

@@ -81,7 +81,7 @@ def load_run(run_dir, require_steps: int = 2) -> RunInfo:
         metrics = [r for r in ck.read_metrics(run_dir) if "val_loss" in r]
     except ck.RunError:
         metrics = []
-    return RunInfo(run_dir, info, Config.from_dict(info["config"]), steps, metrics)
+    return RunInfo(run_dir, info, ck.run_config(info, run_dir / "run.json"), steps, metrics)
 
 
 def check_same_setup(a: RunInfo, b: RunInfo, ignore: tuple[str, ...] = ()) -> None:
@@ -112,7 +112,7 @@ def status_text(info: dict) -> str:
 def schedule_holes(info: dict, steps: list[int]) -> list[int]:
     """Steps of the run's own checkpoint schedule with no file on disk: up to the schedule's end for a finished
     run, else up to the last checkpoint the run reached (a killed or diverged run is short, not holed)."""
-    schedule = info.get("ckpt_steps") or []
+    schedule = ck.field(info, "ckpt_steps", "ints", None) or []
     if not schedule:
         return []
     limit = max(schedule) if info.get("status") == "finished" or not steps else max(steps)
@@ -254,13 +254,14 @@ def check_sweep_matches(sweep_dir, main_dir, option: str) -> None:
 def _main(argv=None) -> int:
     """python -m drift.run.info same-but-seed REF_RUN RUN: exit 1 (listing the fields) unless the two configs
     differ only in the seed. run_seed.sh uses it to keep seeds comparable."""
-    import argparse
     import sys
-    parser = argparse.ArgumentParser(prog="python -m drift.run.info", description=_main.__doc__)
+
+    from drift import cli
+    parser = cli.parser("python -m drift.run.info", _main.__doc__)
     parser.add_argument("command", choices=["same-but-seed"])
-    parser.add_argument("ref_run")
-    parser.add_argument("run")
-    args = parser.parse_args(argv)
+    parser.add_argument("ref_run", type=cli.path("a run directory"))
+    parser.add_argument("run", type=cli.path("a run directory"))
+    args = cli.parse(parser, argv)
     try:
         diffs = differences_but_seed(args.ref_run, args.run)
     except ck.RunError as e:
@@ -274,4 +275,5 @@ def _main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main())
+    from drift import cli
+    raise SystemExit(cli.run(_main, "python -m drift.run.info"))

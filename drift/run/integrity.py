@@ -7,22 +7,22 @@ damaged run gets the train.py command that retrains it, a file of another run or
 """
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from pathlib import Path
 from typing import NamedTuple
 
+from drift import cli
 from drift.run import checkpoint as ck
 from drift.run.digests import FIELD, first_mismatch, state_digests, stored
 
 
 def _retrain_hint(run_dir: Path) -> str:
     """The train.py command recorded in run.json, pointed at a fresh directory (training is deterministic)."""
-    import json
     try:
-        argv = list(json.loads((run_dir / "run.json").read_text()).get("argv") or [])
-    except (OSError, ValueError):
+        argv = ck.read_json(run_dir / "run.json").get("argv")
+        argv = [str(a) for a in argv] if isinstance(argv, list) else []
+    except ck.RunError:
         argv = []
     generic = (f"retrain the run into a new directory with the command recorded in {run_dir / 'run.json'} "
                f"(\"argv\"), then replace the damaged files")
@@ -73,11 +73,12 @@ def check_run(run_dir, add: bool = False) -> Checked:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", type=Path, help="run directory holding ckpt_*.pt")
+    p = cli.parser("python -m drift.run.integrity", __doc__)
+    p.add_argument("run_dir", type=cli.path("a run directory"), help="run directory holding ckpt_*.pt")
     p.add_argument("--add", action="store_true", help="store digests in checkpoints that have none (trusting "
                    "their current contents)")
-    args = p.parse_args(argv)
+    args = cli.parse(p, argv)
+    args.run_dir = Path(args.run_dir)
     try:
         ok, corrupt, unverified, foreign = check_run(args.run_dir, add=args.add)
     except ck.RunError as e:
@@ -98,4 +99,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, "python -m drift.run.integrity"))

@@ -60,9 +60,10 @@ def _describe(h: dict) -> str:
 
 def _read_holder(path: Path) -> dict:
     try:
-        return json.loads(path.read_text() or "{}")
-    except (OSError, json.JSONDecodeError):
+        holder = json.loads(path.read_bytes().decode("utf-8") or "{}")
+    except (OSError, ValueError):  # unreadable, not UTF-8 (a UnicodeDecodeError is a ValueError), not JSON
         return {}
+    return holder if isinstance(holder, dict) else {}
 
 
 def holder(run_dir) -> dict | None:

@@ -158,7 +158,7 @@ def matching_config(run_dir: Path) -> tuple[StudyConfig, int]:
     """(study config, seed) of a run trained outside the study (e.g. a main run of the cpu preset) that trains that
     config exactly: every field equal to config_for(spec, seed) except the MECHANICAL ones. Raises ValueError when
     none matches."""
-    cfg = Config.from_dict(ck.read_json(Path(run_dir) / "run.json")["config"])
+    cfg = ck.read_config(run_dir)
     ours = config_fields(cfg, MECHANICAL)
     for spec in STUDY:
         if config_fields(config_for(spec, cfg.train.seed), MECHANICAL) == ours:
@@ -224,8 +224,8 @@ def phase_criteria(m: dict[str, np.ndarray], p_probe: float, fresh_fall: float |
 
 def summarize_run(run_dir: Path) -> dict:
     """The probe-regime verdict of one run, from its run.json and metrics.jsonl only."""
-    info = ck.read_json(run_dir / "run.json")
-    cfg = Config.from_dict(info["config"])
+    info = ck.read_json(run_dir / "run.json", "run file")
+    cfg = ck.run_config(info, run_dir / "run.json")
     t = cfg.train
     m = read_metrics(run_dir)
     seqs_per_step = t.micro_batch * t.grad_accum * t.p_probe

@@ -141,6 +141,8 @@ def reheat_config(main: Config, lr: float, overrides: list[str] | dict | None = 
 # --------------------------------------------------------------------------------------------------------------
 
 _NOT_COMPARED = SAME_EXPERIMENT  # a control set found on disk is reused when it is the same experiment
+# What the scripts that train through ensure_run say after a Ctrl-C.
+RERUN_HINT = "rerun the same command: finished runs are skipped, interrupted ones resumed"
 
 
 def run_summary(run_dir) -> dict:
@@ -187,8 +189,8 @@ def _plan_run(cfg: Config, run_dir: Path, kind: str = "main") -> tuple[str, dict
     kinds.check_set(run_dir, kind)
     if not (run_dir / "run.json").exists():
         return "trained", None
-    info = ck.read_json(run_dir / "run.json")
-    saved = Config.from_dict(info["config"])
+    info = ck.read_json(run_dir / "run.json", "run file")
+    saved = ck.run_config(info, run_dir / "run.json")
     if config_fields(saved, _NOT_COMPARED) != config_fields(cfg, _NOT_COMPARED):
         raise ck.RunError(f"{run_dir} holds a run with a different config; choose another --out or delete it")
     if (found := kinds.run_kind(run_dir, info)) != kind:

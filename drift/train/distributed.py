@@ -14,6 +14,11 @@ Only rank 0 writes to the run directory; decisions that depend on files or on ev
 broadcast (`on_main`, `broadcast`), so ranks cannot diverge. With WORLD_SIZE unset or 1 nothing here touches
 torch.distributed and the loop is the plain 1-process loop.
 
+A rank that dies (killed, out of memory) shows on the others only as gloo's "Connection reset by peer" at the next
+collective. Every rank therefore learns each rank's host and pid when the group forms, and a failed collective is
+raised as RankLostError naming the rank whose process has ended (or, when that rank ran on another host, the
+ranks there).
+
     torchrun --standalone --nproc_per_node=2 train.py --preset tiny --seed 1 --out runs/tiny_ddp
 """
 from __future__ import annotations
@@ -21,7 +26,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime
+import functools
 import os
+import re
+import socket
+import time
 
 import torch
 import torch.distributed as dist
@@ -30,6 +39,68 @@ from drift.config import ConfigError
 
 # Rank 0 may build the token cache (the paper's corpus: about a minute) or evaluate while the others wait.
 TIMEOUT = datetime.timedelta(minutes=60)
+_PEERS: list[tuple[str, int]] = []  # (host, pid) of every rank, learnt when the group forms
+_BROKEN: list[str] = []  # the collective that failed, if one did
+
+
+class RankLostError(RuntimeError):
+    """A collective failed because another rank's process ended; the message names it."""
+
+
+def _process_ended(pid: int) -> bool:
+    """Whether a process of this host has ended: gone, or a zombie its launcher has not reaped yet."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            pass
+        return False
+
+
+def lost_ranks_message(op: str, error: BaseException, me: int, peers: list[tuple[str, int]]) -> str:
+    """One line for a collective that failed: the ranks whose process ended, else the ranks on other hosts."""
+    host = socket.gethostname()
+    local = [r for r, (h, _) in enumerate(peers) if r != me and h == host]
+    deadline = time.monotonic() + (2.0 if local else 0.0)  # a dying process closes its sockets before it ends
+    while True:
+        ended = [r for r in local if _process_ended(peers[r][1])]
+        if ended or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    remote = [r for r, (h, _) in enumerate(peers) if h != host]
+    # gloo: "[.../pair.cc:553] Connection closed by peer [127.0.0.1]:9615. This is typically caused by ..."
+    cause = re.sub(r"^\[[^\]]*\]\s*", "", " ".join(str(error).split())).split(". ")[0][:120]
+    if ended:
+        who = ", ".join(f"rank {r} (pid {peers[r][1]})" for r in ended)
+        return (f"{who} of {len(peers)} ended during the {op}, so rank {me} stops too (gloo: {cause}); look for why in "
+                f"that rank's output (killed? out of memory?)")
+    where = f"; ranks {remote} run on other hosts: look there" if remote else ""
+    return f"rank {me} lost contact with the other ranks during the {op} (gloo: {cause}){where}"
+
+
+def _collective(op: str):
+    """Raise a failed collective as RankLostError naming the lost rank (gloo only says "Connection reset")."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except RankLostError:
+                raise
+            except RuntimeError as e:  # torch.distributed.DistBackendError and gloo's errors are RuntimeErrors
+                if not dist.is_initialized():
+                    raise
+                _BROKEN.append(op)  # the group cannot be torn down in order any more
+                raise RankLostError(lost_ranks_message(op, e, dist.get_rank(), _PEERS)) from None
+        return call
+    return wrap
 
 
 def _env_world() -> int:
@@ -47,10 +118,13 @@ def setup() -> None:
         backend = "cpu:gloo,cuda:nccl"
     dist.init_process_group(backend=backend, timeout=TIMEOUT)
     atexit.register(_teardown)
+    peers = [None] * dist.get_world_size()
+    dist.all_gather_object(peers, (socket.gethostname(), os.getpid()))
+    _PEERS[:] = peers
 
 
 def _teardown() -> None:
-    if dist.is_initialized():
+    if dist.is_initialized() and not _BROKEN:  # with a rank lost, destroying the group waits on it: just exit
         dist.destroy_process_group()
 
 
@@ -71,11 +145,13 @@ def is_main() -> bool:
     return rank() == 0
 
 
+@_collective("barrier")
 def barrier() -> None:
     if active():
         dist.barrier()
 
 
+@_collective("broadcast from rank 0")
 def broadcast(obj, src: int = 0):
     """`obj` from rank src on every rank (any picklable object; passes through with one process)."""
     if not active():
@@ -128,6 +204,7 @@ def micro_indices(grad_accum: int) -> range:
     return range(rank(), grad_accum, n)
 
 
+@_collective("gradient all_reduce")
 def all_reduce_grads(params, extra: torch.Tensor) -> torch.Tensor:
     """Sum every parameter's gradient and the `extra` vector (the step's loss sums) over ranks, in place, with one
     flattened all_reduce. A parameter without a gradient on this rank contributes zeros. Returns the summed extra."""
@@ -147,6 +224,7 @@ def all_reduce_grads(params, extra: torch.Tensor) -> torch.Tensor:
     return flat[offset:].to(extra.dtype)
 
 
+@_collective("weight broadcast")
 def sync_params(model: torch.nn.Module) -> None:
     """Give every rank rank 0's weights (they start equal by seeding; this makes it a guarantee)."""
     if active():

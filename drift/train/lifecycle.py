@@ -64,7 +64,7 @@ def check_run_dir(cfg: Config, run_dir: Path, resume: bool, locked: bool = False
         if not run_json.exists():
             raise ck.RunError(f"--resume: {run_dir} holds no run.json; start it without --resume")
         # through Config, so a field added after the run started reads as its default (not as a difference)
-        saved, current = Config.from_dict(ck.read_json(run_json)["config"]).to_dict(), cfg.to_dict()
+        saved, current = ck.read_config(run_dir).to_dict(), cfg.to_dict()
         for d in (saved, current):  # DERIVED fields are set when the run starts; all else must agree
             for part in d.values():
                 for k in DERIVED:
@@ -203,9 +203,10 @@ def mark_resumed(run_dir: Path, info: dict) -> None:
 
 def mark_stopped(run_dir: Path, status: str, error: BaseException) -> None:
     """Best effort: on a read-only disk run.json cannot be rewritten either (analyses then see no lock holder)."""
+    what = "KeyboardInterrupt (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
     try:
         info = ck.read_json(run_dir / "run.json")
-        info.update(status=status, error=f"{type(error).__name__}: {error}"[:300],
+        info.update(status=status, error=what[:300],
                     end_time=time.strftime("%Y-%m-%dT%H:%M:%S"))
         ck.atomic_write_json(info, run_dir / "run.json")
     except (ck.RunError, OSError, ValueError):

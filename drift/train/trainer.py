@@ -52,7 +52,24 @@ class DivergedError(RuntimeError):
 # Schedules: which steps save a checkpoint and which evaluate
 # --------------------------------------------------------------------------------------------------------------
 
+def is_ckpt_step(step: int, cfg: Config, dense: list[tuple[int, int, int]] | None = None) -> bool:
+    """Whether the schedule saves a checkpoint at `step`, by arithmetic: the loop asks at every step, and a set of
+    every scheduled step would grow with total_steps. `dense`: parse_dense(dense_ckpt), parsed once by the caller."""
+    t = cfg.train
+    if not 0 <= step <= t.total_steps:
+        return False
+    windows = parse_dense(t.dense_ckpt) if dense is None else dense
+    return step in (0, 1, t.total_steps) or step % t.ckpt_every == 0 or \
+        any(start <= step <= end and (step - start) % every == 0 for start, end, every in windows)
+
+
+def is_eval_step(step: int, cfg: Config) -> bool:
+    t = cfg.train
+    return 1 <= step <= t.total_steps and (step in (1, t.total_steps) or step % t.eval_every == 0)
+
+
 def ckpt_schedule(cfg: Config) -> list[int]:
+    """Every checkpoint step (run.json lists them); as long as the checkpoints, which drift.config bounds."""
     t = cfg.train
     steps = {0, 1, t.total_steps} | set(range(t.ckpt_every, t.total_steps + 1, t.ckpt_every))
     for start, end, every in parse_dense(t.dense_ckpt):
@@ -195,7 +212,7 @@ def _eval_and_decide(model, ctx: RunContext, step: int, state: LoopState, grad_n
 def _loop(model, fwd, opt, ctx: RunContext, state: LoopState, progress: bool, run_id: str | None) -> str:
     """`run_id`: run.json's, stamped into every checkpoint and resume point (None: a legacy run resumed)."""
     cfg, run_dir = ctx.cfg, ctx.run_dir
-    ckpts, evals = set(ckpt_schedule(cfg)), set(eval_schedule(cfg))
+    dense = parse_dense(cfg.train.dense_ckpt)
     model.train()
     bar = tqdm(range(state.step + 1, cfg.train.total_steps + 1), initial=state.step, total=cfg.train.total_steps,
                desc=run_dir.name, disable=not (progress and dist.is_main()), dynamic_ncols=True)
@@ -207,13 +224,14 @@ def _loop(model, fwd, opt, ctx: RunContext, state: LoopState, progress: bool, ru
             raise
         state.step = step
         stop = None
-        if step in ckpts and dist.is_main():
+        is_ckpt = is_ckpt_step(step, cfg, dense)
+        if is_ckpt and dist.is_main():
             t0 = time.perf_counter()
             ck.save_checkpoint(run_dir, step, model.state_dict(), cfg.to_dict(), run_id)
             state.timers["ckpt"] += time.perf_counter() - t0
-        if step in evals:  # rank 0 evaluates and decides; every rank gets the decision
+        if is_eval_step(step, cfg):  # rank 0 evaluates and decides; every rank gets the decision
             stop = dist.on_main(_eval_and_decide, model, ctx, step, state, grad_norm, bar)
-        if (step in ckpts or stop) and dist.is_main():
+        if (is_ckpt or stop) and dist.is_main():
             t0 = time.perf_counter()
             lifecycle.save_resume(run_dir, model, opt, state, run_id)
             state.timers["ckpt"] += time.perf_counter() - t0
@@ -230,8 +248,9 @@ def train(cfg: Config, run_dir, resume: bool = False, init_from: str | None = No
           preset: str | None = None, kind: str = "main") -> dict:
     """Train (or resume, or restart from step 0) one run into run_dir; returns the final run.json dict.
 
-    Everything that can be checked is checked before anything is written: the config (ranges and relations), the
-    config against the tokenizer (probe items fit seq_len), and --out / --resume. The run directory is then locked
+    Everything that can be checked is checked before anything is written: the config (ranges, bounds and
+    relations), the config against the tokenizer (probe items fit seq_len), --out / --resume, and init_from's
+    weights against the model. The run directory is then locked
     for the whole training (drift.run.lock), so a second writer is refused.
 
     Under torchrun every rank validates the config and builds the context alike; the directory checks, the lock,
@@ -248,22 +267,38 @@ def train(cfg: Config, run_dir, resume: bool = False, init_from: str | None = No
     lifecycle.check_before_writing(cfg, run_dir, resume, restart)
     with dist.main_first():  # rank 0 fills the token cache; the others then read it
         ctx = build_context(cfg)  # no run_dir: writes nothing there
+    init_ckpt = init_weights(init_from, ctx.model_cfg) if init_from else None
     with lifecycle.locked_run(cfg, run_dir, resume, restart):
         ctx.run_dir = run_dir
-        return _train_locked(cfg, ctx, resume, init_from, argv, progress, preset, kind)
+        return _train_locked(cfg, ctx, resume, init_from, init_ckpt, argv, progress, preset, kind)
 
 
-def _train_locked(cfg: Config, ctx: RunContext, resume: bool, init_from: str | None, argv, progress: bool,
-                  preset: str | None, kind: str) -> dict:
+def init_weights(path, model_cfg) -> dict:
+    """--init-from's checkpoint, read (checked like any checkpoint: its step, its run) and checked against the
+    model's shapes before anything is written (the model is built on the meta device: no memory, and the random
+    state the real initialization draws from is untouched)."""
+    start = ck.load_checkpoint_file(path)
+    with torch.device("meta"):
+        want = {k: tuple(v.shape) for k, v in GPT(model_cfg).state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in start["model"].items()}
+    if have != want:
+        diff = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+        raise ck.RunError(f"--init-from {path} holds another model than this config's ({len(diff)} tensors differ, "
+                          f"e.g. {diff[0]}: {have.get(diff[0])} vs {want.get(diff[0])}); start from a checkpoint "
+                          f"of a run with the same model fields")
+    return start
+
+
+def _train_locked(cfg: Config, ctx: RunContext, resume: bool, init_from: str | None, init_ckpt: dict | None,
+                  argv, progress: bool, preset: str | None, kind: str) -> dict:
     run_dir = ctx.run_dir
     dist.on_main(codewords_for, ctx.tokenizer, cfg, run_dir, ctx.task.codewords)  # rank 0 writes or checks them
     model = GPT(ctx.model_cfg).to(ctx.device)
     extra = {"n_params": model.num_params(), "init_from": init_from, "preset": preset,
              "data_split": split_description(cfg.train.data_source), "world_size": dist.world()}
-    if init_from:  # checked like any checkpoint (its step, its run); the run it came from is recorded
-        start = ck.load_checkpoint_file(init_from)
-        model.load_state_dict(start["model"])
-        extra.update(init_from_run_id=start.get(ck.RUN_ID), init_from_step=start["step"])
+    if init_ckpt is not None:  # the run it came from is recorded
+        model.load_state_dict(init_ckpt["model"])
+        extra.update(init_from_run_id=init_ckpt.get(ck.RUN_ID), init_from_step=init_ckpt["step"])
     opt = build_optimizer(model, cfg.train)
     if cfg.train.amp == "bf16_shadow":
         fwd = BF16Shadow(model, compile=cfg.train.compile)
