@@ -7,23 +7,25 @@ drops each size calls significant (the probe study's rule). Writes a table, JSON
 The run needs its checkpoints (a main run of the cpu preset has 51). About 8 minutes for the cpu preset's 51
 checkpoints at the default sizes on 2 cores. Output: experiments/results/eval_size_<run>.{md,json,pdf,png}.
 """
-import argparse
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.run import checkpoint as ck
 from drift.studies import eval_size as es
 from drift.report import plotting as pl
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="a finished run directory with its checkpoints")
-    parser.add_argument("--sizes", nargs="+", type=int, default=[256, 1024, 4096],
+    parser = cli.parser("eval_size", __doc__)
+    parser.add_argument("run", type=cli.path("a run directory"), help="a finished run directory with its checkpoints")
+    parser.add_argument("--sizes", nargs="+", type=cli.whole(1, 1_000_000, "an eval-set size, e.g. 1024"),
+                        default=[256, 1024, 4096],
                         help="eval-set sizes; the largest is the reference curve (default 256 1024 4096)")
-    parser.add_argument("--out", type=Path, default=Path("experiments/results"), help="output directory")
+    parser.add_argument("--out", type=cli.path("a directory"), default="experiments/results", help="output directory")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
+    args.run, args.out = Path(args.run), Path(args.out)
     if len(set(args.sizes)) < 2 or min(args.sizes) < 1:
         parser.error("--sizes needs at least two distinct positive sizes (the largest is the reference)")
     try:

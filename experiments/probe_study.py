@@ -12,10 +12,10 @@ experiments/results/ (committed). Killing it loses at most the steps since the r
 The table is cumulative: --summarize keeps every row of the committed JSON whose run is no longer on disk (each row
 carries its probe curves), so a study spread over machines whose runs/ does not survive loses nothing.
 """
-import argparse
 import sys
 from pathlib import Path
 
+from drift import cli
 from drift.run import checkpoint as ck
 from drift.report import plotting as pl
 from drift.studies import probe_study as ps
@@ -23,21 +23,25 @@ from drift.config import ConfigError
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=Path("runs/probe_study"), help="where the study runs live")
-    parser.add_argument("--out", type=Path, default=Path("experiments/results"), help="table and figure directory")
+    parser = cli.parser("probe_study", __doc__)
+    parser.add_argument("--root", type=cli.path("a directory"), default="runs/probe_study",
+                        help="where the study runs live")
+    parser.add_argument("--out", type=cli.path("a directory"), default="experiments/results",
+                        help="table and figure directory")
     parser.add_argument("--list", action="store_true", help="print the grid and exit")
-    parser.add_argument("--run", nargs="+", metavar="CONFIG", help="configs to train ('all' for the whole grid)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(ps.SEEDS), help="seeds (default 42 271)")
+    parser.add_argument("--run", nargs="+", metavar="CONFIG", choices=["all", *(spec.name for spec in ps.STUDY)],
+                        help="configs to train ('all' for the whole grid)")
+    parser.add_argument("--seeds", nargs="+", type=cli.SEED, default=list(ps.SEEDS), help="seeds (default 42 271)")
     parser.add_argument("--summarize", action="store_true", help="write the table and the figure")
-    parser.add_argument("--adopt", nargs="+", type=Path, default=[], metavar="RUN",
+    parser.add_argument("--adopt", nargs="+", type=cli.path("a run directory"), default=[], metavar="RUN",
                         help="runs trained elsewhere (e.g. cpu-preset main runs) that train a study config exactly; "
                              "the table counts each as that config's run for its seed")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=cli.whole(1, 1024, "a thread count, e.g. 2"), default=None,
                         help="torch threads per run (default: the config's, 1, so a study can share the machine; "
                              "2 on an otherwise idle 2-core machine is about 1.8x faster)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
+    args.root, args.out, args.adopt = Path(args.root), Path(args.out), [Path(a) for a in args.adopt]
     if not (args.list or args.run or args.summarize):
         parser.error("nothing to do: pass --list, --run CONFIG... or --summarize")
     if args.list:
