@@ -354,12 +354,21 @@ def read_c14(ev: Evidence) -> Outcome:
     return beta2_claim(ev, check)
 
 
+C17_PAIR_MISSING = "needs the beta2 = 0.95 and beta2 = 0 runs"
+
+
+def c17_pair(rows: list[dict]) -> tuple[dict | None, dict | None]:
+    """C17's two runs of a sweep group: (beta2 = 0, beta2 = 0.95), None where absent."""
+    zero = next((r for r in rows if r["beta2"] == 0.0), None)
+    ref = next((r for r in rows if abs(r["beta2"] - 0.95) < 1e-9), None)
+    return zero, ref
+
+
 def read_c17(ev: Evidence) -> Outcome:
     def check(rows):
-        zero = next((r for r in rows if r["beta2"] == 0.0), None)
-        ref = next((r for r in rows if abs(r["beta2"] - 0.95) < 1e-9), None)
+        zero, ref = c17_pair(rows)
         if zero is None or ref is None:
-            return None, "needs the beta2 = 0.95 and beta2 = 0 runs"
+            return None, C17_PAIR_MISSING
         # Rule fix: equal spans. A run that diverged early (beta2 = 0) is compared with the others over the
         # steps every run reached (pc1_common, drift_common), not its short span against their full runs.
         ratio = (zero["drift_common"] / ref["drift_common"]

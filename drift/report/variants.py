@@ -21,8 +21,8 @@ from typing import Callable
 
 from drift.report.inputs import Evidence, RunEvidence
 from drift.report.null_verdicts import set_kind
-from drift.report.readers import (HELD, NOT_HELD, Outcome, beta2_claim, fmt, not_measured, over_sets, per_seed,
-                                  series_text)
+from drift.report.readers import (C17_PAIR_MISSING, HELD, NOT_HELD, Outcome, beta2_claim, c17_pair, fmt, not_measured,
+                                  over_sets, per_seed, series_text)
 from drift.report.rules import THRESHOLDS, falls, finite, rule_c16, rule_c17
 
 
@@ -131,10 +131,9 @@ def read_c19_span(ev: Evidence) -> Outcome:
 
 def read_c17_span(ev: Evidence) -> Outcome:
     def check(rows):
-        zero = next((r for r in rows if r["beta2"] == 0.0), None)
-        ref = next((r for r in rows if abs(r["beta2"] - 0.95) < 1e-9), None)
+        zero, ref = c17_pair(rows)
         if zero is None or ref is None:
-            return None, "needs the beta2 = 0.95 and beta2 = 0 runs"
+            return None, C17_PAIR_MISSING
         if _no_span(rows):
             return None, SPAN_PREDATES
         if not (finite(zero.get("drift_span")) and finite(ref.get("drift_span")) and ref["drift_span"]):
