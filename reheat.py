@@ -28,7 +28,7 @@ from drift.report import plotting as pl
 from drift.report.figures import figure_reheat
 from drift.config import ConfigError
 from drift.train.control_runs import RERUN_HINT, ensure_run, reheat_config, reheat_run_name
-from drift.analysis.reheat import reheat_start, reheat_table
+from drift.analysis.reheat import check_reheat_start, reheat_start, reheat_table
 from drift.analysis.table_csv import flat_row, write_csv
 from drift.run.info import add_check_args, analysis_dir, checked_run, figures_dir, write_analysis
 from drift.run.kinds import require_kind
@@ -39,15 +39,6 @@ COLUMNS = ["lr", "name", "status", "start_p_ood", "step1", "peak", "peak_step", 
 
 
 PROG = "reheat.py"
-
-
-def check_reheat_start(run_dir: Path, init: str) -> None:
-    """A reheating run already there must have started from the same checkpoint, or it is another experiment."""
-    if (run_dir / "run.json").exists():
-        was = ck.read_json(run_dir / "run.json").get("init_from")
-        if was is not None and Path(was).name != Path(init).name:
-            raise ck.RunError(f"{run_dir} was reheated from {Path(was).name}, not {Path(init).name}; delete it or "
-                              f"pass --from with its start")
 
 
 def main(argv=None) -> int:

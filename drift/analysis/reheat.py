@@ -99,6 +99,16 @@ def check_reheat_of(main: RunInfo, run: RunInfo) -> None:
                           f"(run {main_id}); delete it and run reheat.py {main.run_dir} again")
 
 
+def check_reheat_start(run_dir: Path, init: str) -> None:
+    """A reheating run already there must have started from the checkpoint `init` (the chosen start), or it is
+    another experiment; checked before anything trains (check_reheat_of checks the run it came from)."""
+    if (run_dir / "run.json").exists():
+        was = ck.read_json(run_dir / "run.json").get("init_from")
+        if was is not None and Path(was).name != Path(init).name:
+            raise ck.RunError(f"{run_dir} was reheated from {Path(was).name}, not {Path(init).name}; delete it or "
+                              f"pass --from with its start")
+
+
 def reheat_table(main_dir, reheat_dirs: dict[float, Path], threshold: float = 0.6, start_step: int | None = None,
                  start_reason: str = "") -> dict:
     """The A14 table of reheating runs started from the main run's checkpoint `start_step` (default: its last)."""

@@ -1,8 +1,8 @@
 """The claims' decision rules (PROTOCOL section 6): pure functions of a few numbers -> bool, with the thresholds
 they use. The thresholds and rules were written down before any cpu- or paper-scale result existed; this file's git
 history is their audit trail, so change a rule or a threshold only in a commit of its own, with a note in the report.
-The readers in readers.py pull the numbers out of the analysis JSON and apply these rules; tests/test_report.py
-checks each rule on crafted values.
+The readers in readers.py pull the numbers out of the analysis JSON and apply these rules; tests/test_claims.py
+checks each rule on crafted values, at its threshold and just across it.
 
     from drift.report.rules import rule_c3
     rule_c3(rn_pc1=0.62, rn_pc2=0.11, raw_pc1=0.8)   # True: row-normalized PC1 >= 3 x PC2
