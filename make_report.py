@@ -3,8 +3,9 @@
 Writes <out>/*.tex: setup, table2_blocks, trunk_pca, rolling, gamma, correlation, alignment, fisher, table4, table5,
 beta2, reheat (each a table float, "not run" with the command to run when its experiment is missing), claims.tex
 (every claim C1-C22 with the paper's value, ours, its test, the verdict and, for claims with a key statistic,
-the verdict over seeds against the nulls), evidence.tex (effect sizes, diagnostic rules), rule_history.tex and macros.tex (every
-number the prose quotes). Then prints one line per claim. paper/paper_backbone.tex \\input's these files.
+the verdict over seeds against the nulls), evidence.tex (effect sizes, diagnostic rules), rule_history.tex, macros.tex (every
+number the prose quotes) and sources.txt (the directories read, from which tests/test_evidence.py rebuilds the
+committed report). Then prints one line per claim. paper/paper_backbone.tex \\input's these files.
 
 Without --runs, the runs that exist among runs/paper_s42, runs/paper_s271 (else runs/cpu_s42, runs/cpu_s271) are
 used. Without --controls / --beta2, runs/ctrl_s42 and runs/beta2_s42 are used when they exist, are of their kind

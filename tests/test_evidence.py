@@ -83,16 +83,35 @@ def test_rule_history_table_lists_every_entry():
 
 
 def test_committed_report_rebuilds_byte_identical(tmp_path):
-    """paper/generated is exactly what the committed analysis JSON gives: nothing in the report is typed by hand."""
+    """paper/generated is exactly what the committed analysis JSON named in its sources.txt gives: nothing in the
+    report is typed by hand, and the list of sources is itself part of the rebuilt report."""
     from drift.report.inputs import load_evidence
-    from drift.report.tables import write_report
-    runs = ROOT / "experiments" / "results" / "cpu_runs"
-    ev = load_evidence([runs / "cpu_s42", runs / "cpu_s271"], runs / "ctrl_s42", runs / "beta2_s42")
+    from drift.report.tables import SOURCES, read_sources, write_report
+    generated = ROOT / "paper" / "generated"
+    src = read_sources(generated / SOURCES)
+    assert src["runs"] and all(d.is_relative_to(ROOT / "experiments" / "results") for v in src.values() for d in v)
+    ev = load_evidence(src["runs"], src["controls"] or None, src["beta2"] or None)
     paths, _ = write_report(ev, tmp_path)
-    committed = sorted(p.name for p in (ROOT / "paper" / "generated").glob("*.tex"))
+    committed = sorted(p.name for p in generated.iterdir() if p.suffix in (".tex", ".txt"))
     assert sorted(p.name for p in paths) == committed
     for p in paths:
-        assert p.read_bytes() == (ROOT / "paper" / "generated" / p.name).read_bytes(), p.name
+        assert p.read_bytes() == (generated / p.name).read_bytes(), p.name
+
+
+def test_sources_list_round_trips(tmp_path):
+    from drift.report.inputs import load_evidence
+    from drift.report.tables import read_sources, sources_text
+    runs = ROOT / "experiments" / "results" / "cpu_runs"
+    ev = load_evidence([runs / "cpu_s271", runs / "cpu_s42"], [runs / "ctrl_s42"], runs / "beta2_s42")
+    text = sources_text(ev)
+    assert text == ("runs experiments/results/cpu_runs/cpu_s42\nruns experiments/results/cpu_runs/cpu_s271\n"
+                    "controls experiments/results/cpu_runs/ctrl_s42\nbeta2 experiments/results/cpu_runs/beta2_s42\n")
+    (tmp_path / "s.txt").write_text(text + f"runs {tmp_path}\n")
+    back = read_sources(tmp_path / "s.txt")
+    assert back["runs"] == [runs / "cpu_s42", runs / "cpu_s271", tmp_path] and back["beta2"] == [runs / "beta2_s42"]
+    (tmp_path / "bad.txt").write_text("main experiments/results/cpu_runs/cpu_s42\n")
+    with pytest.raises(ValueError, match="is not '<runs"):
+        read_sources(tmp_path / "bad.txt")
 
 
 def test_undefined_statistics_written_as_null_are_nan():

@@ -127,4 +127,37 @@ def write_report(ev: Evidence, out_dir) -> tuple[list[Path], list[dict]]:
     written.append(write_text(out_dir / "variants.tex", variants_table(evaluate_variants(ev))))
     written.append(write_text(out_dir / "rule_history.tex", rule_history_table(history)))
     written.append(write_text(out_dir / "macros.tex", macros(ev, rows) + macro("RulesCommit", esc(rules_commit(history)))))
+    written.append(write_text(out_dir / SOURCES, sources_text(ev)))
     return written, rows
+
+
+SOURCES = "sources.txt"
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def _shown(d) -> str:
+    """A directory inside the repository by its path from the repository's root (so the committed list reads the
+    same on every clone), any other by its absolute path."""
+    d = Path(d).resolve()
+    return d.relative_to(_REPO).as_posix() if d.is_relative_to(_REPO) else d.as_posix()
+
+
+def sources_text(ev: Evidence) -> str:
+    """Which directories the report was built from, one `<option> <directory>` line each, in the order make_report.py
+    takes them: tests/test_evidence.py rebuilds the committed report from exactly these."""
+    lines = [f"runs {_shown(r.run_dir)}" for r in ev.runs]
+    lines += [f"controls {_shown(v.controls_dir)}" for v in ev.sets("controls") if v.controls_dir is not None]
+    lines += [f"beta2 {_shown(v.beta2_dir)}" for v in ev.sets("beta2") if v.beta2_dir is not None]
+    return "\n".join(lines) + "\n"
+
+
+def read_sources(path) -> dict[str, list[Path]]:
+    """sources.txt back into make_report.py's inputs: {"runs": [...], "controls": [...], "beta2": [...]}, relative
+    paths taken from the repository's root."""
+    out: dict[str, list[Path]] = {"runs": [], "controls": [], "beta2": []}
+    for line in Path(path).read_text().splitlines():
+        option, _, d = line.partition(" ")
+        if option not in out or not d:
+            raise ValueError(f"{path}: line {line!r} is not '<runs|controls|beta2> DIRECTORY'")
+        out[option].append(_REPO / d if not Path(d).is_absolute() else Path(d))
+    return out
