@@ -17,7 +17,7 @@ from drift import cli
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted(p.stem for p in ROOT.glob("*.py"))
 MODULES = ["drift.bootstrap", "drift.jobs", "drift.inspect.cli", "drift.run.integrity", "drift.run.export",
-           "drift.run.info", "experiments.eval_size", "experiments.probe_study"]
+           "drift.run.info", "experiments.eval_size", "experiments.probe_study", "experiments.compare_verdicts"]
 
 
 def _main(module: str):
