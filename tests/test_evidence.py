@@ -173,3 +173,21 @@ def test_control_claims_are_judged_in_every_control_set(tmp_path):
     sets[1] = _control_copy(tmp_path / "x", "ctrl_s271", b_pc1=90.0)
     row = {r["id"]: r for r in evaluate_claims(load_evidence([runs / "cpu_s42"], sets))}["C15"]
     assert row["verdict"] == "not held" and row["reason"] == "fails in ctrl_s271"
+
+
+def test_the_method_says_how_the_preset_was_chosen():
+    """macros.tex's \\PresetChoice follows the runs' preset: cpu_p40 was picked by C1's rule, cpu by phase criteria
+    that imply it; a preset without a recorded choice adds nothing."""
+    from drift.report.claims_tables import macros
+    from drift.report.inputs import load_evidence
+    results = ROOT / "experiments" / "results"
+
+    def choice(run_dir):
+        ev = load_evidence([run_dir])
+        line = next(ln for ln in macros(ev, []).splitlines() if "{\\PresetChoice}" in ln)
+        return line.partition("{\\PresetChoice}")[2]
+
+    assert choice(results / "cpu_runs" / "cpu_s42") == \
+        "{, and the \\texttt{cpu\\_p40} configuration was chosen among configurations by C1's rule}"
+    assert "phase criteria" in choice(results / "cpu_runs_p20" / "cpu_s271") and "C1" in choice(
+        results / "cpu_runs_p20" / "cpu_s271")

@@ -115,7 +115,9 @@ def macros(ev: Evidence, claim_rows: list[dict]) -> str:
     run = ev.runs[0]
     n_params = run.info.get("n_params")
     paper = resolve("paper", 42)
-    out += macro("RunPreset", esc(infer_preset(run.config).partition(" + ")[0])) + macro("NSeeds", len(ev.runs))
+    preset = infer_preset(run.config).partition(" + ")[0]
+    out += macro("RunPreset", esc(preset)) + macro("NSeeds", len(ev.runs))
+    out += macro("PresetChoice", PRESET_CHOICE.get(preset, ""))
     out += macro("RunSeeds", ", ".join(str(r.config.train.seed) for r in ev.runs))
     out += macro("RunNParams", f"{n_params:,}" if n_params else "n/a")
     out += macro("ParamRatio", f"{PAPER_N_PARAMS / n_params:.0f}" if n_params else "n/a")
@@ -125,6 +127,17 @@ def macros(ev: Evidence, claim_rows: list[dict]) -> str:
               "hub": "TinyStories"}.get(run.config.train.data_source, esc(run.config.train.data_source))
     out += macro("RunCorpus", corpus)
     return out + macro("FigWidth", r"\linewidth" if len(ev.runs) > 1 else r"0.72\linewidth")
+
+
+# How each laptop preset was chosen, for the method's account of what was decided after results (a clause that
+# follows "... had been committed"): a preset picked by a criterion that a claim's rule also reads makes that claim's
+# verdict on it no independent evidence.
+PRESET_CHOICE = {
+    "cpu_p40": r", and the \texttt{cpu\_p40} configuration was chosen among configurations by C1's rule",
+    "cpu": r", and the \texttt{cpu} configuration was chosen by the probe study's phase criteria (the probe learned, "
+           r"$\pood$ rising to at least 0.6, falling from its peak by at least 0.3 and ending at most 0.35 while the "
+           r"validation loss falls), which imply C1's rule, so C1 is no independent evidence on it",
+}
 
 
 def null_note(claim_rows: list[dict]) -> str:
