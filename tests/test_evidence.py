@@ -191,3 +191,19 @@ def test_the_method_says_how_the_preset_was_chosen():
         "{, and the \\texttt{cpu\\_p40} configuration was chosen among configurations by C1's rule}"
     assert "phase criteria" in choice(results / "cpu_runs_p20" / "cpu_s271") and "C1" in choice(
         results / "cpu_runs_p20" / "cpu_s271")
+
+
+def test_null_band_cells_per_seed_then_one_hull():
+    """Tables show the N1 band per seed with one or two seeds; with more, the hull over the seeds (lowest lower to
+    highest upper bound), saying how many seeds had a band."""
+    from drift.report.table_cells import null_cell
+
+    def run(label, lo, hi):
+        band = None if lo is None else {"N1": {"lo": lo, "hi": hi}}
+        return FakeRun(label, {"statistics": {"x": band}}, TRAJ)
+
+    assert null_cell(FakeEvidence([run("a", 0.1, 0.2), run("b", 0.15, 0.25)]), "x") == "0.1--0.2 / 0.15--0.25"
+    three = [run("a", 0.1, 0.2), run("b", 0.15, 0.25), run("c", 0.12, 0.22)]
+    assert null_cell(FakeEvidence(three), "x") == "0.1--0.25 (3 seeds)"
+    assert null_cell(FakeEvidence(three + [run("d", None, None)]), "x") == "0.1--0.25 (3 of 4 seeds)"
+    assert null_cell(FakeEvidence(three), None) == "--"

@@ -9,7 +9,7 @@ from typing import Sequence
 from drift.report.inputs import Evidence
 from drift.report.latex import esc, not_run, num, spread, table
 from drift.report.rules import finite
-from drift.report.table_cells import NULL_HEADER, NULL_NOTE, dig, need, null_cell, seeds_header, values, with_nulls
+from drift.report.table_cells import NULL_HEADER, dig, need, null_cell, null_note, seeds_header, values, with_nulls
 
 # ---------------------------------------------------------------------------------------------------------------
 # Mechanism: update alignment, gradient alignment, Fisher (A8-A10)
@@ -63,7 +63,7 @@ def alignment_table(ev: Evidence) -> str:
     rows[4][-1] = "-- ; " + null_cell(ev, "update_block0+ln_abs_cos_after_flip")
     note = (" The null rows use the LN-inclusive block 0 and the analysis checkpoints of the trajectory analysis "
             "(consecutive updates).")
-    return table(label, caption + NULL_NOTE + note, "llll", ["quantity", "paper", seeds_header(ev), NULL_HEADER],
+    return table(label, caption + null_note(ev) + note, "llll", ["quantity", "paper", seeds_header(ev), NULL_HEADER],
                  rows)
 
 

@@ -41,8 +41,14 @@ def need(ev: Evidence, name: str) -> str | None:
 
 
 NULL_HEADER = r"N1 band"
-NULL_NOTE = (r" The last column is the central 95\% band of the same statistic for a matched random walk (N1: "
-             r"independent isotropic steps with the run's own step norms; trajectory\_nulls.py), per seed.")
+_NULL_NOTE = (r" The last column is the central 95\% band of the same statistic for a matched random walk (N1: "
+              r"independent isotropic steps with the run's own step norms; trajectory\_nulls.py), ")
+
+
+def null_note(ev: Evidence) -> str:
+    """The captions' sentence on the N1-band column, matching null_cell: per seed, or the hull over the seeds."""
+    return _NULL_NOTE + ("per seed." if len(ev.runs) <= 2 else
+                         "from the lowest lower to the highest upper bound over the seeds.")
 
 
 def band_cell(entry: dict | None, digits: int = 3, scale: float = 1.0) -> str:
@@ -53,12 +59,23 @@ def band_cell(entry: dict | None, digits: int = 3, scale: float = 1.0) -> str:
 
 
 def null_cell(ev: Evidence, stat: str | None, scale: float = 1.0, digits: int = 3) -> str:
-    """The N1 band 'lo--hi' of one nulls.json statistic, per seed; '--' for a row with no null statistic."""
+    """The N1 band 'lo--hi' of one nulls.json statistic, per seed with one or two seeds; with more, one band from
+    the lowest lower to the highest upper bound over the seeds (five bands side by side would shrink the table past
+    reading); '--' for a row with no null statistic."""
+    from drift.nulls.trajectory import KEY_NULL
     if stat is None:
         return "--"
-    cells = [band_cell(((run.results("nulls") or {}).get("statistics", {})).get(stat), digits, scale)
-             for run in ev.runs]
-    return " / ".join(cells) if cells else "n/a"
+    entries = [((run.results("nulls") or {}).get("statistics", {})).get(stat) for run in ev.runs]
+    if len(entries) <= 2:
+        cells = [band_cell(e, digits, scale) for e in entries]
+        return " / ".join(cells) if cells else "n/a"
+    bands = [(e or {}).get(KEY_NULL) or {} for e in entries]
+    bands = [b for b in bands if finite(b.get("lo")) and finite(b.get("hi"))]
+    if not bands:
+        return "n/a"
+    hull = {KEY_NULL: {"lo": min(b["lo"] for b in bands), "hi": max(b["hi"] for b in bands)}}
+    seeds = f"{len(bands)} seeds" if len(bands) == len(entries) else f"{len(bands)} of {len(entries)} seeds"
+    return f"{band_cell(hull, digits, scale)} ({seeds})"
 
 
 CONTROL_NULL_NOTE = (r" The PC1 band is the central 95\% of the window PC1 when the window's own updates are "

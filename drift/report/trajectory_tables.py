@@ -9,7 +9,7 @@ import numpy as np
 from drift.report.inputs import Evidence
 from drift.report.latex import esc, not_run, paper_pair, spread, table
 from drift.report.rules import finite
-from drift.report.table_cells import NULL_HEADER, NULL_NOTE, dig, need, null_cell, seeds_header, values, with_nulls
+from drift.report.table_cells import NULL_HEADER, dig, need, null_cell, null_note, seeds_header, values, with_nulls
 
 # ---------------------------------------------------------------------------------------------------------------
 # Geometry of the drift (A1-A7, A11), from trajectory_pca.json
@@ -43,7 +43,7 @@ def blocks_table(ev: Evidence) -> str:
     rows = with_nulls(ev, rows, [f"block{l}_pc1_raw" for l in range(n_layer)], 100)
     header = ["block", "paper (s42 / s271)", f"matrices, {seeds_header(ev)}", "with LN", "with LN, stride 2",
               f"{NULL_HEADER} (matrices)"]
-    return table(label, caption + NULL_NOTE, "llllll", header, rows)
+    return table(label, caption + null_note(ev), "llllll", header, rows)
 
 
 def trunk_table(ev: Evidence) -> str:
@@ -75,7 +75,7 @@ def trunk_table(ev: Evidence) -> str:
     note = (r" The time mean of $f_b$ equals the row-normalized PC1 share exactly ($f_b(t)$ is the squared cosine "
             r"of each normalized drift with $v_b$, whose mean over the rows is $\sigma_1^2/T$): it restates that "
             "share and is no separate confirmation.")
-    return table(label, caption + note + NULL_NOTE, "llll", ["quantity (\\%)", "paper", seeds_header(ev),
+    return table(label, caption + note + null_note(ev), "llll", ["quantity (\\%)", "paper", seeds_header(ev),
                                                             NULL_HEADER], rows)
 
 
@@ -102,7 +102,7 @@ def rolling_table(ev: Evidence) -> str:
     rows = with_nulls(ev, rows, ["rho_mean", "rho_max", "rho_min", None, None, None, None])
     rows[5][-1] = (null_cell(ev, "blocks_adjacent_cos_min", digits=4) + " -- "
                    + null_cell(ev, "blocks_adjacent_cos_max", digits=4) + " (matrices)")
-    return table(label, caption + NULL_NOTE, "llll", ["quantity", "paper", seeds_header(ev), NULL_HEADER], rows)
+    return table(label, caption + null_note(ev), "llll", ["quantity", "paper", seeds_header(ev), NULL_HEADER], rows)
 
 
 PAPER_HANDOFF = {1100: (0.83, 0.16), 2300: (0.61, 0.28), 3500: (0.02, 0.16), 4700: (0.21, 0.59),
@@ -147,7 +147,7 @@ def phase_table(ev: Evidence) -> str:
     rows = with_nulls(ev, rows, stats)
     for i in (0, 1):
         rows[i][-1] = null_cell(ev, stats[i], 100)
-    return table(label, caption + NULL_NOTE, "llll", ["quantity", "paper (s42)", seeds_header(ev), NULL_HEADER],
+    return table(label, caption + null_note(ev), "llll", ["quantity", "paper (s42)", seeds_header(ev), NULL_HEADER],
                  rows)
 
 
@@ -178,7 +178,7 @@ def switching_table(ev: Evidence) -> str:
     rows = with_nulls(ev, rows, [None, None, None, None, None, None, None])
     rows[2][-1] = null_cell(ev, "switch_c2_blocks_max") + " (max, matrices)"
     rows[4][-1] = null_cell(ev, "switch_c2_trunk") + " ($c^2$)"
-    return table(label, caption + NULL_NOTE, "llll", ["quantity (blocks with LN)", "paper", seeds_header(ev),
+    return table(label, caption + null_note(ev), "llll", ["quantity (blocks with LN)", "paper", seeds_header(ev),
                                                      NULL_HEADER], rows)
 
 
@@ -208,7 +208,7 @@ def gamma_table(ev: Evidence) -> str:
                      null_cell(ev, f"gamma_a_{w['paper_lo']}_{w['paper_hi']}")])
     header = ["paper window", "our hi", r"$\gamma_a$ paper", r"$\gamma_a$ ours", "$R^2$", r"$\gamma_r$ paper",
               r"$\gamma_r$ ours", "$R^2$", rf"$\gamma_a$ {NULL_HEADER}"]
-    return table(label, caption + NULL_NOTE, "lllllllll", header, rows, size=r"\footnotesize")
+    return table(label, caption + null_note(ev), "lllllllll", header, rows, size=r"\footnotesize")
 
 
 PAPER_CORR = {(0, 10000): "+0.61 / +0.45", (0, 4000): "+0.85 / +0.76", (4000, 10000): "+0.43 / +0.28",
