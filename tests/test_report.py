@@ -98,6 +98,29 @@ def test_optional_figures_draw_from_crafted_json():
 
 
 
+def test_many_seed_figures_label_shared_axes_once():
+    """Five columns: Fig 1's p_ood axis is labelled on the last column only and its left axes on the first; the
+    null spectrum's titles drop the draw count and its legend moves under the figure. Two columns keep both."""
+    import numpy as np
+    from drift.report.figures import figure_backbone_residual, figure_null_spectrum
+    steps = np.arange(0, 100, 10.0)
+    col = {"scope": "block0", "steps": steps, "a": steps, "residual_norm": steps + 1, "p_ood_steps": steps,
+           "p_ood": steps / 100, "switch_step": 40}
+    fig = figure_backbone_residual([{**col, "title": f"seed {s}"} for s in range(5)])
+    main_axes = [ax for ax in fig.axes if ax.get_title() or ax.get_xlabel()]
+    twins = [ax for ax in fig.axes if ax not in main_axes]
+    assert len(main_axes) == 10 and len(twins) == 10
+    assert [ax.get_ylabel() for ax in twins].count("$p_{ood}$") == 2  # top and bottom of the last column
+    assert sum(bool(ax.get_ylabel()) for ax in main_axes) == 2
+    spec = {k: {"observed": [0.8, 0.1, 0.05], **{n: {"lo": [0.7] * 3, "hi": [0.9] * 3, "median": [0.8] * 3}
+                                                   for n in ("N1",)}} for k in ("trunk_rownorm", "block0_raw")}
+    res = {"spectra": spec, "nulls": {"N1": {"name": "matched random walk"}}}
+    five = figure_null_spectrum([res] * 5, [f"seed {s}" for s in range(5)])
+    assert len(five.legends) == 1 and all(ax.get_legend() is None for ax in five.axes)
+    two = figure_null_spectrum([res] * 2, ["a", "b"])
+    assert not two.legends and two.axes[0].get_legend() is not None
+
+
 def test_beta2_figure_shares_one_decreasing_beta2_axis_across_p_probe_groups():
     from drift.report.figures import FIGURES
     ev = crafted_evidence(True)

@@ -83,15 +83,21 @@ def figure_backbone_residual(columns: Sequence[dict]):
     "p_ood", "switch_step"} (decomposition_column)."""
     fig, axes = _columns(2, [c["title"] for c in columns])
     top = p_ood_upper([c["p_ood"] for c in columns])
+    last = len(columns) - 1
     for col, c in enumerate(columns):
         ax_a, ax_r = axes[0][col], axes[1][col]
         ax_a.plot(c["steps"], pl.as_array(c["a"]), color=pl.PALETTE["backbone"], marker="o", ms=1.5)
         ax_r.plot(c["steps"], pl.as_array(c["residual_norm"]), color=pl.PALETTE["residual"], marker="o", ms=1.5)
         for ax in (ax_a, ax_r):
-            pl.overlay_p_ood(ax, c["p_ood_steps"], c["p_ood"], label=r"$p_{ood}$").set_ylim(0.0, top)
+            twin = pl.overlay_p_ood(ax, c["p_ood_steps"], c["p_ood"], label=r"$p_{ood}$")
+            twin.set_ylim(0.0, top)
+            if col < last:  # every column shares the p_ood range: its axis is labelled once, on the right edge
+                twin.set_ylabel("")
+                twin.tick_params(axis="y", labelright=False)
             pl.mark_switch(ax, c["switch_step"], label=None)
-        ax_a.set_ylabel(f"a(t)  [{c['scope']}]" if col == 0 else "a(t)")
-        ax_r.set_ylabel(r"$\|r(t)\|$")
+        if col == 0:  # the rows share their y axis (sharey="row")
+            ax_a.set_ylabel(f"a(t)  [{c['scope']}]")
+            ax_r.set_ylabel(r"$\|r(t)\|$")
         ax_r.set_xlabel("step")
     return fig
 
@@ -348,15 +354,20 @@ def figure_null_spectrum(results: Sequence[dict], titles: Sequence[str] | None =
             if row == 0 and titles:
                 ax.set_title(titles[col])
         axes[1][col].set_xlabel("component k")
-    axes[0][0].legend(fontsize=6, loc="upper right")
+    if n <= 2:
+        axes[0][0].legend(fontsize=6, loc="upper right")
+    else:  # narrow panels: one legend under the figure instead of over the first panel's curves
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.04))
     return fig
 
 
 def fig_null_spectrum(ev: Evidence):
     runs = [r for r in ev.runs if r.results("nulls") is not None]
-    return figure_null_spectrum([r.results("nulls") for r in runs],
-                                [f"seed {r.config.train.seed} ({r.results('nulls')['nulls']['N1']['n_draws']} "
-                                 "draws per null)" for r in runs])
+    # With more than two columns the draw count would not fit in the titles; the method section gives it.
+    titles = [f"seed {r.config.train.seed}" + (f" ({r.results('nulls')['nulls']['N1']['n_draws']} draws per null)"
+                                               if len(runs) <= 2 else "") for r in runs]
+    return figure_null_spectrum([r.results("nulls") for r in runs], titles)
 
 
 # ---------------------------------------------------------------------------------------------------------------
