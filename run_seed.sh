@@ -59,13 +59,14 @@ stage() {  # stage NAME COMMAND...: run unless its stamp agrees with its outputs
   [[ -n "$note" ]] && echo "== [$name] $note"
   if [[ $rc -eq 0 ]]; then echo "== [$name] already done"; return; fi
   echo "== [$name] $*"
+  local started=$SECONDS
   "$@" &  # in the background, so that a signal reaches the trap while the stage runs
   CHILD=$!
   if ! wait "$CHILD"; then
     CHILD=""; echo "run_seed.sh: error: stage '$name' failed for $RUN; fix it and rerun to continue" >&2; exit 1
   fi
   CHILD=""
-  "$PY" -m drift.run.stages write "$stamp" || exit 1
+  "$PY" -m drift.run.stages write "$stamp" --seconds $((SECONDS - started)) || exit 1
 }
 
 check_reference() {  # the new seed's config must equal the reference seed's but for the seed

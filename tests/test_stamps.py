@@ -183,6 +183,29 @@ def test_cli_check_says_why_and_errors_in_one_line(tmp_path, capsys):
     assert "is not a stage stamp" in one_line_error(capsys, "drift.run.stages")
 
 
+def test_stage_times_from_stamps_and_trained_runs(tmp_path, capsys):
+    """`times`: a stage's recorded seconds; a trained run's loop time from its run.json timers where the stamp has
+    none (make's control runs); '-' for an untimed stage; totals over what is known."""
+    run = tmp_path / "cpu_s1"
+    done(run, "train")
+    (run / "run.json").write_text(json.dumps({"timers": {"data": 10.0, "compute": 1100.0, "eval": 90.0}}))
+    st.write(stamp(run, "train"))
+    plant(run, "trajectory")
+    st.write(stamp(run, "trajectory"), seconds=30.04)
+    plant(run, "nulls")
+    st.write(stamp(run, "nulls"))
+    rows = {r["stage"]: r for r in st.stage_times(run)}
+    assert rows["train"]["seconds"] == 1200.0 and rows["train"]["source"] == "run.json timers"
+    assert rows["trajectory"]["seconds"] == 30.0 and rows["trajectory"]["source"] == "stamp"
+    assert rows["nulls"]["seconds"] is None
+    assert st.main(["times", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "   20.5 min  (1 stage(s) not timed)" in out and "(run.json timers)" in out
+    with pytest.raises(SystemExit):
+        st.main(["write", str(stamp(run, "nulls")), "--seconds", "-1"])
+    assert "--seconds -1.0: must be a finite number >= 0" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # run_seed.sh and make redo a stage whose output was deleted (the stages themselves stood in for)
 # ---------------------------------------------------------------------------------------------------------------
@@ -223,6 +246,9 @@ def test_run_seed_redoes_a_stage_whose_output_was_deleted(tmp_path):
     assert f"== [nulls] {stamp(run, 'nulls')}: its input stage 'trajectory' was redone since" in stdout
     assert ran == ["trajectory_pca_uncentered.py", "trajectory_nulls.py"] and "== [updates] already done" in stdout
     assert "all stages done" in stdout and (run / "analysis/trajectory_pca.json").exists()
+    # the stages run_seed.sh ran carry their wall time; the planted one it skipped does not
+    assert json.loads(stamp(run, "trajectory").read_text())["seconds"] >= 0
+    assert "seconds" not in json.loads(stamp(run, "updates").read_text())
     stdout, ran = run_seed()
     assert ran == [] and stdout.count("already done") == 3
 

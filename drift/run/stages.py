@@ -21,6 +21,7 @@ the stage runs again.
     python -m drift.run.stages check runs/cpu_s42/.stages/trajectory.done   # 0: done; 1: run it (why on stdout)
     python -m drift.run.stages write runs/cpu_s42/.stages/trajectory.done   # after the stage succeeded
     python -m drift.run.stages list                                          # every stage: outputs and inputs
+    python -m drift.run.stages times runs/cpu_s42 runs/ctrl_s42              # each stage's time, with totals
 
 Standard library and xxhash only (no torch), so a check costs a Python start-up and reading the files it lists.
 """
@@ -210,9 +211,10 @@ def input_stamps(stage: Stage, stamp: Path) -> list[Path]:
 # Writing and checking a stamp
 # --------------------------------------------------------------------------------------------------------------
 
-def write(stamp: Path) -> dict:
-    """Record the stage's outputs as they are now (after the stage succeeded), and its inputs' digests. StampError
-    when a declared output is absent, or an output of the previous stamp is still missing."""
+def write(stamp: Path, seconds: float | None = None) -> dict:
+    """Record the stage's outputs as they are now (after the stage succeeded), its inputs' digests and, when the
+    caller timed it, the stage's wall time in seconds. StampError when a declared output is absent, or an output of
+    the previous stamp is still missing."""
     stamp = Path(stamp)
     stage, run_dir = stage_of(stamp), run_dir_of(stamp)
     files, empty = output_files(stage, run_dir)
@@ -229,6 +231,8 @@ def write(stamp: Path) -> dict:
     record = {"format": FORMAT, "stage": name, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "outputs": {rel: fingerprint(p) for rel, p in files.items()},
               "inputs": {p.name[:-len(SUFFIX)]: stamp_digest(p) for p in input_stamps(stage, stamp)}}
+    if seconds is not None:
+        record["seconds"] = round(float(seconds), 1)
     stamp.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(stamp) as tmp:
         tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
@@ -289,6 +293,59 @@ def _adopt(stamp: Path, stage: Stage, run_dir: Path) -> tuple[bool, str | None]:
 # CLI (run_seed.sh, the Makefile)
 # --------------------------------------------------------------------------------------------------------------
 
+# --------------------------------------------------------------------------------------------------------------
+# Times
+# --------------------------------------------------------------------------------------------------------------
+
+def _loop_seconds(run_json: Path) -> float | None:
+    """A trained run's loop time from run.json's timers (data, compute, eval, checkpoints; start-up excluded, and a
+    resumed run's downtime too, which its start and end times would include)."""
+    try:
+        timers = json.loads(run_json.read_text()).get("timers") or {}
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    total = sum(v for v in timers.values() if isinstance(v, (int, float)))
+    return total if total > 0 else None
+
+
+def stage_times(run_dir: Path) -> list[dict]:
+    """Each stamp of a run (or set) directory, oldest first: {"stage", "seconds", "source"}. The seconds are the
+    wall time run_seed.sh recorded in the stamp; for a stamp without one whose outputs hold a trained run (control,
+    beta2 and reheating runs that make trains), that run's loop time from its run.json ("run.json timers"); else
+    None (a stamp written before stages were timed)."""
+    rows = []
+    for p in sorted(Path(run_dir, STAGES_DIR).glob(f"*{SUFFIX}")):
+        record = read_stamp(p)
+        if not record or "legacy" in record:
+            continue
+        name, seconds, source = p.name[:-len(SUFFIX)], record.get("seconds"), "stamp"
+        if seconds is None:
+            runs = [rel for rel in record.get("outputs", {}) if Path(rel).name == "run.json"]
+            times = [_loop_seconds(Path(run_dir, rel)) for rel in runs]
+            known = [t for t in times if t is not None]
+            seconds, source = (sum(known), "run.json timers") if known else (None, "not timed")
+        rows.append({"stage": name, "seconds": seconds, "source": source, "written": record.get("written", "")})
+    return sorted(rows, key=lambda r: r["written"])
+
+
+def times_text(run_dirs) -> str:
+    """A plain table of every stage's seconds per directory, with totals (the stages whose time is known)."""
+    lines, grand = [], 0.0
+    for d in run_dirs:
+        rows = stage_times(Path(d))
+        known = [r["seconds"] for r in rows if r["seconds"] is not None]
+        for r in rows:
+            t = "-" if r["seconds"] is None else f"{r['seconds'] / 60:8.1f} min"
+            lines.append(f"{str(d):40s} {r['stage']:16s} {t:>12s}  ({r['source']})")
+        missing = len(rows) - len(known)
+        lines.append(f"{str(d):40s} {'total':16s} {sum(known) / 60:8.1f} min"
+                     + (f"  ({missing} stage(s) not timed)" if missing else ""))
+        grand += sum(known)
+    if len(run_dirs) > 1:
+        lines.append(f"{'all':40s} {'total':16s} {grand / 60:8.1f} min")
+    return "\n".join(lines)
+
+
 def _list() -> str:
     lines = [f"{name:10s} outputs: {', '.join(s.outputs) or '-'}; inputs: {', '.join(s.inputs) or '-'}"
              for name, s in MAIN_RUN.items()]
@@ -309,6 +366,9 @@ def main(argv=None) -> int:
     c.add_argument("stamps", nargs="+", type=Path)
     w = sub.add_parser("write", help="record a finished stage's outputs in its stamp")
     w.add_argument("stamp", type=Path)
+    w.add_argument("--seconds", type=float, help="the stage's wall time, recorded in the stamp")
+    t = sub.add_parser("times", help="each stage's recorded time per run or set directory, with totals")
+    t.add_argument("runs", nargs="+", type=Path)
     sub.add_parser("list", help="every stage with its outputs and inputs")
     args = parser.parse_args(argv)
     try:
@@ -316,7 +376,12 @@ def main(argv=None) -> int:
             print(_list())
             return 0
         if args.command == "write":
-            write(args.stamp)
+            if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds >= 0):
+                parser.error(f"--seconds {args.seconds}: must be a finite number >= 0")
+            write(args.stamp, args.seconds)
+            return 0
+        if args.command == "times":
+            print(times_text(args.runs))
             return 0
         all_done = True
         for stamp in args.stamps:
