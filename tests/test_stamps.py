@@ -196,6 +196,11 @@ def test_stage_times_from_stamps_and_trained_runs(tmp_path, capsys):
     st.write(stamp(run, "nulls"))
     rows = {r["stage"]: r for r in st.stage_times(run)}
     assert rows["train"]["seconds"] == 1200.0 and rows["train"]["source"] == "run.json timers"
+    st.write(stamp(run, "train"), seconds=1250.0)  # timed, with start-up: the recorded time counts
+    assert {r["stage"]: r["seconds"] for r in st.stage_times(run)}["train"] == 1250.0
+    st.write(stamp(run, "train"), seconds=300.0)  # only the last attempt of a resumed training: the timers count
+    rows = {r["stage"]: r for r in st.stage_times(run)}
+    assert rows["train"]["seconds"] == 1200.0 and rows["train"]["source"] == "run.json timers"
     assert rows["trajectory"]["seconds"] == 30.0 and rows["trajectory"]["source"] == "stamp"
     assert rows["nulls"]["seconds"] is None
     assert st.main(["times", str(run)]) == 0

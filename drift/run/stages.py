@@ -310,20 +310,21 @@ def _loop_seconds(run_json: Path) -> float | None:
 
 def stage_times(run_dir: Path) -> list[dict]:
     """Each stamp of a run (or set) directory, oldest first: {"stage", "seconds", "source"}. The seconds are the
-    wall time run_seed.sh recorded in the stamp; for a stamp without one whose outputs hold a trained run (control,
-    beta2 and reheating runs that make trains), that run's loop time from its run.json ("run.json timers"); else
-    None (a stamp written before stages were timed)."""
+    wall time run_seed.sh recorded in the stamp. A stage whose outputs hold trained runs (training, reheating, and
+    the control and beta2 runs make trains without a recorded time) counts the larger of that and its runs' loop
+    time from run.json's timers: the timers survive a resume, while a resumed stage's stamp holds only its last
+    attempt. None: a stamp written before stages were timed, of a stage that trains nothing."""
     rows = []
     for p in sorted(Path(run_dir, STAGES_DIR).glob(f"*{SUFFIX}")):
         record = read_stamp(p)
         if not record or "legacy" in record:
             continue
-        name, seconds, source = p.name[:-len(SUFFIX)], record.get("seconds"), "stamp"
-        if seconds is None:
-            runs = [rel for rel in record.get("outputs", {}) if Path(rel).name == "run.json"]
-            times = [_loop_seconds(Path(run_dir, rel)) for rel in runs]
-            known = [t for t in times if t is not None]
-            seconds, source = (sum(known), "run.json timers") if known else (None, "not timed")
+        name, seconds = p.name[:-len(SUFFIX)], record.get("seconds")
+        source = "stamp" if seconds is not None else "not timed"
+        runs = [rel for rel in record.get("outputs", {}) if Path(rel).name == "run.json"]
+        loops = [t for t in (_loop_seconds(Path(run_dir, rel)) for rel in runs) if t is not None]
+        if loops and (seconds is None or sum(loops) > seconds):
+            seconds, source = sum(loops), "run.json timers"
         rows.append({"stage": name, "seconds": seconds, "source": source, "written": record.get("written", "")})
     return sorted(rows, key=lambda r: r["written"])
 
