@@ -92,7 +92,7 @@ def test_committed_report_rebuilds_byte_identical(tmp_path):
     assert src["runs"] and all(d.is_relative_to(ROOT / "experiments" / "results") for v in src.values() for d in v)
     ev = load_evidence(src["runs"], src["controls"] or None, src["beta2"] or None)
     paths, _ = write_report(ev, tmp_path)
-    committed = sorted(p.name for p in generated.iterdir() if p.suffix in (".tex", ".txt"))
+    committed = sorted(p.name for p in generated.iterdir() if p.suffix in (".tex", ".txt", ".md"))
     assert sorted(p.name for p in paths) == committed
     for p in paths:
         assert p.read_bytes() == (generated / p.name).read_bytes(), p.name
@@ -207,3 +207,21 @@ def test_null_band_cells_per_seed_then_one_hull():
     assert null_cell(FakeEvidence(three), "x") == "0.1--0.25 (3 seeds)"
     assert null_cell(FakeEvidence(three + [run("d", None, None)]), "x") == "0.1--0.25 (3 of 4 seeds)"
     assert null_cell(FakeEvidence(three), None) == "--"
+
+
+def test_claims_markdown_quotes_the_verdicts_and_escapes_cells():
+    from drift.report.claims_md import claims_markdown
+    rng = np.random.default_rng(4)
+    runs = [_run(f"s{i}", 0.80 + d, 0.75, rng, rule_holds_in=30) for i, d in enumerate([0.01, 0.012, 0.009])]
+    e = E.trajectory_evidence(FakeEvidence(runs), "C3")
+    rows = E.annotate([{"id": "C3", "verdict": "held", "text": "raw PC1 > row-norm | PC1", "paper": "71%",
+                        "ours": "n/a", "reason": "why"}], {"C3": e})
+    variants = [{"id": "C12", "variant": "equal horizon", "rule": ">= 10x", "ours": "8.3x", "verdict": "not held",
+                 "reason": ""}]
+    md = claims_markdown(rows, variants)
+    line = next(ln for ln in md.splitlines() if ln.startswith("| C3 "))
+    assert line.startswith("| C3 raw PC1 > row-norm \\| PC1 | 71% | why | **held, not diagnostic; sharp rule: held** | ")
+    assert "trunk_pc1_rownorm (high): 0.8103 +/- 0.0015 (3 seeds); beyond N1, N2; effect vs N1 39.5 sd (p 0.00011)" in line
+    assert "; not diagnostic |" in line
+    assert "Totals: 0 held, 1 held, not diagnostic, 0 not held, 0 not measured." in md
+    assert "| C12 | equal horizon | >= 10x | 8.3x | **not held** |" in md

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 from drift.config import Config, resolve
 from drift.report.claims import evaluate_claims
+from drift.report.claims_md import claims_markdown
 from drift.report.claims_tables import claims_table, macro, macros
 from drift.report.control_tables import beta2_table, reheat_table, table4, table5
 from drift.report.evidence import annotate, claim_evidence
@@ -124,9 +125,11 @@ def write_report(ev: Evidence, out_dir) -> tuple[list[Path], list[dict]]:
     history = load_rule_history()
     written.append(write_text(out_dir / "claims.tex", claims_table(rows)))
     written.append(write_text(out_dir / "evidence.tex", evidence_table(rows)))
-    written.append(write_text(out_dir / "variants.tex", variants_table(evaluate_variants(ev))))
+    variants = evaluate_variants(ev)
+    written.append(write_text(out_dir / "variants.tex", variants_table(variants)))
     written.append(write_text(out_dir / "rule_history.tex", rule_history_table(history)))
     written.append(write_text(out_dir / "macros.tex", macros(ev, rows) + macro("RulesCommit", esc(rules_commit(history)))))
+    written.append(write_text(out_dir / "claims.md", claims_markdown(rows, variants)))
     written.append(write_text(out_dir / SOURCES, sources_text(ev)))
     return written, rows
 
