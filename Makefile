@@ -17,7 +17,7 @@ PAPER_DIR := paper
 TEX_OPTS := -pdf -interaction=nonstopmode -halt-on-error -outdir=$(PAPER_DIR)/build
 
 .PHONY: help install tex tokenizer test test-slow bench figures report pdf demo reproduce analyses controls ci-e2e clean \
-	print-train-targets print-reheat-targets FORCE
+	print-train-targets print-reheat-targets print-control-seeds print-beta2-seeds FORCE
 
 help:
 	@echo "make demo        fresh machine: TeX check/install, requirements, seed 42 on the cpu preset, figures, PDF"
@@ -193,6 +193,12 @@ reproduce:
 	@$(PYTHON) -m drift.bootstrap tex
 	$(MAKE) analyses
 	$(MAKE) pdf PRESET=$(PRESET) SEEDS="$(SEEDS)" RUNS="$(MAIN_DIRS)" CONTROLS="$(CONTROLS)" BETA2="$(BETA2)"
+
+# For experiments/regime.sh, which runs and exports one control set or sweep at a time.
+print-control-seeds:
+	@echo $(CONTROL_SEEDS)
+print-beta2-seeds:
+	@echo $(BETA2_SEEDS)
 
 # For slurm/submit.sh: the runs that need nothing else, then the reheating runs (each needs its main run).
 print-train-targets:

@@ -2,7 +2,8 @@
 # The regime issue's runs on the cpu preset, one heavy job at a time, resumable: per main seed the whole per-seed
 # pipeline (train, analyses, nulls, reheating, figures), the fresh 1,024 / 4,096-example OOD rescoring that the
 # probe study's phase criteria read, and an export of the result files to experiments/results/cpu_runs_p20/;
-# then the optimizer controls (A, B, B0, C, C') and the beta2 sweep for their seeds; then the report (tables,
+# then the optimizer controls (A, B, B0, C, C') and the beta2 sweep for their seeds, one set at a time, each
+# exported as soon as its analysis is done; then the report (tables,
 # claims, evidence) and its figures rebuilt from the exported results only. Rerunning skips what is done
 # (run_seed.sh's and make's stage stamps); a killed training resumes from its last checkpoint.
 #
@@ -21,7 +22,7 @@ RESULTS="${RESULTS:-experiments/results/cpu_runs_p20}"
 PY="${PYTHON:-python3}"
 what="${1:-all}"; shift || true
 seeds="${*:-42 271 137 314 1729}"
-case "$what" in all|main|controls|report) ;; -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+case "$what" in all|main|controls|report) ;; -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
   *) echo "regime.sh: error: first argument is all, main, controls or report, got '$what'" >&2; exit 2 ;; esac
 
 if [[ "$what" == all || "$what" == main ]]; then
@@ -34,8 +35,15 @@ if [[ "$what" == all || "$what" == main ]]; then
   done
 fi
 if [[ "$what" == all || "$what" == controls ]]; then
-  make controls PRESET=cpu ROOT="$ROOT"
-  for d in "$ROOT"/ctrl_s* "$ROOT"/beta2_s*; do [[ -d "$d" ]] && "$PY" -m drift.run.export "$d" --out "$RESULTS"; done
+  # one set at a time, each exported as soon as its analysis is done: runs/ may not outlive the machine
+  for s in $(make -s print-control-seeds PRESET=cpu); do
+    make controls PRESET=cpu ROOT="$ROOT" CONTROL_SEEDS="$s" BETA2_SEEDS=
+    "$PY" -m drift.run.export "$ROOT/ctrl_s$s" --out "$RESULTS"
+  done
+  for s in $(make -s print-beta2-seeds PRESET=cpu); do
+    make controls PRESET=cpu ROOT="$ROOT" CONTROL_SEEDS= BETA2_SEEDS="$s"
+    "$PY" -m drift.run.export "$ROOT/beta2_s$s" --out "$RESULTS"
+  done
 fi
 if [[ "$what" != report ]]; then
   "$PY" -m experiments.probe_study --summarize --adopt "$ROOT"/cpu_s*
