@@ -99,6 +99,10 @@ def test_a_cpu_preset_run_is_adopted_as_its_study_config(tmp_path):
     assert "271 (run cpu_p40_s271)" in ps.table_markdown(rows)
     with pytest.raises(ValueError, match="already in the study"):
         ps.summarize(root, adopted=[_written_run(tmp_path / "cpu_p40_s42", resolve("cpu_p40", 42))])
+    # seeds beyond the study's two (the regime's 137, 314, 1729, or any other) are listed too, after them
+    extra = [_written_run(tmp_path / f"cpu_s{s}", resolve("cpu", s, ["threads=1"])) for s in (1729, 137, 5)]
+    rows = ps.summarize(tmp_path / "empty", adopted=[main, *extra])
+    assert [(r["config"], r["seed"]) for r in rows] == [("p20_T4000_w150", s) for s in (271, 137, 1729, 5)]
 
 
 def test_checkpoint_cadence_changes_no_training_number(tmp_path):

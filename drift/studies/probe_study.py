@@ -285,11 +285,13 @@ def summarize(root: Path, names: Sequence[str] | None = None, adopted: Sequence[
             raise ValueError(f"{spec.name} seed {seed} is already in the study ({found[spec.name, seed]}); "
                              f"adopt {run_dir} only instead of it")
         found[spec.name, seed] = run_dir
+    # the study's seeds first, then the regime's (PHASE_SEEDS), then any other adopted seed: none is left out
+    seeds = list(dict.fromkeys([*SEEDS, *PHASE_SEEDS, *sorted(seed for _, seed in found)]))
     rows = []
     for spec in STUDY:
         if names and spec.name not in names:
             continue
-        for seed in SEEDS:
+        for seed in seeds:
             if (spec.name, seed) in found:
                 row = summarize_run(found[spec.name, seed])
                 row.update(config=spec.name, why=spec.why, overrides=list(spec.overrides))
@@ -319,8 +321,8 @@ def row_curve(row: dict) -> dict[str, np.ndarray] | None:
 
 
 def config_verdicts(rows: Sequence[dict]) -> dict[str, str]:
-    """'passes' when every seed in SEEDS ran and met all criteria, 'fails' when a finished seed did not,
-    else 'incomplete'."""
+    """'passes' when every seed in SEEDS ran and met all criteria (and so did every other seed run, e.g. the
+    regime's PHASE_SEEDS), 'fails' when a finished seed did not, else 'incomplete'."""
     out = {}
     for name in dict.fromkeys(r["config"] for r in rows):
         mine = {r["seed"]: r for r in rows if r["config"] == name}
