@@ -168,7 +168,7 @@ def matching_config(run_dir: Path) -> tuple[StudyConfig, int]:
 
 def loop_wall_s(run_dir: Path) -> float | None:
     """The training loop's time (data, compute, eval, checkpoints) from the last metrics record: the timers travel
-    in the resume state, so a run killed and resumed across sessions still adds up (a wall clock around the
+    in the resume state, so a run killed and resumed later still adds up (a wall clock around the
     process does not survive a kill)."""
     rows = [r for r in ck.read_metrics(run_dir) if "timers" in r]
     return float(sum(rows[-1]["timers"].values())) if rows else None
