@@ -46,7 +46,8 @@ if [[ "$what" == all || "$what" == controls ]]; then
   done
 fi
 if [[ "$what" != report ]]; then
-  "$PY" -m experiments.probe_study --summarize --adopt "$ROOT"/cpu_s*
+  # directories only: a log file named like a run (cpu_s42.log) is not a run
+  "$PY" -m experiments.probe_study --summarize --adopt "$ROOT"/cpu_s*/
 fi
 if [[ "$what" == all || "$what" == report ]]; then
   # from the exported JSON only, so anyone with a clone rebuilds the same report (tests/test_evidence.py checks it)

@@ -183,3 +183,18 @@ def test_fresh_eval_fall_reads_only_a_file_of_this_run(tmp_path):
     assert ps.fresh_eval_fall("cpu_s42", [0, 1, 80, 160], tmp_path) == pytest.approx(0.4)
     assert ps.fresh_eval_fall("cpu_s42", [0, 1, 25, 50], tmp_path) is None  # another run's checkpoints
     assert ps.fresh_eval_fall("cpu_s271", [0, 1, 80, 160], tmp_path) is None  # not measured
+
+
+def test_summarize_names_a_path_that_is_no_run_in_one_line(tmp_path, capsys):
+    """--adopt given a file (a log named like a run) or an empty directory: exit 2, one line naming it."""
+    from experiments import probe_study as cli_main
+    log = tmp_path / "cpu_s271.log"
+    log.write_text("training log\n")
+    empty = tmp_path / "cpu_s5"
+    empty.mkdir()
+    for bad in (log, empty):
+        rc = cli_main.main(["--summarize", "--root", str(tmp_path / "study"), "--out", str(tmp_path / "out"),
+                            "--adopt", str(bad)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and err[0].startswith("probe_study: error: ") and str(bad) in err[0]
+    assert not (tmp_path / "out").exists()
