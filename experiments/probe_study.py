@@ -56,7 +56,7 @@ def main(argv=None) -> int:
                 print(f"{run_dir}: {ck.read_json(run_dir / 'run.json')['status']}", flush=True)
                 if args.summarize:
                     write_results(args.root, args.out, args.adopt)
-        if args.summarize:
+        if args.summarize and not specs:  # after a training, the loop above has just written them
             write_results(args.root, args.out, args.adopt)
     except (KeyError, ValueError, ConfigError, ck.RunError) as e:
         print(f"probe_study: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
