@@ -5,13 +5,16 @@ check that a parallel build computed the same numbers as a sequential one.
 sees only the slot's GPU (CUDA_VISIBLE_DEVICES), with --threads it gets OMP_NUM_THREADS and, when the machine has
 the cores, its own block of them. make decides how many jobs run (-j); the slots only decide where each one runs,
 and a job that finds every slot taken waits for one, so -j larger than the slot count is safe. The kernel releases
-a slot when its holder exits, even on a crash, so nothing stale is left behind.
+a slot when its holder exits, even on a crash, so nothing stale is left behind. With --stamp, a command that
+succeeds has its stage's stamp written (drift/run/stages.py) with the command's wall time, from the moment it got
+its slot (waiting for one is not the stage's time), so `python -m drift.run.stages times` covers make's stages too.
 
 `compare` walks two roots and checks that every analysis/*.json holds the same numbers (timing fields and the
 root's own path aside).
 
     python -m drift.jobs slot --gpus 0,1,2,3 --lock-dir runs/.slots --log runs/x.log -- python train.py ...
     python -m drift.jobs slot --threads 2 --lock-dir runs/.slots -- ./run_seed.sh 42
+    python -m drift.jobs slot --stamp runs/ctrl_s42/.stages/B.done -- python sgd_control.py --runs B ...
     python -m drift.jobs compare runs/ci_j1 runs/ci_j2
 """
 from __future__ import annotations
@@ -74,17 +77,32 @@ def n_slots(gpus: list[str] | None, threads: int | None) -> int:
 
 
 def run_in_slot(cmd: list[str], lock_dir: Path, gpus: list[str] | None, threads: int | None,
-                log: Path | None) -> int:
+                log: Path | None, stamp: Path | None = None) -> int:
     if not gpus and not threads:  # nothing to pin (e.g. under Slurm, which pins the job itself)
-        return _run(cmd, os.environ.copy(), None, log)
+        return _timed(cmd, os.environ.copy(), None, log, stamp)
     slot, held = acquire_slot(lock_dir, n_slots(gpus, threads))
     try:
         env, cores = slot_env(slot, gpus, threads, os.environ.copy())
         where = f"GPU {gpus[slot]}" if gpus else f"{threads} thread(s)" + (f" on cores {cores}" if cores else "")
         print(f"[slot {slot}: {where}] {' '.join(cmd)}" + (f"  (log: {log})" if log else ""), flush=True)
-        return _run(cmd, env, cores, log)
+        return _timed(cmd, env, cores, log, stamp)
     finally:
         held.close()
+
+
+def _timed(cmd: list[str], env: dict, cores: list[int] | None, log: Path | None, stamp: Path | None) -> int:
+    """Run the command; when it succeeds and a stamp is asked for, write the stamp with its wall time."""
+    started = time.monotonic()
+    rc = _run(cmd, env, cores, log)
+    if rc != 0 or stamp is None:
+        return rc
+    from drift.run import stages  # standard library and xxhash only: no cost for jobs without a stamp
+    try:
+        stages.write(stamp, seconds=time.monotonic() - started)
+    except stages.StampError as e:
+        print(f"{PROG} slot: error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _run(cmd: list[str], env: dict, cores: list[int] | None, log: Path | None) -> int:
@@ -164,6 +182,8 @@ def main(argv=None) -> int:
                    help="where the slot lock files live (default runs/.slots)")
     s.add_argument("--log", type=cli.path("a file"),
                    help="append the command's output to this file instead of the terminal")
+    s.add_argument("--stamp", type=cli.path("a stage stamp, <run>/.stages/<stage>.done"),
+                   help="when the command succeeds, write this stage stamp with the command's wall time")
     s.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command and its arguments")
     c = sub.add_parser("compare", help="check two roots hold the same analysis numbers")
     c.add_argument("root_a", type=cli.path("a directory"))
@@ -174,7 +194,8 @@ def main(argv=None) -> int:
         gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
         if not cmd:
             parser.error("slot: give the command after --, e.g. python -m drift.jobs slot --threads 2 -- make x")
-        return run_in_slot(cmd, Path(args.lock_dir), gpus, args.threads, Path(args.log) if args.log else None)
+        return run_in_slot(cmd, Path(args.lock_dir), gpus, args.threads, Path(args.log) if args.log else None,
+                           Path(args.stamp) if args.stamp else None)
     root_a, root_b = Path(args.root_a), Path(args.root_b)
     for r in (root_a, root_b):
         if not r.is_dir():
