@@ -8,7 +8,7 @@ import pytest
 
 from drift.report import evidence as E
 from drift.report import verdicts as V
-from drift.report.evidence_tables import evidence_table, rule_history_table
+from drift.report.evidence_tables import changes_after_results, evidence_table, rule_history_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,6 +80,17 @@ def test_rule_history_table_lists_every_entry():
                          "new_rule": "x below N3", "why": "could not fail", "timing": "changed after results"}]}
     tex = rule_history_table(hist)
     assert "C2, C3" in tex and "abc1234" in tex and r"x $\leq$ 0.8" in tex and "changed after results" in tex
+
+
+def test_changes_after_results_counts_only_late_changes_and_their_claims():
+    entry = {"date": "2026-12-02", "commit": "abc1234", "old_rule": "a", "new_rule": "b", "why": "c"}
+    hist = {"entries": [{**entry, "claim": "C16", "timing": "changed after results"},
+                        {**entry, "claim": "C1 (cpu preset selection)", "timing": "changed after results"},
+                        {**entry, "claim": "C16", "timing": "changed after results"},
+                        {**entry, "claim": "C2,C3 (null verdict)", "timing": "changed before results"},
+                        {**entry, "claim": "C14, C17", "timing": "changed before results (of the seeds it will judge)"}]}
+    assert changes_after_results(hist) == (3, ["C1", "C16"])
+    assert changes_after_results({"entries": []}) == (0, [])
 
 
 def test_committed_report_rebuilds_byte_identical(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,14 @@ def rule_history_table(history: dict) -> str:
                r"means results the rule judges had been committed before the change.")
     return _longtable((0.08, 0.09, 0.25, 0.25, 0.24, 0.09), caption, "tab:rulehistory",
                       ["claim", "date, commit", "old rule", "new rule", "why", "timing"], lines, size=r"\tiny")
+
+
+def changes_after_results(history: dict) -> tuple[int, list[str]]:
+    """How many recorded rule changes were made after results they judge existed, and the claims they touched
+    (in claim order), so the report's limitations say it from the history instead of in typed-in words."""
+    late = [h for h in history.get("entries", []) if h.get("timing") == "changed after results"]
+    claims = {int(c) for h in late for c in re.findall(r"\bC(\d+)\b", h["claim"])}
+    return len(late), [f"C{c}" for c in sorted(claims)]
 
 
 def rules_commit(history: dict) -> str:
