@@ -84,19 +84,22 @@ demo:
 # tables over runs -> figures and the report. Each job takes a slot (drift/jobs.py): with GPUS=0,1,.. one GPU each
 # (CUDA_VISIBLE_DEVICES); with JOB_THREADS=T, T threads and its own block of T cores; with neither, no pinning
 # (Slurm pins jobs itself). A job's output goes to the log next to its stamp (shown when it fails); the stamp
-# records the job's wall time (slot --stamp, or run_seed.sh for a main run's stages).
+# records the job's wall time (drift.run.stages slot, or run_seed.sh for a main run's stages).
 # A stamp lists its stage's outputs with their digests (drift/run/stages.py declares every stage's outputs and
 # inputs): a target whose stamp no longer agrees with them (an output deleted or changed, an input stage redone) is
 # redone, with a line saying why, however new the stamp file is.
 GPUS ?=
 JOB_THREADS ?=
-SLOT = $(PYTHON) -m drift.jobs slot --lock-dir $(ROOT)/.slots $(if $(GPUS),--gpus $(GPUS)) \
-	$(if $(JOB_THREADS),--threads $(JOB_THREADS))
+SLOT_OPTS = --lock-dir $(ROOT)/.slots $(if $(GPUS),--gpus $(GPUS)) $(if $(JOB_THREADS),--threads $(JOB_THREADS))
+SLOT = $(PYTHON) -m drift.jobs slot $(SLOT_OPTS)
 CONTROL_RUNS := A B B0 C C_prime
 # run_seed.sh's stages behind a main run's check.done and fisher.done targets (the others are one stage each)
 STAGES_check := env train check
 STAGES_fisher := trajectory nulls updates gradients horizon fisher
 STAMPS = $(PYTHON) -m drift.run.stages
+# the same slot, for a stage make runs without run_seed.sh: its stamp is written, with the command's wall time,
+# when the command succeeds
+STAGE_SLOT = $(STAMPS) slot $(SLOT_OPTS)
 comma := ,
 space := $(subst ,, )
 only = --only $(subst $(space),$(comma),$(strip $(1)))
@@ -138,11 +141,11 @@ $(ROOT)/$(PRESET)_s$(1)/.stages/figures.done: $(ROOT)/$(PRESET)_s$(1)/.stages/re
 endef
 define REHEAT_RUN  # $(1) = seed, $(2) = peak lr
 $(ROOT)/$(PRESET)_s$(1)/.stages/reheat_lr$(2).done: $(ROOT)/$(PRESET)_s$(1)/.stages/check.done
-	$$(SLOT) --log $$(@D)/reheat_lr$(2).log --stamp $$@ -- $(PYTHON) reheat.py $(ROOT)/$(PRESET)_s$(1) --lrs $(2) --train-only --no-progress
+	$$(STAGE_SLOT) --stamp $$@ --log $$(@D)/reheat_lr$(2).log -- $(PYTHON) reheat.py $(ROOT)/$(PRESET)_s$(1) --lrs $(2) --train-only --no-progress
 endef
 define BETA2_RUN  # $(1) = seed, $(2) = beta2, $(3) = stamp suffix (= the run's name suffix), $(4) = extra arguments
 $(ROOT)/beta2_s$(1)/.stages/b$(2)$(3).done:
-	$$(SLOT) --log $$(@D)/b$(2)$(3).log --stamp $$@ -- $(PYTHON) beta2_sweep.py --preset $(PRESET) --seed $(1) \
+	$$(STAGE_SLOT) --stamp $$@ --log $$(@D)/b$(2)$(3).log -- $(PYTHON) beta2_sweep.py --preset $(PRESET) --seed $(1) \
 		--out $(ROOT)/beta2_s$(1) --beta2 $(2) $(4) --train-only --no-progress
 endef
 define BETA2_SET  # $(1) = seed: the sweep's runs, then its table and nulls
@@ -150,18 +153,18 @@ $(foreach b,$(BETA2_VALUES),$(eval $(call BETA2_RUN,$(1),$(b),,)))
 $(foreach b,$(BETA2_P20),$(eval $(call BETA2_RUN,$(1),$(b),_p0.20,--p-probe 0.20)))
 $(ROOT)/beta2_s$(1)/.stages/table.done: $(foreach b,$(BETA2_VALUES),$(ROOT)/beta2_s$(1)/.stages/b$(b).done) \
 		$(foreach b,$(BETA2_P20),$(ROOT)/beta2_s$(1)/.stages/b$(b)_p0.20.done)
-	$$(SLOT) --log $$(@D)/table.log --stamp $$@ -- sh -c '$(PYTHON) beta2_sweep.py --seed $(1) --out $(ROOT)/beta2_s$(1) \
+	$$(STAGE_SLOT) --stamp $$@ --log $$(@D)/table.log -- sh -c '$(PYTHON) beta2_sweep.py --seed $(1) --out $(ROOT)/beta2_s$(1) \
 		--analyze-only && $(PYTHON) trajectory_nulls.py $(ROOT)/beta2_s$(1) --beta2'
 endef
 define CONTROL_SET  # $(1) = seed: A, B, B0, C with sgd_control.py, C' with its own script, then the analyses
 $(ROOT)/ctrl_s$(1)/.stages/C_prime.done:
-	$$(SLOT) --log $$(@D)/C_prime.log --stamp $$@ -- $(PYTHON) sgd_nesterov_run.py --preset $(PRESET) --seed $(1) \
+	$$(STAGE_SLOT) --stamp $$@ --log $$(@D)/C_prime.log -- $(PYTHON) sgd_nesterov_run.py --preset $(PRESET) --seed $(1) \
 		--out $(ROOT)/ctrl_s$(1) --no-progress
 $(ROOT)/ctrl_s$(1)/.stages/%.done:
-	$$(SLOT) --log $$(@D)/$$*.log --stamp $$@ -- $(PYTHON) sgd_control.py --preset $(PRESET) --seed $(1) --out $(ROOT)/ctrl_s$(1) \
+	$$(STAGE_SLOT) --stamp $$@ --log $$(@D)/$$*.log -- $(PYTHON) sgd_control.py --preset $(PRESET) --seed $(1) --out $(ROOT)/ctrl_s$(1) \
 		--runs $$* --no-progress
 $(ROOT)/ctrl_s$(1)/.stages/analysis.done: $(foreach r,$(CONTROL_RUNS),$(ROOT)/ctrl_s$(1)/.stages/$(r).done)
-	$$(SLOT) --log $$(@D)/analysis.log --stamp $$@ -- sh -c '$(PYTHON) sgd_control_analysis.py $(ROOT)/ctrl_s$(1) && \
+	$$(STAGE_SLOT) --stamp $$@ --log $$(@D)/analysis.log -- sh -c '$(PYTHON) sgd_control_analysis.py $(ROOT)/ctrl_s$(1) && \
 		$(PYTHON) sgd_matched_valloss.py $(ROOT)/ctrl_s$(1) && $(PYTHON) trajectory_nulls.py $(ROOT)/ctrl_s$(1) --controls'
 endef
 $(foreach s,$(SEEDS),$(eval $(call MAIN_RUN,$(s))))

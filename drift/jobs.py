@@ -5,16 +5,15 @@ check that a parallel build computed the same numbers as a sequential one.
 sees only the slot's GPU (CUDA_VISIBLE_DEVICES), with --threads it gets OMP_NUM_THREADS and, when the machine has
 the cores, its own block of them. make decides how many jobs run (-j); the slots only decide where each one runs,
 and a job that finds every slot taken waits for one, so -j larger than the slot count is safe. The kernel releases
-a slot when its holder exits, even on a crash, so nothing stale is left behind. With --stamp, a command that
-succeeds has its stage's stamp written (drift/run/stages.py) with the command's wall time, from the moment it got
-its slot (waiting for one is not the stage's time), so `python -m drift.run.stages times` covers make's stages too.
+a slot when its holder exits, even on a crash, so nothing stale is left behind. A caller may pass a hook that
+receives the command's wall time, counted from the moment it holds its slot, when the command succeeds
+(`python -m drift.run.stages slot` writes the stage's stamp with it).
 
 `compare` walks two roots and checks that every analysis/*.json holds the same numbers (timing fields and the
 root's own path aside).
 
     python -m drift.jobs slot --gpus 0,1,2,3 --lock-dir runs/.slots --log runs/x.log -- python train.py ...
     python -m drift.jobs slot --threads 2 --lock-dir runs/.slots -- ./run_seed.sh 42
-    python -m drift.jobs slot --stamp runs/ctrl_s42/.stages/B.done -- python sgd_control.py --runs B ...
     python -m drift.jobs compare runs/ci_j1 runs/ci_j2
 """
 from __future__ import annotations
@@ -28,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from drift import cli
 
@@ -77,32 +77,26 @@ def n_slots(gpus: list[str] | None, threads: int | None) -> int:
 
 
 def run_in_slot(cmd: list[str], lock_dir: Path, gpus: list[str] | None, threads: int | None,
-                log: Path | None, stamp: Path | None = None) -> int:
+                log: Path | None, on_success: Callable[[float], int] | None = None) -> int:
+    """Run the command in a free slot and return its exit status; when it succeeds and on_success is given, return
+    on_success(seconds the command ran) instead."""
     if not gpus and not threads:  # nothing to pin (e.g. under Slurm, which pins the job itself)
-        return _timed(cmd, os.environ.copy(), None, log, stamp)
+        return _timed(cmd, os.environ.copy(), None, log, on_success)
     slot, held = acquire_slot(lock_dir, n_slots(gpus, threads))
     try:
         env, cores = slot_env(slot, gpus, threads, os.environ.copy())
         where = f"GPU {gpus[slot]}" if gpus else f"{threads} thread(s)" + (f" on cores {cores}" if cores else "")
         print(f"[slot {slot}: {where}] {' '.join(cmd)}" + (f"  (log: {log})" if log else ""), flush=True)
-        return _timed(cmd, env, cores, log, stamp)
+        return _timed(cmd, env, cores, log, on_success)
     finally:
         held.close()
 
 
-def _timed(cmd: list[str], env: dict, cores: list[int] | None, log: Path | None, stamp: Path | None) -> int:
-    """Run the command; when it succeeds and a stamp is asked for, write the stamp with its wall time."""
+def _timed(cmd: list[str], env: dict, cores: list[int] | None, log: Path | None,
+           on_success: Callable[[float], int] | None) -> int:
     started = time.monotonic()
     rc = _run(cmd, env, cores, log)
-    if rc != 0 or stamp is None:
-        return rc
-    from drift.run import stages  # standard library and xxhash only: no cost for jobs without a stamp
-    try:
-        stages.write(stamp, seconds=time.monotonic() - started)
-    except stages.StampError as e:
-        print(f"{PROG} slot: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return on_success(time.monotonic() - started) if rc == 0 and on_success else rc
 
 
 def _run(cmd: list[str], env: dict, cores: list[int] | None, log: Path | None) -> int:
@@ -170,10 +164,8 @@ def _load(path: Path):
         raise CompareError(f"{path} cannot be read as JSON ({type(e).__name__}); rebuild it") from None
 
 
-def main(argv=None) -> int:
-    parser = cli.parser(PROG, __doc__)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=cli.Parser)
-    s = sub.add_parser("slot", help="run a command in a free GPU / CPU slot")
+def add_slot_arguments(s: argparse.ArgumentParser) -> None:
+    """The options of `slot`, shared with `python -m drift.run.stages slot`."""
     s.add_argument("--gpus", type=cli.matching(r"\d+(,\d+)*", "comma-separated GPU ids", "e.g. 0,1,2,3"),
                    help="comma-separated GPU ids, one slot each (e.g. 0,1,2,3,4,5,6,7)")
     s.add_argument("--threads", type=cli.whole(1, 4096, "threads per job, e.g. 2"),
@@ -182,20 +174,29 @@ def main(argv=None) -> int:
                    help="where the slot lock files live (default runs/.slots)")
     s.add_argument("--log", type=cli.path("a file"),
                    help="append the command's output to this file instead of the terminal")
-    s.add_argument("--stamp", type=cli.path("a stage stamp, <run>/.stages/<stage>.done"),
-                   help="when the command succeeds, write this stage stamp with the command's wall time")
     s.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command and its arguments")
+
+
+def slot_call(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple:
+    """run_in_slot's arguments from parsed slot options (a one-line error when no command was given)."""
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        parser.error("slot: give the command after --, e.g. python -m drift.jobs slot --threads 2 -- make x")
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+    return cmd, Path(args.lock_dir), gpus, args.threads, Path(args.log) if args.log else None
+
+
+def main(argv=None) -> int:
+    parser = cli.parser(PROG, __doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=cli.Parser)
+    s = sub.add_parser("slot", help="run a command in a free GPU / CPU slot")
+    add_slot_arguments(s)
     c = sub.add_parser("compare", help="check two roots hold the same analysis numbers")
     c.add_argument("root_a", type=cli.path("a directory"))
     c.add_argument("root_b", type=cli.path("a directory"))
     args = cli.parse(parser, argv)
     if args.command == "slot":
-        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-        gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
-        if not cmd:
-            parser.error("slot: give the command after --, e.g. python -m drift.jobs slot --threads 2 -- make x")
-        return run_in_slot(cmd, Path(args.lock_dir), gpus, args.threads, Path(args.log) if args.log else None,
-                           Path(args.stamp) if args.stamp else None)
+        return run_in_slot(*slot_call(args, parser))
     root_a, root_b = Path(args.root_a), Path(args.root_b)
     for r in (root_a, root_b):
         if not r.is_dir():

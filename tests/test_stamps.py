@@ -211,6 +211,37 @@ def test_stage_times_from_stamps_and_trained_runs(tmp_path, capsys):
     assert "--seconds -1.0: must be a finite number >= 0" in capsys.readouterr().err
 
 
+def test_slot_stamps_a_stage_that_succeeds_with_its_wall_time(tmp_path):
+    """`stages slot --stamp`: a command that succeeds in its slot gets its stage stamp with the command's seconds (so
+    make's control, beta2 and reheating stages are timed too); a failing one gets none; one that leaves no output
+    is refused in one line."""
+    run = tmp_path / "ctrl_s1"
+    done_stamp = stamp(run, "analysis")
+    outputs = [str(run / pattern.replace("*", "x")) for pattern in st.stage_of(done_stamp).outputs]
+    plant_code = ("import pathlib, time; time.sleep(0.3)\n"
+                  f"for p in {outputs!r}: pathlib.Path(p).parent.mkdir(parents=True, exist_ok=True); "
+                  "pathlib.Path(p).write_text('x')")
+
+    def slot(target: Path, code: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "drift.run.stages", "slot", "--stamp", str(target), "--lock-dir",
+                               str(tmp_path / ".slots"), "--threads", "1", "--", sys.executable, "-c", code],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    failed = slot(done_stamp, plant_code + "\nraise SystemExit(3)")
+    assert failed.returncode == 3 and not done_stamp.exists()
+    ok = slot(done_stamp, plant_code)
+    assert ok.returncode == 0, ok.stderr
+    record = json.loads(done_stamp.read_text())
+    assert 0.3 <= record["seconds"] < 30 and set(record["outputs"]) == {o[len(str(run)) + 1:] for o in outputs}
+    assert [r["seconds"] for r in st.stage_times(run)] == [record["seconds"]]
+    empty = stamp(tmp_path / "ctrl_s2", "analysis")
+    refused = slot(empty, "pass")
+    assert refused.returncode == 2 and not empty.exists()
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.startswith("drift.run.stages: error: stage 'analysis'")
+    assert "it is not marked done" in refused.stderr
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # run_seed.sh and make redo a stage whose output was deleted (the stages themselves stood in for)
 # ---------------------------------------------------------------------------------------------------------------

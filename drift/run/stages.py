@@ -22,6 +22,8 @@ the stage runs again.
     python -m drift.run.stages write runs/cpu_s42/.stages/trajectory.done   # after the stage succeeded
     python -m drift.run.stages list                                          # every stage: outputs and inputs
     python -m drift.run.stages times runs/cpu_s42 runs/ctrl_s42              # each stage's time, with totals
+    python -m drift.run.stages slot --stamp runs/ctrl_s42/.stages/B.done --log runs/ctrl_s42/.stages/B.log \
+        -- python sgd_control.py --runs B ...    # run a stage in a slot (drift/jobs.py), stamp it with its time
 
 Standard library and xxhash only (no torch), so a check costs a Python start-up and reading the files it lists.
 """
@@ -359,6 +361,16 @@ def _list() -> str:
     return "\n".join(lines)
 
 
+def _stamp_or_error(stamp: Path, seconds: float) -> int:
+    """After a stage's command succeeded: its stamp with the command's wall time (0), or a one-line error (2)."""
+    try:
+        write(stamp, seconds)
+    except StampError as e:
+        print(f"drift.run.stages: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m drift.run.stages", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -371,6 +383,11 @@ def main(argv=None) -> int:
     t = sub.add_parser("times", help="each stage's recorded time per run or set directory, with totals")
     t.add_argument("runs", nargs="+", type=Path)
     sub.add_parser("list", help="every stage with its outputs and inputs")
+    from drift import jobs  # its slots; imported here only (it reads drift.config, not needed by the checks)
+    s = sub.add_parser("slot", help="run a stage's command in a slot (python -m drift.jobs slot) and, when it "
+                                    "succeeds, write the stage's stamp with the command's wall time")
+    s.add_argument("--stamp", type=Path, required=True, help="the stage's stamp, <run>/.stages/<stage>.done")
+    jobs.add_slot_arguments(s)
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
@@ -381,6 +398,8 @@ def main(argv=None) -> int:
                 parser.error(f"--seconds {args.seconds}: must be a finite number >= 0")
             write(args.stamp, args.seconds)
             return 0
+        if args.command == "slot":
+            return jobs.run_in_slot(*jobs.slot_call(args, parser), on_success=lambda sec: _stamp_or_error(args.stamp, sec))
         if args.command == "times":
             print(times_text(args.runs))
             return 0
