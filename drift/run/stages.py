@@ -383,11 +383,13 @@ def main(argv=None) -> int:
     t = sub.add_parser("times", help="each stage's recorded time per run or set directory, with totals")
     t.add_argument("runs", nargs="+", type=Path)
     sub.add_parser("list", help="every stage with its outputs and inputs")
-    from drift import jobs  # its slots; imported here only (it reads drift.config, not needed by the checks)
     s = sub.add_parser("slot", help="run a stage's command in a slot (python -m drift.jobs slot) and, when it "
                                     "succeeds, write the stage's stamp with the command's wall time")
-    s.add_argument("--stamp", type=Path, required=True, help="the stage's stamp, <run>/.stages/<stage>.done")
-    jobs.add_slot_arguments(s)
+    if (sys.argv[1:] if argv is None else list(argv))[:1] == ["slot"]:
+        # drift.jobs reads drift.config (about 10 ms); make runs `check` once per target, so only `slot` pays it
+        from drift import jobs
+        s.add_argument("--stamp", type=Path, required=True, help="the stage's stamp, <run>/.stages/<stage>.done")
+        jobs.add_slot_arguments(s)
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
@@ -399,6 +401,7 @@ def main(argv=None) -> int:
             write(args.stamp, args.seconds)
             return 0
         if args.command == "slot":
+            from drift import jobs
             return jobs.run_in_slot(*jobs.slot_call(args, parser), on_success=lambda sec: _stamp_or_error(args.stamp, sec))
         if args.command == "times":
             print(times_text(args.runs))
