@@ -402,7 +402,8 @@ def main(argv=None) -> int:
             return 0
         if args.command == "slot":
             from drift import jobs
-            return jobs.run_in_slot(*jobs.slot_call(args, parser), on_success=lambda sec: _stamp_or_error(args.stamp, sec))
+            return jobs.run_in_slot(*jobs.slot_call(args, parser),
+                                    on_success=lambda sec: _stamp_or_error(args.stamp, sec))
         if args.command == "times":
             print(times_text(args.runs))
             return 0
