@@ -24,8 +24,8 @@ from drift.report.claims_md import claims_markdown
 from drift.report.claims_tables import claims_table, macro, macros
 from drift.report.control_tables import beta2_table, reheat_table, table4, table5
 from drift.report.evidence import annotate, claim_evidence
-from drift.report.evidence_tables import (changes_after_results, evidence_table, load_rule_history, rule_history_table, rules_commit,
-                                         variants_table)
+from drift.report.evidence_tables import (changes_after_results, evidence_table, load_rule_history,
+                                         rule_history_table, rules_commit, variants_table)
 from drift.report.variants import evaluate_variants
 from drift.report.inputs import Evidence
 from drift.report.latex import esc, not_run, table, write_text
@@ -129,9 +129,9 @@ def write_report(ev: Evidence, out_dir) -> tuple[list[Path], list[dict]]:
     written.append(write_text(out_dir / "variants.tex", variants_table(variants)))
     written.append(write_text(out_dir / "rule_history.tex", rule_history_table(history)))
     n_late, late_claims = changes_after_results(history)
-    written.append(write_text(out_dir / "macros.tex", macros(ev, rows) + macro("RulesCommit", esc(rules_commit(history)))
-                              + macro("NRuleChangesAfterResults", str(n_late))
-                              + macro("RuleChangesAfterResultsClaims", esc(", ".join(late_claims) or "none"))))
+    rule_macros = (macro("RulesCommit", esc(rules_commit(history))) + macro("NRuleChangesAfterResults", str(n_late))
+                   + macro("RuleChangesAfterResultsClaims", esc(", ".join(late_claims) or "none")))
+    written.append(write_text(out_dir / "macros.tex", macros(ev, rows) + rule_macros))
     written.append(write_text(out_dir / "claims.md", claims_markdown(rows, variants)))
     written.append(write_text(out_dir / SOURCES, sources_text(ev)))
     return written, rows
