@@ -143,10 +143,13 @@ define REHEAT_RUN  # $(1) = seed, $(2) = peak lr
 $(ROOT)/$(PRESET)_s$(1)/.stages/reheat_lr$(2).done: $(ROOT)/$(PRESET)_s$(1)/.stages/check.done
 	$$(STAGE_SLOT) --stamp $$@ --log $$(@D)/reheat_lr$(2).log -- $(PYTHON) reheat.py $(ROOT)/$(PRESET)_s$(1) --lrs $(2) --train-only --no-progress
 endef
+# The sweep's run at run A's beta2 trains exactly run A's config: --reuse copies the same seed's finished control A
+# instead of training it again (the controls come first in STAMP_TRAIN; under -j, or without that control set, the
+# run trains as usual).
 define BETA2_RUN  # $(1) = seed, $(2) = beta2, $(3) = stamp suffix (= the run's name suffix), $(4) = extra arguments
 $(ROOT)/beta2_s$(1)/.stages/b$(2)$(3).done:
 	$$(STAGE_SLOT) --stamp $$@ --log $$(@D)/b$(2)$(3).log -- $(PYTHON) beta2_sweep.py --preset $(PRESET) --seed $(1) \
-		--out $(ROOT)/beta2_s$(1) --beta2 $(2) $(4) --train-only --no-progress
+		--out $(ROOT)/beta2_s$(1) --beta2 $(2) $(4) --reuse $(ROOT)/ctrl_s$(1)/A --train-only --no-progress
 endef
 define BETA2_SET  # $(1) = seed: the sweep's runs, then its table and nulls
 $(foreach b,$(BETA2_VALUES),$(eval $(call BETA2_RUN,$(1),$(b),,)))

@@ -13,6 +13,7 @@ Examples:
     python beta2_sweep.py --preset cpu --seed 42 --out runs/beta2_s42 --beta2 0.95 0.0 --p-probe 0.20
     python beta2_sweep.py --out runs/beta2_s42 --analyze-only
     python beta2_sweep.py --preset cpu --seed 42 --out runs/beta2_s42 --beta2 0.8 --train-only   # one run (make -j)
+    python beta2_sweep.py --preset cpu --seed 42 --out runs/beta2_s42 --reuse runs/ctrl_s42/A  # b0.95 = run A: copied
     torchrun --standalone --nproc_per_node=2 beta2_sweep.py --preset paper --out runs/beta2_s42   # 2 GPUs per run
 """
 import sys
@@ -24,7 +25,7 @@ from drift.report import plotting as pl
 from drift.report.figures import figure_beta2
 from drift.run.checkpoint import RunError, list_steps
 from drift.config import ConfigError, resolve
-from drift.train.control_runs import RERUN_HINT, beta2_config, beta2_run_name, ensure_run
+from drift.train.control_runs import RERUN_HINT, beta2_config, beta2_run_name, ensure_run, reuse_finished
 from drift.analysis.beta2 import beta2_table
 from drift.analysis.table_csv import flat_row, write_csv
 from drift.run.info import add_check_args, analysis_dir, figures_dir, run_block, write_analysis
@@ -45,10 +46,17 @@ def run_sweep(args, argv) -> None:
     configs = {Path(args.out) / beta2_run_name(beta2, args.p_probe, default_p):
                beta2_config(args.preset, args.seed, beta2, args.p_probe, args.overrides) for beta2 in args.beta2}
     for run_dir, cfg in configs.items():
+        copied = None
+        if args.reuse and not (run_dir / "run.json").exists():
+            why_not = dist.on_main(reuse_finished, args.reuse, cfg, run_dir, "beta2", argv)
+            if why_not is None:
+                copied = f"copied from {args.reuse}, which trained this config"
+            elif dist.is_main():
+                print(f"beta2_sweep.py: {run_dir.name}: not copied from --reuse: {why_not}")
         res = ensure_run(cfg, run_dir, progress=not args.no_progress, argv=argv, kind="beta2")
         extra = f" at step {res['diverged_step']}" if res["status"] == "diverged" else ""
         if dist.is_main():
-            print(f"beta2_sweep.py: {run_dir.name}: {res['action']}, {res['status']}{extra}, "
+            print(f"beta2_sweep.py: {run_dir.name}: {copied or res['action']}, {res['status']}{extra}, "
                   f"loop time {res['wall_s'] or 0:.0f} s")
 
 
@@ -61,6 +69,10 @@ def main(argv=None) -> int:
     parser.add_argument("--p-probe", type=cli.number(0, 1, "a probability, e.g. 0.2"), default=None,
                         help="probe rate of the sweep runs (default: the preset's p_probe: 0.10 for paper, 0.20 for "
                              "cpu; the paper's sweep probably used 0.20)")
+    parser.add_argument("--reuse", type=cli.path("a run directory"), metavar="RUN",
+                        help="a finished run to copy instead of training a sweep run whose config it trained exactly "
+                             "(the same seed's control run A is the sweep's run at A's beta2); runs of any other "
+                             "config train as usual")
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--analyze-only", action="store_true", help="no training; tabulate the runs under --out")
     only.add_argument("--train-only", action="store_true",

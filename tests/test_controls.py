@@ -263,6 +263,67 @@ def test_beta2_sweep_records_a_divergence(tmp_path, tiny_beta2_sweep):
     assert (out / "analysis" / "beta2_sweep.csv").read_text().count("\n") == 3
 
 
+def _table_rows(out):
+    return {r["name"]: r for r in json.loads((out / "analysis" / "beta2_sweep.json").read_text())["results"]["rows"]}
+
+
+def test_beta2_sweep_copies_control_a_instead_of_training_it(tmp_path, tiny_control_set, capsys):
+    """--reuse: the sweep's run at A's beta2 is copied from the finished control A (run.json says so), the other
+    beta2 trains; and the copy is what training that config gives (a fresh sweep run: same metrics, same
+    checkpoints, same table row)."""
+    import torch
+
+    import beta2_sweep
+    a = tiny_control_set / "A"
+    assert ck.read_json(a / "run.json")["config"]["train"]["beta2"] == 0.95
+    common = ["--preset", "tiny", "--seed", "3", "--no-progress", "--no-figure", *SMALL]
+    out, fresh = tmp_path / "beta2", tmp_path / "fresh"
+    argv = [*common, "--out", str(out), "--beta2", "0.95", "0.5", "--reuse", str(a)]
+    assert beta2_sweep.main(argv) == 0
+    said = capsys.readouterr().out
+    assert f"b0.95: copied from {a}, which trained this config, finished" in said
+    assert "b0.5: not copied from --reuse:" in said and "beta2 0.95 there, 0.5 here" in said
+    info, src = ck.read_json(out / "b0.95" / "run.json"), ck.read_json(a / "run.json")
+    assert info["kind"] == "beta2" and info["run_id"] == src["run_id"] and info["argv"] == argv
+    assert info["reused_from"] == {"run_dir": str(a.resolve()), "run_id": src["run_id"], "kind": "controls",
+                                   "argv": src["argv"]}
+    assert ck.read_json(out / "b0.5" / "run.json")["run_id"] != src["run_id"]   # trained, not copied
+    steps = ck.list_steps(a)
+    assert ck.list_steps(out / "b0.95") == steps and not (out / "b0.95" / "run.lock").exists()
+    assert all(ck.ckpt_path(out / "b0.95", s).read_bytes() == ck.ckpt_path(a, s).read_bytes() for s in steps)
+    # the premise: training the same config gives the same run
+    assert beta2_sweep.main([*common, "--out", str(fresh), "--beta2", "0.95"]) == 0
+    def untimed(run):  # every metric record but the wall-clock timers
+        return [{k: v for k, v in r.items() if k != "timers"} for r in ck.read_metrics(run)]
+    assert untimed(out / "b0.95") == untimed(fresh / "b0.95")
+    last = steps[-1]
+    mine, theirs = ck.load_checkpoint(out / "b0.95", last)["model"], ck.load_checkpoint(fresh / "b0.95", last)["model"]
+    assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    copied_row, fresh_row = _table_rows(out)["b0.95"], _table_rows(fresh)["b0.95"]
+    assert (copied_row["pc1"], copied_row["best_p_ood"]) == (fresh_row["pc1"], fresh_row["best_p_ood"])
+
+
+def test_reuse_refuses_an_unfinished_run_another_config_and_a_full_directory(tmp_path, tiny_control_set):
+    from drift.train.control_runs import reuse_finished
+    a = tmp_path / "A"
+    shutil.copytree(tiny_control_set / "A", a)
+    cfg = beta2_config("tiny", 3, 0.95, overrides=SMALL)
+    target = tmp_path / "sweep" / "b0.95"
+    set_info(a, status="running")
+    assert "has not finished (status 'running')" in reuse_finished(a, cfg, target, "beta2")
+    set_info(a, status="finished")
+    assert "trained another config (threads 1 there, 2 here)" in reuse_finished(
+        a, beta2_config("tiny", 3, 0.95, overrides=SMALL[:2] + ["threads=2"]), target, "beta2")
+    assert reuse_finished(tmp_path / "nowhere", cfg, target, "beta2") == f"no run in {tmp_path / 'nowhere'}"
+    target.mkdir(parents=True)
+    (target / "note.txt").write_text("someone's file")
+    assert reuse_finished(a, cfg, target, "beta2") == f"{target} is not empty"
+    assert [p.name for p in target.iterdir()] == ["note.txt"] and not list(target.parent.glob(".*reuse*"))
+    (target / "note.txt").unlink()
+    assert reuse_finished(a, cfg, target, "beta2") is None   # an empty directory is filled
+    assert ck.read_json(target / "run.json")["kind"] == "beta2"
+
+
 def test_reheat_end_to_end(tmp_path, capsys):
     import reheat
     from drift.train.trainer import train

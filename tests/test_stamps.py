@@ -209,6 +209,10 @@ def test_stage_times_from_stamps_and_trained_runs(tmp_path, capsys):
     with pytest.raises(SystemExit):
         st.main(["write", str(stamp(run, "nulls")), "--seconds", "-1"])
     assert "--seconds -1.0: must be a finite number >= 0" in capsys.readouterr().err
+    # a run copied from another (beta2_sweep.py --reuse): the copy's own time counts, not the source's loop
+    (run / "run.json").write_text(json.dumps({"timers": {"compute": 1100.0}, "reused_from": {"run_dir": "A"}}))
+    rows = {r["stage"]: r for r in st.stage_times(run)}
+    assert rows["train"]["seconds"] == 300.0 and rows["train"]["source"] == "stamp"
 
 
 def test_slot_stamps_a_stage_that_succeeds_with_its_wall_time(tmp_path):

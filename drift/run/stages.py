@@ -301,10 +301,12 @@ def _adopt(stamp: Path, stage: Stage, run_dir: Path) -> tuple[bool, str | None]:
 
 def _loop_seconds(run_json: Path) -> float | None:
     """A trained run's loop time from run.json's timers (data, compute, eval, checkpoints; start-up excluded, and a
-    resumed run's downtime too, which its start and end times would include)."""
+    resumed run's downtime too, which its start and end times would include). None for a run copied from another
+    (beta2_sweep.py --reuse): its loop ran, and is counted, in the source's stage."""
     try:
-        timers = json.loads(run_json.read_text()).get("timers") or {}
-    except (OSError, json.JSONDecodeError, AttributeError):
+        info = json.loads(run_json.read_text())
+        timers = {} if "reused_from" in info else info.get("timers") or {}
+    except (OSError, json.JSONDecodeError, AttributeError, TypeError):
         return None
     total = sum(v for v in timers.values() if isinstance(v, (int, float)))
     return total if total > 0 else None

@@ -20,7 +20,10 @@ the loss of a uniform (untrained) predictor, so early_stop_max_val = round(0.471
 """
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -29,7 +32,7 @@ from drift.run import kinds
 from drift.run.info import DONE
 from drift.run.kinds import CONTROL_RUNS
 from drift.run.stages import beta2_run_name, reheat_run_name  # noqa: F401 (the run names, beside their stamps)
-from drift.config import SAME_EXPERIMENT, Config, apply_overrides, config_fields, resolve, validate
+from drift.config import DERIVED, SAME_EXPERIMENT, Config, apply_overrides, config_fields, resolve, validate
 from drift.paper import PAPER_MAIN_STEPS, PAPER_MAX_VAL, PAPER_MIN_P_OOD, PAPER_VOCAB
 
 VAL_FRACTION_OF_UNIFORM = PAPER_MAX_VAL / math.log(PAPER_VOCAB)
@@ -181,6 +184,52 @@ def ensure_run(cfg: Config, run_dir, init_from: str | None = None, progress: boo
     except DivergedError:
         pass
     return {**run_summary(run_dir), "action": action}
+
+
+# Config fields that may differ between a run and its copy: derived ones only. The placement fields (device, threads,
+# autocast, ...) reorder floating-point sums, so a run trained under other ones would not be the run asked for.
+_NOT_COMPARED_FOR_REUSE = DERIVED | {"cache_dir"}
+_NOT_COPIED = ("run.lock", "resume.pt")  # a finished run's lock and resume point belong to its own directory
+
+
+def reuse_finished(src, cfg: Config, run_dir, kind: str, argv: list[str] | None = None) -> str | None:
+    """Copy the finished run `src` into run_dir as a run of `kind` when it trained exactly `cfg`: training is
+    deterministic, so the copy is the run training `cfg` would write (a beta2 sweep's run at run A's beta2 is run A;
+    the two were bit-identical in every committed seed). Returns None when copied, else why not (one line, and
+    nothing is written). The copy keeps the source's run_id (its checkpoints carry it); run.json gets `kind`, the
+    current argv and "reused_from" (the source's directory, run_id, kind and argv)."""
+    src, run_dir = Path(src), Path(run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        return f"{run_dir} is not empty"
+    if not (src / "run.json").exists():
+        return f"no run in {src}"
+    info = ck.read_json(src / "run.json", "run file")
+    if info.get("status") not in DONE:
+        return f"{src} has not finished (status {info.get('status')!r})"
+    saved = ck.run_config(info, src / "run.json")
+    theirs, ours = config_fields(saved, _NOT_COMPARED_FOR_REUSE), config_fields(cfg, _NOT_COMPARED_FOR_REUSE)
+    if theirs != ours:
+        diff = ", ".join(f"{k[1]} {theirs.get(k)!r} there, {ours.get(k)!r} here"
+                         for k in ours if theirs.get(k) != ours[k])
+        return f"{src} trained another config ({diff})"
+    tmp = run_dir.with_name(f".{run_dir.name}.reuse{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for f in sorted(src.iterdir()):
+            if f.is_file() and f.name not in _NOT_COPIED and not f.name.startswith("."):
+                shutil.copy2(f, tmp / f.name)
+        record = json.loads(json.dumps(info))  # plain dicts, a private copy
+        record["reused_from"] = {"run_dir": str(src.resolve()), "run_id": info.get(ck.RUN_ID),
+                                 "kind": kinds.run_kind(src, info), "argv": info.get("argv")}
+        record.update(kind=kind, argv=[str(a) for a in argv] if argv is not None else record.get("argv"))
+        ck.atomic_write_json(record, tmp / "run.json")
+        if run_dir.exists():
+            run_dir.rmdir()  # empty (checked above)
+        tmp.rename(run_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return None
 
 
 def _plan_run(cfg: Config, run_dir: Path, kind: str = "main") -> tuple[str, dict | None]:
