@@ -194,10 +194,10 @@ _NOT_COPIED = ("run.lock", "resume.pt")  # a finished run's lock and resume poin
 
 def reuse_finished(src, cfg: Config, run_dir, kind: str, argv: list[str] | None = None) -> str | None:
     """Copy the finished run `src` into run_dir as a run of `kind` when it trained exactly `cfg`: training is
-    deterministic, so the copy is the run training `cfg` would write (a beta2 sweep's run at run A's beta2 is run A;
-    the two were bit-identical in every committed seed). Returns None when copied, else why not (one line, and
-    nothing is written). The copy keeps the source's run_id (its checkpoints carry it); run.json gets `kind`, the
-    current argv and "reused_from" (the source's directory, run_id, kind and argv)."""
+    deterministic, so the copy is the run training `cfg` would write (a beta2 sweep's run at run A's beta2 is run A:
+    in the committed cpu_p40 sweep, trained separately, b0.95 and A agree at every eval). Returns None when copied,
+    else why not (one line, and nothing is written). The copy keeps the source's run_id (its checkpoints carry it);
+    run.json gets `kind`, the current argv and "reused_from" (the source's directory, run_id, kind and argv)."""
     src, run_dir = Path(src), Path(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
         return f"{run_dir} is not empty"
