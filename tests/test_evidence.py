@@ -140,13 +140,18 @@ def test_undefined_statistics_written_as_null_are_nan():
 
 
 def _control_copy(tmp_path, name, b_pc1=None, pc1_shift=0.0):
-    """A copy of the committed control set, optionally with run B's window PC1 set and the nulls' observed PC1 of
-    every window shifted, as another seed's set would differ."""
+    """A copy of the committed control set under `name` (ctrl_s<seed>), its runs' recorded seed set to that seed,
+    optionally with run B's window PC1 set and the nulls' observed PC1 of every window shifted, as another seed's
+    set would differ."""
     import json
     import shutil
     src = ROOT / "experiments" / "results" / "cpu_runs" / "ctrl_s42"
     dst = tmp_path / name
     shutil.copytree(src, dst)
+    for run_json in dst.glob("*/run.json"):
+        info = json.loads(run_json.read_text())
+        info["config"]["train"]["seed"] = int(name.rsplit("_s", 1)[1])
+        run_json.write_text(json.dumps(info))
     ctl = dst / "analysis" / "sgd_control.json"
     d = json.loads(ctl.read_text())
     for r in d["results"]["rows"]:
@@ -176,7 +181,7 @@ def test_control_claims_are_judged_in_every_control_set(tmp_path):
     assert rows["C15"]["verdict"] == one["C15"]["verdict"] == "held"
     assert rows["C15"]["ours"].startswith("ctrl_s42: ") and "; ctrl_s137: " in rows["C15"]["ours"]
     e = E.control_evidence(ev, "C15")
-    assert e["seeds"] == ["ctrl_s42", "ctrl_s271", "ctrl_s137"] and e["tests"]["N1"]["n"] == 3
+    assert e["seeds"] == ["ctrl_s42", "ctrl_s137", "ctrl_s271"] and e["tests"]["N1"]["n"] == 3  # by seed
     assert e["tests"]["N1"]["verdict"] in (V.BEYOND, V.WITHIN) and e["verdict"] != V.ONE_SEED
     assert E.control_evidence(load_evidence([runs / "cpu_s42"], sets[0]), "C15")["verdict"] == V.ONE_SEED
     # B's window PC1 below 95% in one set: the claim fails there, and the reason names that set

@@ -305,3 +305,24 @@ def test_default_inputs_pair_controls_only_with_the_same_model(tmp_path):
     runs, controls, beta2 = inp.default_inputs(root=tmp_path)
     assert runs == [tmp_path / "runs/cpu_s42"] and controls == tmp_path / "runs/ctrl_s42" and beta2 is None
     assert inp.default_inputs(root=tmp_path / "nothing_here") == ([], None, None)
+
+
+def test_control_sets_and_sweeps_are_ordered_by_seed_whatever_order_they_are_named_in(tmp_path):
+    """make names the sets by CONTROL_SEEDS (42 271 137), a shell glob by name (137 271 42): the report orders them
+    by seed, as it does the main runs, so both give the same report; a set whose seed cannot be read goes last."""
+    import json
+
+    def a_set(name: str, seed) -> Path:
+        run = tmp_path / name / "A"
+        run.mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"config": {"train": {"seed": seed}}}))
+        return tmp_path / name
+
+    s42, s137, s271 = a_set("ctrl_s42", 42), a_set("ctrl_s137", 137), a_set("ctrl_s271", 271)
+    unreadable = a_set("ctrl_x", "not a seed")
+    empty = tmp_path / "ctrl_empty"
+    empty.mkdir()
+    want = [s42, s137, s271, empty, unreadable]
+    assert inp._dirs([s137, unreadable, s271, empty, s42]) == want
+    assert inp._dirs([str(d) for d in reversed(want)]) == want
+    assert inp._dirs(s271) == [s271] and inp._dirs(None) == []

@@ -17,7 +17,7 @@ from drift import cli
 from drift.run import checkpoint as ck
 from drift.run import provenance
 from drift.run.info import RunInfo, load_run
-from drift.run.kinds import kind_of, require_kind
+from drift.run.kinds import kind_of, members, require_kind
 
 # Analysis files of a main run -> the script that writes them (named in every "not measured" / missing message).
 RUN_ANALYSES = {
@@ -195,12 +195,22 @@ def default_inputs(runs: Sequence | None = None, root=".") -> tuple[list[Path], 
 
 
 def _dirs(given) -> list[Path]:
-    """None, one directory or several, as a list of paths."""
+    """None, one directory or several, as a list of paths sorted by seed (as the main runs are), so the report does
+    not depend on the order the sets are named in (make lists them by CONTROL_SEEDS, a shell glob by name)."""
     if given is None:
         return []
     if isinstance(given, (str, Path)):
         return [Path(given)]
-    return [Path(d) for d in given]
+    return sorted((Path(d) for d in given), key=_set_order)
+
+
+def _set_order(set_dir: Path) -> tuple:
+    """A set's seed, read from its first member's run.json; sets without a readable one go last, by name."""
+    try:
+        seed = int(ck.read_json(members(set_dir)[0] / "run.json")["config"]["train"]["seed"])
+    except (IndexError, KeyError, TypeError, ValueError, ck.RunError):
+        return (1, 0, str(set_dir))
+    return (0, seed, str(set_dir))
 
 
 def _load_controls(ev: Evidence, controls_dir: Path) -> None:
