@@ -323,6 +323,6 @@ def test_control_sets_and_sweeps_are_ordered_by_seed_whatever_order_they_are_nam
     empty = tmp_path / "ctrl_empty"
     empty.mkdir()
     want = [s42, s137, s271, empty, unreadable]
-    assert inp._dirs([s137, unreadable, s271, empty, s42]) == want
-    assert inp._dirs([str(d) for d in reversed(want)]) == want
-    assert inp._dirs(s271) == [s271] and inp._dirs(None) == []
+    assert inp._by_seed(inp._dirs([s137, unreadable, s271, empty, s42])) == want
+    assert inp._by_seed(inp._dirs([str(d) for d in reversed(want)])) == want
+    assert inp._by_seed(inp._dirs(s271)) == [s271] and inp._by_seed(inp._dirs(None)) == []

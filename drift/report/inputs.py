@@ -195,13 +195,18 @@ def default_inputs(runs: Sequence | None = None, root=".") -> tuple[list[Path], 
 
 
 def _dirs(given) -> list[Path]:
-    """None, one directory or several, as a list of paths sorted by seed (as the main runs are), so the report does
-    not depend on the order the sets are named in (make lists them by CONTROL_SEEDS, a shell glob by name)."""
+    """None, one directory or several, as a list of paths."""
     if given is None:
         return []
     if isinstance(given, (str, Path)):
         return [Path(given)]
-    return sorted((Path(d) for d in given), key=_set_order)
+    return [Path(d) for d in given]
+
+
+def _by_seed(set_dirs: list[Path]) -> list[Path]:
+    """Control sets or sweeps sorted by seed (as the main runs are), so the report does not depend on the order they
+    are named in (make lists them by CONTROL_SEEDS, a shell glob by name)."""
+    return sorted(set_dirs, key=_set_order)
 
 
 def _set_order(set_dir: Path) -> tuple:
@@ -232,7 +237,7 @@ def load_evidence(run_dirs: Sequence, controls=None, beta2=None) -> Evidence:
     check_kinds(run_dirs, controls, beta2)
     runs = sorted((load_run_evidence(d) for d in run_dirs), key=lambda r: r.config.train.seed)
     ev = Evidence(runs)
-    ctrl_dirs, beta2_dirs = _dirs(controls), _dirs(beta2)
+    ctrl_dirs, beta2_dirs = _by_seed(_dirs(controls)), _by_seed(_dirs(beta2))
     if ctrl_dirs:
         _load_controls(ev, ctrl_dirs[0])
     if beta2_dirs:

@@ -363,16 +363,6 @@ def _list() -> str:
     return "\n".join(lines)
 
 
-def _stamp_or_error(stamp: Path, seconds: float) -> int:
-    """After a stage's command succeeded: its stamp with the command's wall time (0), or a one-line error (2)."""
-    try:
-        write(stamp, seconds)
-    except StampError as e:
-        print(f"drift.run.stages: error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m drift.run.stages", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -387,6 +377,7 @@ def main(argv=None) -> int:
     sub.add_parser("list", help="every stage with its outputs and inputs")
     s = sub.add_parser("slot", help="run a stage's command in a slot (python -m drift.jobs slot) and, when it "
                                     "succeeds, write the stage's stamp with the command's wall time")
+    jobs = None
     if (sys.argv[1:] if argv is None else list(argv))[:1] == ["slot"]:
         # drift.jobs reads drift.config (about 10 ms); make runs `check` once per target, so only `slot` pays it
         from drift import jobs
@@ -403,9 +394,10 @@ def main(argv=None) -> int:
             write(args.stamp, args.seconds)
             return 0
         if args.command == "slot":
-            from drift import jobs
-            return jobs.run_in_slot(*jobs.slot_call(args, parser),
-                                    on_success=lambda sec: _stamp_or_error(args.stamp, sec))
+            def stamp(seconds: float) -> int:  # a StampError here is reported below, in one line, exit 2
+                write(args.stamp, seconds)
+                return 0
+            return jobs.run_in_slot(*jobs.slot_call(args, parser), on_success=stamp)
         if args.command == "times":
             print(times_text(args.runs))
             return 0

@@ -20,7 +20,6 @@ the loss of a uniform (untrained) predictor, so early_stop_max_val = round(0.471
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -219,11 +218,11 @@ def reuse_finished(src, cfg: Config, run_dir, kind: str, argv: list[str] | None 
         for f in sorted(src.iterdir()):
             if f.is_file() and f.name not in _NOT_COPIED and not f.name.startswith("."):
                 shutil.copy2(f, tmp / f.name)
-        record = json.loads(json.dumps(info))  # plain dicts, a private copy
-        record["reused_from"] = {"run_dir": str(src.resolve()), "run_id": info.get(ck.RUN_ID),
-                                 "kind": kinds.run_kind(src, info), "argv": info.get("argv")}
-        record.update(kind=kind, argv=[str(a) for a in argv] if argv is not None else record.get("argv"))
-        ck.atomic_write_json(record, tmp / "run.json")
+        reused_from = {"run_dir": str(src.resolve()), "run_id": info.get(ck.RUN_ID),
+                       "kind": kinds.run_kind(src, info), "argv": info.get("argv")}
+        ck.atomic_write_json({**info, "kind": kind, "reused_from": reused_from,
+                              "argv": [str(a) for a in argv] if argv is not None else info.get("argv")},
+                             tmp / "run.json")
         if run_dir.exists():
             run_dir.rmdir()  # empty (checked above)
         tmp.rename(run_dir)
