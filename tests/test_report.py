@@ -80,6 +80,30 @@ def test_tables_on_crafted_json_show_paper_beside_ours(tmp_path):
     assert r"& \textbf{not held} &" in next(line for line in bad.splitlines() if line.startswith("C15 ["))
 
 
+def test_tables_show_every_control_set_and_sweep_with_its_own_values(tmp_path):
+    """Two sets per kind (seeds 42 and 137) with planted values that differ: Table 4 and the beta2 table carry a
+    set column and each set's own numbers; Table 5 shows the first set and says so. One set keeps the old layout."""
+    ev = crafted_evidence(True)
+    one = {name: getattr(rp, name)(ev) for name in ("table4", "beta2_table")}
+    second = crafted_evidence(True)
+    second.controls_dir, second.beta2_dir = Path("runs/ctrl_s137"), Path("runs/beta2_s137")
+    second.controls["sgd_control"]["rows"][0]["final_val"] = 4.321         # run A
+    second.beta2["rows"][4].update(marker="diverged at step 99", best_p_ood=0.0123)   # beta2 = 0
+    ev.control_views, ev.beta2_views = [ev, second], [ev, second]
+    t4, b2, t5 = rp.table4(ev), rp.beta2_table(ev), rp.table5(ev)
+    assert r"set & run & optimizer" in t4 and t4.count(r"ctrl\_\allowbreak{}s137 & ") == 3   # A, B, C
+    a_rows = [line for line in t4.splitlines() if "& A & A &" in line]
+    assert a_rows[0].startswith(r"ctrl\_\allowbreak{}s42") and "4.32" not in a_rows[0]
+    assert a_rows[1].startswith(r"ctrl\_\allowbreak{}s137") and "4.32" in a_rows[1]
+    assert b2.count(r"beta2\_\allowbreak{}s137 & ") == 5 and "0.0123" in b2
+    assert r"beta2\_\allowbreak{}s137 0 (0.1) diverged at step 99" in b2
+    assert "Shown for ctrl" in t5 and "the first of 2 sets by seed" in t5
+    assert "Shown for" not in rp.table5(crafted_evidence(True))
+    # one set: no set column, the same text as before the column existed
+    assert "set & " not in one["table4"] and one["table4"].count(r"\begin{tabular}{lllllllllll}") == 1
+    assert "set & " not in one["beta2_table"]
+
+
 def test_optional_figures_draw_from_crafted_json():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from drift.report.figures import FIGURES

@@ -21,26 +21,50 @@ def ours_paper(ours, paper, digits: int = 3) -> str:
     return num(ours, digits) + p
 
 
+def _seed_cells(ev: Evidence, kind: str) -> list[tuple[list[str], Evidence]]:
+    """One (leading cells, view) pair per set of a kind: with several sets (one per seed) each row starts with its
+    set's name; with one, no such column, so a one-seed report keeps its tables as they were."""
+    views = ev.sets(kind)
+    return [([esc(v.set_label(kind))] if len(views) > 1 else [], v) for v in views]
+
+
+def _set_note(ev: Evidence, kind: str) -> str:
+    """The caption's clause naming the set a first-set-only table shows, when there are several."""
+    views = ev.sets(kind)
+    if len(views) < 2:
+        return ""
+    return esc(f" Shown for {ev.set_label(kind)}, the first of {len(views)} sets by seed; the claims table "
+               "gives every set's values.")
+
+
 def table4(ev: Evidence) -> str:
     label = "tab:table4"
     caption = ("Optimizer controls (Table 4 of the paper): final validation loss, best $p_{ood}$ and the trunk "
                "geometry of the standard window (row-normalized, anchored at its first checkpoint). Ours, with "
                "the paper's value in grey parentheses.")
-    res = ev.control("sgd_control")
-    if res is None:
+    if ev.control("sgd_control") is None:
         return not_run(label, caption, ev.missing_control("sgd_control"))
-    rows = []
-    for r in res["rows"]:
-        p = PAPER_TABLE4.get(r["run"], {})
-        window = "--" if not r.get("window") else f"{r['window'][0]}--{r['window'][1]}"
-        rows.append([esc(r["run"].replace("_prime", "'")), esc(r["optimizer"]),
-                     ours_paper(r["final_val"], p.get("final_val")), ours_paper(r["best_p_ood"], p.get("best_p_ood")),
-                     ours_paper(r.get("pc1"), p.get("pc1")), ours_paper(r.get("k95"), p.get("k95")),
-                     num(r.get("k99")), ours_paper(r.get("drift"), p.get("drift")), window,
-                     control_null_cell(ev, r["run"], "standard"), esc(r.get("marker") or r.get("status", ""))])
-    header = ["run", "optimizer", "final val", r"best $p_{ood}$", r"PC1 \%", "k95", "k99", "drift", "window",
-              rf"PC1 {NULL_HEADER}", "status"]
-    return table(label, caption + CONTROL_NULL_NOTE, "lllllllllll", header, rows, size=r"\footnotesize")
+    rows, lead = [], []
+    for lead, view in _seed_cells(ev, "controls"):
+        res = view.control("sgd_control")
+        if res is None:   # a set without its analysis: say so in its row rather than drop the seed
+            rows.append(lead + [r"\multicolumn{11}{l}{\emph{not run}: " + esc(view.missing_control("sgd_control"))
+                                + "}"])
+            continue
+        for r in res["rows"]:
+            p = PAPER_TABLE4.get(r["run"], {})
+            window = "--" if not r.get("window") else f"{r['window'][0]}--{r['window'][1]}"
+            rows.append(lead + [esc(r["run"].replace("_prime", "'")), esc(r["optimizer"]),
+                                ours_paper(r["final_val"], p.get("final_val")),
+                                ours_paper(r["best_p_ood"], p.get("best_p_ood")),
+                                ours_paper(r.get("pc1"), p.get("pc1")), ours_paper(r.get("k95"), p.get("k95")),
+                                num(r.get("k99")), ours_paper(r.get("drift"), p.get("drift")), window,
+                                control_null_cell(view, r["run"], "standard"),
+                                esc(r.get("marker") or r.get("status", ""))])
+    header = ["set"] * bool(lead) + [
+        "run", "optimizer", "final val", r"best $p_{ood}$", r"PC1 \%", "k95", "k99", "drift", "window",
+        rf"PC1 {NULL_HEADER}", "status"]
+    return table(label, caption + CONTROL_NULL_NOTE, "l" * len(header), header, rows, size=r"\footnotesize")
 
 
 def table5(ev: Evidence) -> str:
@@ -67,7 +91,7 @@ def table5(ev: Evidence) -> str:
                      + (" (within tolerance)" if m["within_tol"] else " (outside tolerance)") + "}}"])
     notes = esc(f"target val loss {num(res['target'])} (run C's final val loss; tolerance "
                 f"{100 * res['rel_tol']:.0f}%)")
-    return table(label, caption + CONTROL_NULL_NOTE, "llllllll",
+    return table(label, caption + CONTROL_NULL_NOTE + _set_note(ev, "controls"), "llllllll",
                  ["run", "window (paper steps)", "our steps (n)", r"PC1 \%", "k95", "k99", "drift",
                   rf"PC1 {NULL_HEADER}"], rows, notes=notes, size=r"\footnotesize")
 
@@ -84,26 +108,34 @@ def beta2_table(ev: Evidence) -> str:
                r"window variant. Paper values (section 6) in grey.")
     if ev.beta2 is None:
         return not_run(label, caption, ev.missing_beta2())
-    rows, marks = [], []
-    for p_probe, group in beta2_groups(ev.beta2).items():
-        for r in group:
-            p = PAPER_BETA2.get(round(r["beta2"], 2), {})
-            ga = (r.get("gamma_a") or [{}])[0].get("gamma")
-            name = f"{r['beta2']:g} ({p_probe:g})"
-            if r.get("marker"):   # the status goes to the notes: a status column would push the table off the page
-                marks.append(f"{name} {esc(r['marker'])}")
-            rows.append([name + (r"$^\dagger$" if r.get("marker") else ""), ours_paper(r.get("pc1"), p.get("pc1")),
-                         ours_paper(r.get("raw_pc1"), p.get("raw_pc1")), ours_paper(r.get("drift"), p.get("drift")),
-                         ours_paper(r.get("best_p_ood"), p.get("best_p_ood")),
-                         ours_paper(r.get("mean_abs_cos"), p.get("mean_abs_cos")),
-                         ours_paper(r.get("early_abs_cos"), p.get("early_abs_cos")),
-                         ours_paper(r.get("early_corr"), p.get("early_corr"), 2),
-                         ours_paper(ga, PAPER_BETA2_GAMMA.get(round(r["beta2"], 2), (None,))[0], 3),
-                         beta2_null_cell(ev, r["name"], "gamma_a"),
-                         ours_paper(r.get("window_pc1"), p.get("window_pc1"))])
-    header = [r"$\beta_2$ ($p_{probe}$)", r"PC1 \%", r"raw PC1 \%", "drift", r"best $p_{ood}$", "mean $|C|$",
-              "early $|C|$", "early corr", r"$\gamma_a$ early", rf"$\gamma_a$ {NULL_HEADER}", r"window PC1 \%"]
-    notes = ((r"$^\dagger$ " + "; ".join(marks) + ". ") if marks else "") + beta2_trend_notes(ev)
+    rows, marks, notes, lead = [], [], [], []
+    for lead, view in _seed_cells(ev, "beta2"):
+        where = (lead[0] + " ") if lead else ""
+        if view.beta2 is None:   # a sweep without its table: say so in its row rather than drop the seed
+            rows.append(lead + [r"\multicolumn{11}{l}{\emph{not run}: " + esc(view.missing_beta2()) + "}"])
+            continue
+        for p_probe, group in beta2_groups(view.beta2).items():
+            for r in group:
+                p = PAPER_BETA2.get(round(r["beta2"], 2), {})
+                ga = (r.get("gamma_a") or [{}])[0].get("gamma")
+                name = f"{r['beta2']:g} ({p_probe:g})"
+                if r.get("marker"):   # the status goes to the notes: a status column would push the table off the page
+                    marks.append(f"{where}{name} {esc(r['marker'])}")
+                rows.append(lead + [
+                    name + (r"$^\dagger$" if r.get("marker") else ""), ours_paper(r.get("pc1"), p.get("pc1")),
+                    ours_paper(r.get("raw_pc1"), p.get("raw_pc1")), ours_paper(r.get("drift"), p.get("drift")),
+                    ours_paper(r.get("best_p_ood"), p.get("best_p_ood")),
+                    ours_paper(r.get("mean_abs_cos"), p.get("mean_abs_cos")),
+                    ours_paper(r.get("early_abs_cos"), p.get("early_abs_cos")),
+                    ours_paper(r.get("early_corr"), p.get("early_corr"), 2),
+                    ours_paper(ga, PAPER_BETA2_GAMMA.get(round(r["beta2"], 2), (None,))[0], 3),
+                    beta2_null_cell(view, r["name"], "gamma_a"),
+                    ours_paper(r.get("window_pc1"), p.get("window_pc1"))])
+        notes.append(where + beta2_trend_notes(view))
+    header = ["set"] * bool(lead) + [
+        r"$\beta_2$ ($p_{probe}$)", r"PC1 \%", r"raw PC1 \%", "drift", r"best $p_{ood}$", "mean $|C|$",
+        "early $|C|$", "early corr", r"$\gamma_a$ early", rf"$\gamma_a$ {NULL_HEADER}", r"window PC1 \%"]
+    notes = ((r"$^\dagger$ " + "; ".join(marks) + ". ") if marks else "") + " ".join(notes)
     return table(label, caption + BETA2_NULL_NOTE, "l" * len(header), header, rows, notes=notes,
                  size=r"\scriptsize\setlength{\tabcolsep}{3pt}")
 

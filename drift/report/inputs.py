@@ -69,7 +69,8 @@ class Evidence:
     beta2: dict | None = None
     beta2_nulls: dict | None = None
     # One Evidence per control set / beta2 sweep (one per seed; the first is this one): claims on controls and
-    # sweeps are judged in every set (report/claims.py), the tables show the first.
+    # sweeps are judged in every set (report/claims.py); Table 4 and the beta2 table show every set, Table 5 and
+    # the figures the first.
     control_views: list["Evidence"] = field(default_factory=list, repr=False)
     beta2_views: list["Evidence"] = field(default_factory=list, repr=False)
 
