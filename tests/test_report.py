@@ -99,6 +99,12 @@ def test_tables_show_every_control_set_and_sweep_with_its_own_values(tmp_path):
     assert r"beta2\_\allowbreak{}s137 0 (0.1) diverged at step 99" in b2
     assert "Shown for ctrl" in t5 and "the first of 2 sets by seed" in t5
     assert "Shown for" not in rp.table5(crafted_evidence(True))
+    # a set whose analysis is missing keeps its row, saying what to run
+    second.controls["sgd_control"], second.beta2 = None, None
+    t4, b2 = rp.table4(ev), rp.beta2_table(ev)
+    lead = r" & \multicolumn{11}{l}{\emph{not run}: "
+    assert r"ctrl\_\allowbreak{}s137" + lead in t4 and "control" in t4.split(r"s137" + lead)[1].splitlines()[0]
+    assert r"beta2\_\allowbreak{}s137" + lead in b2 and "sweep" in b2.split(r"s137" + lead)[1].splitlines()[0]
     # one set: no set column, the same text as before the column existed
     assert "set & " not in one["table4"] and one["table4"].count(r"\begin{tabular}{lllllllllll}") == 1
     assert "set & " not in one["beta2_table"]

@@ -44,7 +44,7 @@ def table4(ev: Evidence) -> str:
                "the paper's value in grey parentheses.")
     if ev.control("sgd_control") is None:
         return not_run(label, caption, ev.missing_control("sgd_control"))
-    rows, lead = [], []
+    rows = []
     for lead, view in _seed_cells(ev, "controls"):
         res = view.control("sgd_control")
         if res is None:   # a set without its analysis: say so in its row rather than drop the seed
@@ -61,7 +61,7 @@ def table4(ev: Evidence) -> str:
                                 num(r.get("k99")), ours_paper(r.get("drift"), p.get("drift")), window,
                                 control_null_cell(view, r["run"], "standard"),
                                 esc(r.get("marker") or r.get("status", ""))])
-    header = ["set"] * bool(lead) + [
+    header = ["set"] * (len(ev.sets("controls")) > 1) + [
         "run", "optimizer", "final val", r"best $p_{ood}$", r"PC1 \%", "k95", "k99", "drift", "window",
         rf"PC1 {NULL_HEADER}", "status"]
     return table(label, caption + CONTROL_NULL_NOTE, "l" * len(header), header, rows, size=r"\footnotesize")
@@ -108,7 +108,7 @@ def beta2_table(ev: Evidence) -> str:
                r"window variant. Paper values (section 6) in grey.")
     if ev.beta2 is None:
         return not_run(label, caption, ev.missing_beta2())
-    rows, marks, notes, lead = [], [], [], []
+    rows, marks, notes = [], [], []
     for lead, view in _seed_cells(ev, "beta2"):
         where = (lead[0] + " ") if lead else ""
         if view.beta2 is None:   # a sweep without its table: say so in its row rather than drop the seed
@@ -132,7 +132,7 @@ def beta2_table(ev: Evidence) -> str:
                     beta2_null_cell(view, r["name"], "gamma_a"),
                     ours_paper(r.get("window_pc1"), p.get("window_pc1"))])
         notes.append(where + beta2_trend_notes(view))
-    header = ["set"] * bool(lead) + [
+    header = ["set"] * (len(ev.sets("beta2")) > 1) + [
         r"$\beta_2$ ($p_{probe}$)", r"PC1 \%", r"raw PC1 \%", "drift", r"best $p_{ood}$", "mean $|C|$",
         "early $|C|$", "early corr", r"$\gamma_a$ early", rf"$\gamma_a$ {NULL_HEADER}", r"window PC1 \%"]
     notes = ((r"$^\dagger$ " + "; ".join(marks) + ". ") if marks else "") + " ".join(notes)
